@@ -1,0 +1,71 @@
+//! A small client for the admin API: auth, JSON, and errors a user can act on.
+
+use anyhow::{Context, Result, anyhow, bail};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+
+pub struct Client {
+    pub base: String,
+    key: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, key: Option<String>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("glint-cli/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            http,
+        })
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    /// Sends and turns any non-2xx answer into the API's own error message.
+    pub async fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let resp = req.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the Glint admin API at {}: {e}\n  is a node running? start one with `glint serve`, or point --url / GLINT_API_URL at it",
+                self.base
+            )
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v["error"]["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| text.trim().to_string());
+        if status == StatusCode::UNAUTHORIZED && self.key.is_none() {
+            bail!("{message}\n  no API key given: pass --key or set GLINT_API_KEY");
+        }
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+
+    pub async fn json(&self, req: RequestBuilder) -> Result<Value> {
+        let resp = self.send(req).await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        resp.json()
+            .await
+            .context("the admin API answered with invalid JSON")
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.json(self.request(Method::GET, path)).await
+    }
+}

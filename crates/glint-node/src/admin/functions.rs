@@ -1,0 +1,480 @@
+//! `/api/v1/functions/...`: deploy, inspect, route and delete functions and versions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use glint_runtime::Manifest;
+use glint_store::{
+    AliasName, AliasTarget, FunctionName, Level, LogQuery, VersionId, VersionRecord, now_ms,
+};
+use http::StatusCode;
+use http::header::CONTENT_TYPE;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Caller;
+use crate::error::ApiError;
+use crate::node::Node;
+
+fn function_name(raw: &str) -> Result<FunctionName, ApiError> {
+    Ok(raw.parse()?)
+}
+
+fn version_json(node: &Node, v: &VersionRecord) -> Value {
+    let limits = Manifest::parse(&v.manifest)
+        .ok()
+        .and_then(|m| m.config(&v.function).ok())
+        .map(|c| json!(c.limits));
+    json!({
+        "version": v.version.to_string(),
+        "sha256": v.sha256,
+        "size": v.size,
+        "created_at_ms": v.created_at_ms,
+        "limits": limits,
+        "url": format!("{}/api/faas/v1/execute/{}/{}", node.public_url, v.function, v.version),
+    })
+}
+
+pub async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for f in node.store.functions(&caller.tenant).await? {
+        let aliases = node.store.aliases(&caller.tenant, &f.name).await?;
+        let latest = aliases
+            .iter()
+            .find(|a| a.name.as_str() == glint_store::LATEST_ALIAS)
+            .map(|a| a.targets.clone());
+        out.push(json!({
+            "name": f.name,
+            "route": f.route,
+            "url": format!("{}{}", node.public_url, f.route),
+            "latest": latest,
+            "updated_at_ms": f.updated_at_ms,
+        }));
+    }
+    Ok(Json(json!({ "functions": out })))
+}
+
+pub async fn info(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let t = &caller.tenant;
+    let f = node.store.function(t, &name).await?;
+    let versions = node.store.versions(t, &name).await?;
+    let aliases = node.store.aliases(t, &name).await?;
+    let api_env = node.store.env(t, &name).await?;
+    let newest_manifest = versions
+        .last()
+        .and_then(|v| Manifest::parse(&v.manifest).ok())
+        .and_then(|m| m.config(&name).ok());
+    let mut env_names: Vec<String> = api_env.iter().map(|(k, _)| k.clone()).collect();
+    if let Some(c) = &newest_manifest {
+        env_names.extend(c.env.iter().map(|(k, _)| k.clone()));
+    }
+    env_names.sort();
+    env_names.dedup();
+    Ok(Json(json!({
+        "name": f.name,
+        "tenant": f.tenant,
+        "route": f.route,
+        "url": format!("{}{}", node.public_url, f.route),
+        "created_at_ms": f.created_at_ms,
+        "updated_at_ms": f.updated_at_ms,
+        "versions": versions.iter().map(|v| version_json(&node, v)).collect::<Vec<_>>(),
+        "aliases": aliases,
+        "limits": newest_manifest.as_ref().map(|c| json!(c.limits)),
+        "scaling": newest_manifest.as_ref().map(|c| json!(c.scaling)),
+        "env": env_names,
+    })))
+}
+
+pub async fn versions(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let versions = node.store.versions(&caller.tenant, &name).await?;
+    Ok(Json(
+        json!({ "versions": versions.iter().map(|v| version_json(&node, v)).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn version(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let v = node
+        .store
+        .version(&caller.tenant, &name, version.parse()?)
+        .await?;
+    let mut body = version_json(&node, &v);
+    body["manifest"] = json!(v.manifest);
+    Ok(Json(body))
+}
+
+pub async fn download(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let name = function_name(&name)?;
+    let v = node
+        .store
+        .version(&caller.tenant, &name, version.parse()?)
+        .await?;
+    let bytes = node.store.artifact(&caller.tenant, &v.sha256).await?;
+    let disposition = format!("attachment; filename=\"{name}-{}.wasm\"", v.version);
+    Ok((
+        [
+            (CONTENT_TYPE, "application/wasm".to_string()),
+            (http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct DeployQuery {
+    /// The alias to move to the new version; `latest` unless given.
+    pub alias: Option<String>,
+    /// Deploy without moving any alias.
+    #[serde(default)]
+    pub no_alias: bool,
+}
+
+/// Reads a deploy: multipart with a `component` part and an optional `manifest` part, or
+/// a bare `application/wasm` body with no manifest.
+async fn read_upload(req: Request) -> Result<(String, Vec<u8>), ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let upload_error = |e: &dyn std::fmt::Display, status: StatusCode| {
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "upload_too_large"
+        } else {
+            "bad_upload"
+        };
+        ApiError::new(
+            status,
+            code,
+            format!(
+                "cannot read the upload: {e} (the limit is {} MiB)",
+                super::MAX_UPLOAD_BYTES >> 20
+            ),
+        )
+    };
+    if !content_type.starts_with("multipart/form-data") {
+        let bytes = Bytes::from_request(req, &())
+            .await
+            .map_err(|e| upload_error(&e.body_text(), e.status()))?;
+        return Ok((String::new(), bytes.to_vec()));
+    }
+    let mut multipart = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| upload_error(&e.body_text(), e.status()))?;
+    let (mut manifest, mut component) = (String::new(), None);
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| upload_error(&e.body_text(), e.status()))?
+    {
+        match field.name().unwrap_or_default() {
+            "manifest" => {
+                manifest = field
+                    .text()
+                    .await
+                    .map_err(|e| upload_error(&e.body_text(), e.status()))?
+            }
+            "component" => {
+                component = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| upload_error(&e.body_text(), e.status()))?
+                        .to_vec(),
+                )
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    "bad_upload",
+                    format!(
+                        "unexpected form field '{other}'; send 'component' (the .wasm) and optionally 'manifest' (glint.toml)"
+                    ),
+                ));
+            }
+        }
+    }
+    let component = component.ok_or_else(|| {
+        ApiError::bad_request(
+            "empty_component",
+            "the upload has no 'component' field; attach the .wasm file",
+        )
+    })?;
+    Ok((manifest, component))
+}
+
+pub async fn deploy(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(query): Query<DeployQuery>,
+    req: Request,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = function_name(&name)?;
+    let alias = match (query.no_alias, query.alias) {
+        (true, _) => None,
+        (false, Some(a)) => Some(a.parse::<AliasName>()?),
+        (false, None) => Some(AliasName::latest()),
+    };
+    let (manifest, component) = read_upload(req).await?;
+    let record = node
+        .deploy(&caller.tenant, &name, manifest, component, alias.clone())
+        .await?;
+    let f = node.store.function(&caller.tenant, &name).await?;
+    let mut body = version_json(&node, &record);
+    body["function"] = json!(name);
+    body["route"] = json!(f.route);
+    body["function_url"] = json!(format!("{}{}", node.public_url, f.route));
+    body["alias"] = json!(alias);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn delete_function(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let name = function_name(&name)?;
+    node.delete_function(&caller.tenant, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn delete_version(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name = function_name(&name)?;
+    let version: VersionId = version.parse()?;
+    let tenant = caller.tenant.clone();
+    let n = name.clone();
+    node.change(&caller.tenant, &name, move |store| async move {
+        store.delete_version(&tenant, &n, version).await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn aliases(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    Ok(Json(
+        json!({ "aliases": node.store.aliases(&caller.tenant, &name).await? }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct AliasBody {
+    /// Version to weight, e.g. `{"v1": 0.9, "v2": 0.1}`.
+    pub versions: BTreeMap<String, f64>,
+}
+
+pub async fn set_alias(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, alias)): Path<(String, String)>,
+    Json(body): Json<AliasBody>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let alias: AliasName = alias.parse()?;
+    let mut targets = Vec::new();
+    for (version, weight) in body.versions {
+        if !weight.is_finite() || weight < 0.0 {
+            return Err(ApiError::bad_request(
+                "invalid_weight",
+                format!(
+                    "weight {weight} for {version} is invalid; weights are numbers >= 0, such as 0.9 and 0.1"
+                ),
+            ));
+        }
+        targets.push(AliasTarget {
+            version: version.parse()?,
+            weight,
+        });
+    }
+    if targets.iter().map(|t| t.weight).sum::<f64>() <= 0.0 {
+        return Err(ApiError::bad_request(
+            "invalid_weight",
+            "an alias needs at least one version with a weight above 0, e.g. {\"versions\": {\"v2\": 1}}",
+        ));
+    }
+    let tenant = caller.tenant.clone();
+    let (n, a) = (name.clone(), alias.clone());
+    let record = node
+        .change(&caller.tenant, &name, move |store| async move {
+            store.set_alias(&tenant, &n, &a, targets).await
+        })
+        .await?;
+    Ok(Json(json!(record)))
+}
+
+pub async fn delete_alias(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, alias)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name = function_name(&name)?;
+    let alias: AliasName = alias.parse()?;
+    if alias == AliasName::latest() {
+        return Err(ApiError::bad_request(
+            "alias_required",
+            "'latest' is what the data plane serves and cannot be deleted; point it elsewhere instead",
+        ));
+    }
+    let tenant = caller.tenant.clone();
+    let n = name.clone();
+    node.change(&caller.tenant, &name, move |store| async move {
+        store.delete_alias(&tenant, &n, &alias).await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn env(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let env = node.store.env(&caller.tenant, &name).await?;
+    let vars: Vec<_> = env
+        .into_iter()
+        .map(|(k, v)| json!({ "name": k, "value": v }))
+        .collect();
+    Ok(Json(json!({ "env": vars })))
+}
+
+#[derive(Deserialize)]
+pub struct EnvBody {
+    pub value: String,
+}
+
+fn check_env_key(key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "env var name {key:?} is invalid; use letters, digits and '_', not starting with a digit"
+            ),
+        ))
+    }
+}
+
+pub async fn set_env(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, key)): Path<(String, String)>,
+    Json(body): Json<EnvBody>,
+) -> Result<StatusCode, ApiError> {
+    let name = function_name(&name)?;
+    check_env_key(&key)?;
+    let tenant = caller.tenant.clone();
+    let n = name.clone();
+    node.change(&caller.tenant, &name, move |store| async move {
+        store.set_env(&tenant, &n, &key, &body.value).await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unset_env(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path((name, key)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let name = function_name(&name)?;
+    let tenant = caller.tenant.clone();
+    let n = name.clone();
+    node.change(&caller.tenant, &name, move |store| async move {
+        store.unset_env(&tenant, &n, &key).await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+pub struct LogsQuery {
+    pub lines: Option<usize>,
+    /// Milliseconds since the epoch, or a duration back from now: `90s`, `10m`, `2h`, `1d`.
+    pub since: Option<String>,
+    pub execution_id: Option<String>,
+    pub level: Option<String>,
+}
+
+/// `10m` → milliseconds.
+pub fn parse_since(text: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_since",
+            format!(
+                "since {text:?} is invalid; use a duration such as 30s, 10m, 2h or 1d, or epoch milliseconds"
+            ),
+        )
+    };
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "" => return Ok(n),
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return Err(bad()),
+    };
+    Ok(now_ms() - ms)
+}
+
+pub async fn logs(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    node.store.function(&caller.tenant, &name).await?;
+    let query = LogQuery {
+        function: Some(name),
+        execution_id: q.execution_id,
+        since_ms: q.since.as_deref().map(parse_since).transpose()?,
+        min_level: q.level.as_deref().map(str::parse::<Level>).transpose()?,
+        lines: q.lines.unwrap_or(100).clamp(1, 10_000),
+    };
+    let lines = node.store.logs(&caller.tenant, query).await?;
+    Ok(Json(json!({ "lines": lines })))
+}

@@ -1,0 +1,190 @@
+//! The admin API: JSON under `/api/v1`, on its own listener.
+//!
+//! Every route but `/healthz`, `/readyz` and `/version` needs `Authorization: Bearer
+//! <key>`. The [`auth`] middleware checks the key once and hands the handler a
+//! [`Caller`] with the key's tenant and role; routes are grouped by the role they need.
+
+mod functions;
+mod keys;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use glint_store::{Role, TenantId};
+use http::StatusCode;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// Largest component upload the API accepts.
+pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        crate::data_plane::error_response(&self).into_response()
+    }
+}
+
+/// Who is calling, as established by their API key.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub role: Role,
+    pub key_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("route is missing the auth middleware"))
+    }
+}
+
+async fn auth(
+    State((node, needed)): State<(Arc<Node>, Role)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(key) = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing API key: send `Authorization: Bearer <key>` (glint: --key or GLINT_API_KEY; \
+             the first admin key is in the node's data dir, file admin-key)",
+        )
+        .into_response();
+    };
+    let Some(record) = node.keys.check(key) else {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid or revoked API key; check --key / GLINT_API_KEY, or ask an admin for a new key",
+        )
+        .into_response();
+    };
+    if record.role < needed {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this API key has role '{}', and this call needs '{}' or higher; use a key with that role",
+                record.role, needed
+            ),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(Caller {
+        tenant: record.tenant,
+        role: record.role,
+        key_id: record.id,
+    });
+    next.run(req).await
+}
+
+pub fn router(node: Arc<Node>) -> Router {
+    let read = Router::new()
+        .route("/api/v1/node", get(node_status))
+        .route("/api/v1/functions", get(functions::list))
+        .route("/api/v1/functions/{name}", get(functions::info))
+        .route(
+            "/api/v1/functions/{name}/versions",
+            get(functions::versions),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions/{version}",
+            get(functions::version),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions/{version}/wasm",
+            get(functions::download),
+        )
+        .route("/api/v1/functions/{name}/aliases", get(functions::aliases))
+        .route("/api/v1/functions/{name}/env", get(functions::env))
+        .route("/api/v1/functions/{name}/logs", get(functions::logs))
+        .route_layer(middleware::from_fn_with_state(
+            (node.clone(), Role::Read),
+            auth,
+        ));
+    let deploy = Router::new()
+        .route(
+            "/api/v1/functions/{name}",
+            delete(functions::delete_function),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions",
+            post(functions::deploy).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions/{version}",
+            delete(functions::delete_version),
+        )
+        .route(
+            "/api/v1/functions/{name}/aliases/{alias}",
+            put(functions::set_alias).delete(functions::delete_alias),
+        )
+        .route(
+            "/api/v1/functions/{name}/env/{key}",
+            put(functions::set_env).delete(functions::unset_env),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            (node.clone(), Role::Deploy),
+            auth,
+        ));
+    let admin = Router::new()
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route_layer(middleware::from_fn_with_state(
+            (node.clone(), Role::Admin),
+            auth,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { Json(json!({ "ready": true })) }))
+        .route(
+            "/version",
+            get(|| async { Json(json!({ "version": env!("CARGO_PKG_VERSION") })) }),
+        )
+        .merge(read)
+        .merge(deploy)
+        .merge(admin)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such admin API route; the API lives under /api/v1",
+            )
+        })
+        .with_state(node)
+}
+
+async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &node.runtime.stats;
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": node.started.elapsed().as_secs(),
+        "data_plane_url": node.public_url,
+        "functions": node.routes.load().functions().count(),
+        "compiles": stats.compiles.load(Relaxed),
+        "compile_ms_total": stats.compile_micros.load(Relaxed) / 1000,
+        "cache_loads": stats.cache_loads.load(Relaxed),
+        "log_lines_dropped": node.logs.dropped.load(Relaxed),
+    }))
+}

@@ -1,0 +1,258 @@
+//! The data plane: where a user's HTTP request becomes a guest invocation.
+//!
+//! `/<route>/...` runs the function's `latest` alias, and
+//! `POST /api/faas/v1/execute/<fn>[/<version-or-alias>]` is the PhotonIQ-style form. The
+//! path is resolved in memory, a version is picked by weight, the body is read up to the
+//! function's limit, and the guest runs in a fresh sandbox. Every response carries
+//! `x-glint-execution-id`, the id on each of the invocation's log lines.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glint_runtime::{Invocation, into_boxed_body};
+use glint_store::{FunctionName, LATEST_ALIAS, TenantId, VersionId};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+
+use crate::error::ApiError;
+use crate::logs::InvocationLog;
+use crate::node::Node;
+use crate::routes::{FunctionEntry, VersionSlot};
+
+pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub const EXECUTION_ID: &str = "x-glint-execution-id";
+const EXECUTE_PREFIX: &str = "/api/faas/v1/execute/";
+/// How long a request waits for a free instance when a function is at its concurrency
+/// limit, before it gets 503.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(e.body_json()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = e.status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Serves one data-plane request. Never fails: errors become JSON responses.
+pub async fn serve(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+    let execution_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    let mut resp = match dispatch(&node, req, &execution_id).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    if let Ok(v) = HeaderValue::from_str(&execution_id) {
+        resp.headers_mut().insert(EXECUTION_ID, v);
+    }
+    resp
+}
+
+async fn dispatch(
+    node: &Node,
+    req: Request<Incoming>,
+    execution_id: &Arc<str>,
+) -> Result<Response<Body>, ApiError> {
+    let routes = node.routes.load();
+    let path = req.uri().path();
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+
+    if let Some(rest) = path.strip_prefix(EXECUTE_PREFIX) {
+        if req.method() != Method::POST {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "the execute endpoint takes POST; send the request body as the function's input",
+            ));
+        }
+        let (name, selector) = match rest.split_once('/') {
+            Some((n, s)) => (n, Some(s.trim_end_matches('/'))),
+            None => (rest, None),
+        };
+        let name: FunctionName = name.parse()?;
+        let tenant = TenantId::default_tenant();
+        let entry = routes
+            .function(&tenant, &name)
+            .ok_or_else(|| not_found(name.as_str()))?;
+        let slot = select(
+            entry,
+            selector.filter(|s| !s.is_empty()).unwrap_or(LATEST_ALIAS),
+        )?
+        .clone();
+        let entry = entry.clone();
+        drop(routes);
+        return run(node, &entry, &slot, req, format!("/{query}"), execution_id).await;
+    }
+
+    let (entry, rest) = routes.resolve(path).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            format!("no function is routed at {path}; `glint list` shows the routes"),
+        )
+    })?;
+    let guest_path = if rest.is_empty() {
+        format!("/{query}")
+    } else {
+        format!("{rest}{query}")
+    };
+    let slot = select(entry, LATEST_ALIAS)?.clone();
+    let entry = entry.clone();
+    drop(routes);
+    run(node, &entry, &slot, req, guest_path, execution_id).await
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "function_not_found",
+        format!("function '{name}' does not exist; `glint list` shows the deployed functions"),
+    )
+}
+
+/// A version by number (`v3`, `3`) or by alias (`latest`, `canary`).
+fn select<'e>(entry: &'e FunctionEntry, selector: &str) -> Result<&'e Arc<VersionSlot>, ApiError> {
+    if let Ok(v) = selector.parse::<VersionId>() {
+        return entry.versions.get(&v).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "version_not_found",
+                format!(
+                    "function '{}' has no version '{v}'; `glint info {}` lists them",
+                    entry.name, entry.name
+                ),
+            )
+        });
+    }
+    entry.alias(selector).map(|a| a.pick()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "alias_not_found",
+            format!(
+                "function '{}' has no alias '{selector}' with a live version; `glint info {}` lists its aliases",
+                entry.name, entry.name
+            ),
+        )
+    })
+}
+
+async fn run(
+    node: &Node,
+    entry: &FunctionEntry,
+    slot: &Arc<VersionSlot>,
+    req: Request<Incoming>,
+    guest_path: String,
+    execution_id: &Arc<str>,
+) -> Result<Response<Body>, ApiError> {
+    let limits = slot.config.limits;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than function '{}' accepts ({} bytes); raise `limits.max_body_bytes` in glint.toml",
+                entry.name, limits.max_body_bytes
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(too_large());
+    }
+
+    let permit = match tokio::time::timeout(QUEUE_TIMEOUT, slot.concurrency.clone().acquire_owned())
+        .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "at_capacity",
+                format!(
+                    "function '{}' is at its concurrency limit of {}; retry shortly or raise `scaling.max_concurrency`",
+                    entry.name, slot.config.scaling.max_concurrency
+                ),
+            );
+            e.retry_after = Some(1);
+            return Err(e);
+        }
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let body = Limited::new(body, limits.max_body_bytes as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                too_large()
+            } else {
+                ApiError::bad_request(
+                    "body_read_failed",
+                    format!("cannot read the request body: {e}"),
+                )
+            }
+        })?
+        .to_bytes();
+
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .to_string();
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(host.as_str())
+        .path_and_query(guest_path.as_str())
+        .build()
+        .map_err(|e| {
+            ApiError::bad_request("bad_uri", format!("cannot form the guest's URI: {e}"))
+        })?;
+    if let Ok(prefix) = HeaderValue::from_str(&entry.route) {
+        parts.headers.insert("x-forwarded-prefix", prefix);
+    }
+    let request = Request::from_parts(parts, body);
+
+    let compiled = node.compiled(&entry.tenant, slot).await?;
+    let invocation = Invocation {
+        limits,
+        env: slot.env.clone(),
+        log: Arc::new(InvocationLog {
+            context: slot.log_context.clone(),
+            execution_id: execution_id.clone(),
+            pipe: node.logs.clone(),
+        }),
+    };
+    let response = node.runtime.invoke(&compiled, request, invocation).await?;
+    // The permit lives as long as the body, which streams while the guest still runs.
+    Ok(response.map(|body| {
+        into_boxed_body(body)
+            .map_frame(move |frame| {
+                let _held = &permit;
+                frame
+            })
+            .boxed_unsync()
+    }))
+}

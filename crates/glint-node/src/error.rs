@@ -1,0 +1,113 @@
+//! Errors as users see them: an HTTP status, a stable `code`, and a message that says
+//! what to do. Both the admin API and the data plane answer with this JSON shape:
+//! `{"error": {"code": "function_not_found", "message": "..."}}`.
+
+use glint_runtime::{ComponentError, InvokeError, ManifestError};
+use glint_store::StoreError;
+use http::StatusCode;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds to send in `Retry-After`, for 503s.
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn body_json(&self) -> String {
+        serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => {
+                let code = if m.starts_with("function '") && m.contains("does not exist") {
+                    "function_not_found"
+                } else {
+                    "not_found"
+                };
+                ApiError::new(StatusCode::NOT_FOUND, code, m)
+            }
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::InvalidName(m) => ApiError::bad_request("invalid_name", m),
+            StoreError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            StoreError::Backend(m) => {
+                tracing::error!(error = %m, "storage failure");
+                ApiError::internal(format!("{m}; the node's log has details"))
+            }
+        }
+    }
+}
+
+impl From<ManifestError> for ApiError {
+    fn from(e: ManifestError) -> Self {
+        ApiError::bad_request("invalid_manifest", e.to_string())
+    }
+}
+
+impl From<ComponentError> for ApiError {
+    fn from(e: ComponentError) -> Self {
+        let code = match &e {
+            ComponentError::Empty => "empty_component",
+            ComponentError::NotWasm => "not_wasm",
+            ComponentError::CoreModule => "not_a_component",
+            ComponentError::Invalid(_) => "invalid_component",
+            ComponentError::NoHttpHandler(_) => "missing_http_handler",
+            ComponentError::UnsupportedImport(_) => "unsupported_import",
+            ComponentError::Cache(_) => return ApiError::internal(e.to_string()),
+        };
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let (status, code) = match &e {
+            InvokeError::CpuLimit(_) => (StatusCode::GATEWAY_TIMEOUT, "cpu_limit_exceeded"),
+            InvokeError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "function_timeout"),
+            InvokeError::MemoryLimit(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "memory_limit_exceeded")
+            }
+            InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "function_trapped"),
+            InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
+            InvokeError::GuestError(_) => (StatusCode::BAD_GATEWAY, "function_error"),
+            InvokeError::Instantiate(_) => (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed"),
+        };
+        // Trap details carry a wasm backtrace; the response gets the first line only, and
+        // the function's log has the whole of it.
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default();
+        ApiError::new(
+            status,
+            code,
+            format!("{first} (see `glint logs` for details)"),
+        )
+    }
+}

@@ -1,0 +1,166 @@
+//! A Glint node: the data plane, the admin API, and the state they share.
+//!
+//! A request enters at [`data_plane::serve`], is routed through the in-memory
+//! [`routes::RouteTable`], and runs in `glint_runtime`. Deploys and every other change
+//! come in through [`admin`], go through [`node::Node`] to the store, and then update the
+//! route table. Guest log lines flow through [`logs`] to the store in batches.
+//!
+//! [`run`] starts a node and stops it gracefully when its shutdown future resolves.
+
+pub mod admin;
+pub mod data_plane;
+pub mod error;
+pub mod keys;
+pub mod logs;
+pub mod node;
+pub mod routes;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use glint_runtime::{Runtime, RuntimeConfig};
+use glint_store::Store;
+use glint_store::embedded::EmbeddedStore;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+pub use node::Node;
+
+/// How long a stopping node lets in-flight requests finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// Data plane address.
+    pub listen: SocketAddr,
+    /// Admin API address.
+    pub admin_listen: SocketAddr,
+    /// `GLINT_ADMIN_KEY`, if set.
+    pub admin_key: Option<String>,
+    /// Instances that may run at once on this node.
+    pub max_instances: u32,
+}
+
+fn url_for(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// Runs a node until `shutdown` resolves, then drains in-flight requests, stores the
+/// queued log lines and closes the store.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+    let embedded = EmbeddedStore::open(&config.data_dir.join("glint.db"))?;
+    let store: Arc<dyn Store> = Arc::new(embedded.clone());
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        cache_dir: config.data_dir.join("compiled"),
+        max_instances: config.max_instances,
+    })?);
+
+    let data_listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (data plane); is another node running? pick another with --listen",
+            config.listen
+        )
+    })?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (admin API); pick another with --admin-listen",
+                config.admin_listen
+            )
+        })?;
+    let data_url = url_for(data_listener.local_addr()?);
+    let admin_url = url_for(admin_listener.local_addr()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
+    let node = Arc::new(Node::new(
+        store.clone(),
+        runtime,
+        log_pipe,
+        data_url.clone(),
+    ));
+    keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
+    node.keys.reload(store.as_ref()).await?;
+    node.load_all().await?;
+
+    let data = tokio::spawn(serve_data_plane(
+        node.clone(),
+        data_listener,
+        stop_rx.clone(),
+    ));
+    let mut admin_stop = stop_rx.clone();
+    let admin = tokio::spawn(async move {
+        axum::serve(admin_listener, admin::router(node.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.changed().await;
+            })
+            .await
+    });
+    println!("data plane: {data_url}");
+    println!("admin API:  {admin_url}");
+    println!("data dir:   {}", config.data_dir.display());
+    tracing::info!(%data_url, %admin_url, "glint node ready");
+
+    shutdown.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let _ = data.await;
+        let _ = admin.await;
+    })
+    .await;
+    let _ = log_writer.await;
+    embedded.close()?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn serve_data_plane(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let node = node.clone();
+            async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}

@@ -1,0 +1,278 @@
+//! The node's shared state and the operations the admin API calls.
+//!
+//! [`Node`] ties the store, the runtime and the route table together. Every change to a
+//! function goes through here: it is written to the store first, then the function's
+//! entry in the route table is rebuilt from what the store holds, so the table never
+//! shows a state the store does not have.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use glint_runtime::{Compiled, Manifest, Runtime, check_header};
+use glint_store::{
+    AliasName, FunctionName, NewVersion, Store, StoreError, TenantId, VersionId, VersionRecord,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, OnceCell, Semaphore};
+
+use crate::error::ApiError;
+use crate::keys::KeyTable;
+use crate::logs::LogPipe;
+use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
+
+pub struct Node {
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<Runtime>,
+    pub routes: ArcSwap<RouteTable>,
+    pub keys: KeyTable,
+    pub logs: LogPipe,
+    pub started: Instant,
+    /// The data plane's address, for the URLs the API hands out.
+    pub public_url: String,
+    /// Serialises changes to functions, so two rebuilds never race.
+    changes: Mutex<()>,
+}
+
+impl Node {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        logs: LogPipe,
+        public_url: String,
+    ) -> Self {
+        Self {
+            store,
+            runtime,
+            routes: ArcSwap::default(),
+            keys: KeyTable::default(),
+            logs,
+            started: Instant::now(),
+            public_url,
+            changes: Mutex::new(()),
+        }
+    }
+
+    /// Loads every function into the route table, mapping aliased versions in from the
+    /// compile cache. Versions whose cache entry is missing are compiled now.
+    pub async fn load_all(&self) -> anyhow::Result<()> {
+        let _guard = self.changes.lock().await;
+        for f in self.store.all_functions().await? {
+            if let Err(e) = self.rebuild(&f.tenant, &f.name, None).await {
+                tracing::error!(function = %f.name, error = %e, "cannot load function; it will not be served");
+            }
+        }
+        Ok(())
+    }
+
+    /// Compiles, stores and routes a new version. Nothing is stored unless every check
+    /// passes; the version is durable when this returns.
+    pub async fn deploy(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        manifest_text: String,
+        component: Vec<u8>,
+        move_alias: Option<AliasName>,
+    ) -> Result<VersionRecord, ApiError> {
+        let manifest = Manifest::parse(&manifest_text)?;
+        let config = manifest.config(name)?;
+        check_header(&component)?;
+        let sha256 = hex::encode(Sha256::digest(&component));
+
+        let runtime = self.runtime.clone();
+        let (bytes, sha) = (component, sha256.clone());
+        let (compiled, component) = tokio::task::spawn_blocking(move || {
+            let compiled = match runtime.load_cached(&sha) {
+                Some(c) => Ok(c),
+                None => runtime.compile(&bytes, &sha),
+            };
+            (compiled, bytes)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("compile task failed: {e}")))?;
+        let compiled = compiled?;
+
+        let _guard = self.changes.lock().await;
+        let record = self
+            .store
+            .deploy(NewVersion {
+                tenant: tenant.clone(),
+                function: name.clone(),
+                route: config.route,
+                component,
+                sha256,
+                manifest: manifest_text,
+                move_alias,
+            })
+            .await?;
+        self.rebuild(tenant, name, Some((record.version, compiled)))
+            .await?;
+        Ok(record)
+    }
+
+    /// Runs `change` against the store, then rebuilds the function's route entry.
+    pub async fn change<T, F, Fut>(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        change: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let _guard = self.changes.lock().await;
+        let out = change(self.store.clone()).await?;
+        self.rebuild(tenant, name, None).await?;
+        Ok(out)
+    }
+
+    pub async fn delete_function(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+    ) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        self.store.delete_function(tenant, name).await?;
+        let table = self
+            .routes
+            .load()
+            .with((tenant.clone(), name.clone()), None);
+        self.routes.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Rebuilds one function's entry from the store and swaps it into the route table.
+    /// Versions that are already loaded keep their compiled code and concurrency limit.
+    async fn rebuild(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        fresh: Option<(VersionId, Compiled)>,
+    ) -> Result<(), ApiError> {
+        let key = (tenant.clone(), name.clone());
+        let function = match self.store.function(tenant, name).await {
+            Ok(f) => f,
+            Err(StoreError::NotFound(_)) => {
+                let table = self.routes.load().with(key, None);
+                self.routes.store(Arc::new(table));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let versions = self.store.versions(tenant, name).await?;
+        let aliases = self.store.aliases(tenant, name).await?;
+        let api_env = self.store.env(tenant, name).await?;
+        let old = self.routes.load().function(tenant, name).cloned();
+
+        let mut slots = HashMap::new();
+        for v in versions {
+            let manifest = Manifest::parse(&v.manifest).and_then(|m| m.config(name));
+            let config = match manifest {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(function = %name, version = %v.version, error = %e, "stored manifest no longer valid");
+                    continue;
+                }
+            };
+            let mut env = config.env.clone();
+            for (k, value) in &api_env {
+                env.retain(|(existing, _)| existing != k);
+                env.push((k.clone(), value.clone()));
+            }
+            let previous = old
+                .as_ref()
+                .and_then(|o| o.versions.get(&v.version))
+                .filter(|p| p.sha256 == v.sha256);
+            let compiled = previous
+                .map(|p| p.compiled.clone())
+                .unwrap_or_else(|| Arc::new(OnceCell::new()));
+            let concurrency = previous
+                .filter(|p| p.config.scaling == config.scaling)
+                .map(|p| p.concurrency.clone())
+                .unwrap_or_else(|| {
+                    Arc::new(Semaphore::new(config.scaling.max_concurrency as usize))
+                });
+            if let Some((fresh_version, c)) = &fresh
+                && *fresh_version == v.version
+            {
+                let _ = compiled.set(c.clone());
+            }
+            let log_context = Arc::new(LogContext {
+                tenant: tenant.clone(),
+                function: name.clone(),
+                version: v.version,
+                min_level: config.log_level,
+            });
+            slots.insert(
+                v.version,
+                Arc::new(VersionSlot {
+                    version: v.version,
+                    sha256: v.sha256,
+                    config,
+                    env: env.into(),
+                    compiled,
+                    concurrency,
+                    log_context,
+                }),
+            );
+        }
+
+        let mut alias_table = HashMap::new();
+        for a in aliases {
+            let weighted: Vec<_> = a
+                .targets
+                .iter()
+                .filter_map(|t| slots.get(&t.version).map(|s| (t.weight, s.clone())))
+                .collect();
+            // Aliased versions are warmed now, so their first request does not wait.
+            for (_, slot) in &weighted {
+                if let Err(e) = self.compiled(tenant, slot).await {
+                    tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
+                }
+            }
+            if let Some(alias) = Alias::new(weighted) {
+                alias_table.insert(a.name, alias);
+            }
+        }
+
+        let entry = FunctionEntry {
+            tenant: tenant.clone(),
+            name: name.clone(),
+            route: function.route,
+            aliases: alias_table,
+            versions: slots,
+        };
+        let table = self.routes.load().with(key, Some(Arc::new(entry)));
+        self.routes.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// The version's compiled component: in memory, else from the compile cache, else
+    /// compiled from the stored bytes.
+    pub async fn compiled(
+        &self,
+        tenant: &TenantId,
+        slot: &VersionSlot,
+    ) -> Result<Compiled, ApiError> {
+        slot.compiled
+            .get_or_try_init(|| async {
+                let runtime = self.runtime.clone();
+                let store = self.store.clone();
+                let (tenant, sha) = (tenant.clone(), slot.sha256.clone());
+                let handle = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    runtime.load_or_compile(&sha, || {
+                        Ok(handle.block_on(store.artifact(&tenant, &sha))?)
+                    })
+                })
+                .await
+                .map_err(|e| ApiError::internal(format!("load task failed: {e}")))?
+                .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))
+            })
+            .await
+            .cloned()
+    }
+}

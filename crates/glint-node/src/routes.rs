@@ -1,0 +1,170 @@
+//! The in-memory route table the data plane reads on every request, with no I/O.
+//!
+//! The table is rebuilt from the store whenever a function changes and swapped in whole
+//! (`ArcSwap`), so readers never lock. Versions keep their compiled component and their
+//! concurrency limit across rebuilds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use glint_runtime::{Compiled, FunctionConfig};
+use glint_store::{AliasName, FunctionName, Level, TenantId, VersionId};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// One deployed version as the data plane needs it.
+pub struct VersionSlot {
+    pub version: VersionId,
+    pub sha256: String,
+    pub config: FunctionConfig,
+    /// The manifest's `[env]` with the API-set vars on top.
+    pub env: Arc<[(String, String)]>,
+    /// Loaded on first use (or at deploy and start-up for aliased versions).
+    pub compiled: Arc<OnceCell<Compiled>>,
+    pub concurrency: Arc<Semaphore>,
+    pub log_context: Arc<LogContext>,
+}
+
+/// What every log line of a version carries besides its text.
+pub struct LogContext {
+    pub tenant: TenantId,
+    pub function: FunctionName,
+    pub version: VersionId,
+    pub min_level: Level,
+}
+
+/// An alias: versions with cumulative weights, for a weighted pick.
+pub struct Alias {
+    targets: Vec<(f64, Arc<VersionSlot>)>,
+}
+
+impl Alias {
+    pub fn new(weighted: Vec<(f64, Arc<VersionSlot>)>) -> Option<Self> {
+        let total: f64 = weighted.iter().map(|(w, _)| w).sum();
+        if weighted.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let mut acc = 0.0;
+        let targets = weighted
+            .into_iter()
+            .map(|(w, slot)| {
+                acc += w / total;
+                (acc, slot)
+            })
+            .collect();
+        Some(Self { targets })
+    }
+
+    /// Picks a version with probability proportional to its weight.
+    pub fn pick(&self) -> &Arc<VersionSlot> {
+        if self.targets.len() == 1 {
+            return &self.targets[0].1;
+        }
+        let x = fastrand::f64();
+        self.targets
+            .iter()
+            .find(|(cumulative, _)| x < *cumulative)
+            .map(|(_, slot)| slot)
+            .unwrap_or(&self.targets[self.targets.len() - 1].1)
+    }
+}
+
+pub struct FunctionEntry {
+    pub tenant: TenantId,
+    pub name: FunctionName,
+    pub route: String,
+    pub aliases: HashMap<AliasName, Alias>,
+    pub versions: HashMap<VersionId, Arc<VersionSlot>>,
+}
+
+impl FunctionEntry {
+    pub fn alias(&self, name: &str) -> Option<&Alias> {
+        self.aliases
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, a)| a)
+    }
+}
+
+#[derive(Default)]
+pub struct RouteTable {
+    by_route: HashMap<String, Arc<FunctionEntry>>,
+    by_name: HashMap<(TenantId, FunctionName), Arc<FunctionEntry>>,
+}
+
+impl RouteTable {
+    pub fn function(&self, tenant: &TenantId, name: &FunctionName) -> Option<&Arc<FunctionEntry>> {
+        self.by_name.get(&(tenant.clone(), name.clone()))
+    }
+
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionEntry>> {
+        self.by_name.values()
+    }
+
+    /// A copy with one function replaced (or removed, with `None`).
+    pub fn with(&self, key: (TenantId, FunctionName), entry: Option<Arc<FunctionEntry>>) -> Self {
+        let mut by_name = self.by_name.clone();
+        match entry {
+            Some(e) => by_name.insert(key, e),
+            None => by_name.remove(&key),
+        };
+        let by_route = by_name
+            .values()
+            .map(|e| (e.route.clone(), e.clone()))
+            .collect();
+        Self { by_route, by_name }
+    }
+
+    /// Longest route that is a whole-segment prefix of `path`, and the guest's path
+    /// beneath it: `/hello/a/b?q` on route `/hello` gives `/a/b`.
+    pub fn resolve<'p>(&self, path: &'p str) -> Option<(&Arc<FunctionEntry>, &'p str)> {
+        let mut end = path.len();
+        loop {
+            let candidate = &path[..end];
+            if candidate.len() > 1
+                && let Some(entry) = self.by_route.get(candidate)
+            {
+                return Some((entry, &path[end..]));
+            }
+            end = candidate.rfind('/')?;
+            if end == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(route: &str, name: &str) -> Arc<FunctionEntry> {
+        Arc::new(FunctionEntry {
+            tenant: TenantId::default_tenant(),
+            name: name.parse().unwrap(),
+            route: route.into(),
+            aliases: HashMap::new(),
+            versions: HashMap::new(),
+        })
+    }
+
+    #[test]
+    fn longest_whole_segment_prefix_wins() {
+        let t = RouteTable::default();
+        let t = t.with(
+            (TenantId::default_tenant(), "a".parse().unwrap()),
+            Some(entry("/api", "a")),
+        );
+        let t = t.with(
+            (TenantId::default_tenant(), "b".parse().unwrap()),
+            Some(entry("/api/users", "b")),
+        );
+        let (e, rest) = t.resolve("/api/users/7").unwrap();
+        assert_eq!((e.name.as_str(), rest), ("b", "/7"));
+        let (e, rest) = t.resolve("/api/other").unwrap();
+        assert_eq!((e.name.as_str(), rest), ("a", "/other"));
+        let (e, rest) = t.resolve("/api").unwrap();
+        assert_eq!((e.name.as_str(), rest), ("a", ""));
+        assert!(t.resolve("/apix").is_none());
+        assert!(t.resolve("/").is_none());
+    }
+}

@@ -1,0 +1,290 @@
+//! The wasmtime engine of a node, and turning uploaded bytes into a ready component.
+//!
+//! One [`Runtime`] per node holds the `Engine` (pooling allocator, copy-on-write memory
+//! images, epoch interruption), a `Linker` with all of WASI 0.2 plus `wasi:http`, and the
+//! on-disk compile cache. A deploy compiles once; the compiled code is written to
+//! `<cache>/<engine hash>/<sha256>.cwasm`, so a restart only maps those files back in.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::guest::GuestState;
+use crate::manifest::MAX_MEMORY_MB;
+
+/// How often the epoch ticks. A running guest yields to other requests at every tick,
+/// and its CPU budget is counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why an upload cannot become a version. Each message says what to do instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("the upload is empty; send the bytes of a WebAssembly component (.wasm)")]
+    Empty,
+    #[error(
+        "the upload is not WebAssembly (it does not start with \\0asm); send the .wasm file your build produced"
+    )]
+    NotWasm,
+    #[error(
+        "the upload is a core WebAssembly module, not a component; build for `wasm32-wasip2` \
+         (or run `wasm-tools component new`) to get a component"
+    )]
+    CoreModule,
+    #[error("the component is invalid: {0}")]
+    Invalid(String),
+    #[error(
+        "the component does not export the HTTP handler `wasi:http/incoming-handler@0.2.x`; \
+         build it against the `wasi:http/proxy` world ({0})"
+    )]
+    NoHttpHandler(String),
+    #[error("the component imports something Glint does not provide: {0}")]
+    UnsupportedImport(String),
+    #[error("cannot write the compile cache: {0}")]
+    Cache(String),
+}
+
+/// Counters the node exports as metrics.
+#[derive(Debug, Default)]
+pub struct RuntimeStats {
+    pub compiles: AtomicU64,
+    pub compile_micros: AtomicU64,
+    pub cache_loads: AtomicU64,
+}
+
+/// Node-wide runtime settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Root of the compile cache.
+    pub cache_dir: PathBuf,
+    /// Instances that may run at once on this node, across all functions.
+    pub max_instances: u32,
+}
+
+/// A component compiled for this engine and linked, ready to instantiate per request.
+#[derive(Clone)]
+pub struct Compiled {
+    pub(crate) pre: ProxyPre<GuestState>,
+    pub sha256: Arc<str>,
+}
+
+/// The engine, linker and compile cache of one node.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    linker: Linker<GuestState>,
+    cache_dir: PathBuf,
+    pub stats: Arc<RuntimeStats>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_config(max_instances: u32) -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(max_instances)
+        .total_core_instances(max_instances.saturating_mul(4))
+        .total_memories(max_instances.saturating_mul(2))
+        .total_tables(max_instances.saturating_mul(4))
+        .total_stacks(max_instances)
+        .max_memory_size((MAX_MEMORY_MB * 1024 * 1024) as usize)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_core_instances_per_component(64)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        // Keep a little of each memory resident so reusing a slot skips page faults.
+        .linear_memory_keep_resident(64 * 1024)
+        .table_keep_resident(16 * 1024);
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Everything a compiled artefact depends on besides the input bytes.
+fn engine_hash(engine: &Engine) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    env!("CARGO_PKG_VERSION").hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Quick shape checks before handing bytes to the compiler, for clear errors.
+pub fn check_header(bytes: &[u8]) -> Result<(), ComponentError> {
+    if bytes.is_empty() {
+        return Err(ComponentError::Empty);
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(ComponentError::NotWasm);
+    }
+    // Bytes 4..8 are version and layer: layer 0 is a core module, layer 1 a component.
+    match [bytes[6], bytes[7]] {
+        [0, 0] => Err(ComponentError::CoreModule),
+        [1, 0] => Ok(()),
+        _ => Err(ComponentError::Invalid(
+            "unknown WebAssembly layer in the header; is the file truncated or from a newer toolchain?".into(),
+        )),
+    }
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let engine = Engine::new(&engine_config(config.max_instances))
+            .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e}"))?;
+        let cache_dir = config.cache_dir.join(engine_hash(&engine));
+        std::fs::create_dir_all(&cache_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the compile cache {}: {e}",
+                cache_dir.display()
+            )
+        })?;
+
+        // The epoch ticker: a plain thread, so it keeps ticking when every tokio worker is
+        // busy running guests.
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, weak) = (ticker_stop.clone(), engine.weak());
+        std::thread::Builder::new()
+            .name("glint-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            stats: Arc::default(),
+            ticker_stop,
+        })
+    }
+
+    fn cache_path(&self, sha256: &str) -> PathBuf {
+        self.cache_dir.join(format!("{sha256}.cwasm"))
+    }
+
+    fn link(&self, component: &Component, sha256: &str) -> Result<Compiled, ComponentError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| ComponentError::UnsupportedImport(format!("{e:#}")))?;
+        let pre =
+            ProxyPre::new(pre).map_err(|e| ComponentError::NoHttpHandler(format!("{e:#}")))?;
+        Ok(Compiled {
+            pre,
+            sha256: sha256.into(),
+        })
+    }
+
+    /// Validates, compiles and links an upload, then writes it to the compile cache.
+    /// Blocking: call it on a blocking thread.
+    pub fn compile(&self, bytes: &[u8], sha256: &str) -> Result<Compiled, ComponentError> {
+        check_header(bytes)?;
+        let started = Instant::now();
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+        self.stats.compiles.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .compile_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let compiled = self.link(&component, sha256)?;
+        let serialized = component
+            .serialize()
+            .map_err(|e| ComponentError::Cache(format!("{e:#}")))?;
+        write_atomically(&self.cache_path(sha256), &serialized)
+            .map_err(|e| ComponentError::Cache(e.to_string()))?;
+        Ok(compiled)
+    }
+
+    /// Maps a compiled artefact back in from the cache, if it is there and intact.
+    /// Blocking: call it on a blocking thread.
+    pub fn load_cached(&self, sha256: &str) -> Option<Compiled> {
+        let path = self.cache_path(sha256);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the file is one this runtime wrote with `Component::serialize` under the
+        // node's own data dir, renamed into place only once complete; wasmtime checks its
+        // header against the engine's configuration before using it.
+        let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
+        match loaded.ok().and_then(|c| self.link(&c, sha256).ok()) {
+            Some(compiled) => {
+                self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
+                Some(compiled)
+            }
+            None => {
+                tracing::warn!(path = %path.display(), "compile cache entry unusable; recompiling");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// The cached artefact if present, else a fresh compile of `bytes()`.
+    pub fn load_or_compile(
+        &self,
+        sha256: &str,
+        bytes: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<Compiled> {
+        if let Some(c) = self.load_cached(sha256) {
+            return Ok(c);
+        }
+        let bytes = bytes()?;
+        Ok(self.compile(&bytes, sha256)?)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks_tell_modules_from_components() {
+        assert!(matches!(check_header(b""), Err(ComponentError::Empty)));
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(ComponentError::NotWasm)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(ComponentError::CoreModule)
+        ));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

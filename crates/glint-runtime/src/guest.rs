@@ -1,0 +1,150 @@
+//! The per-request sandbox: what a guest's `Store` holds and what it may touch.
+//!
+//! A fresh [`GuestState`] is built for every request. Policy lives here: no preopened
+//! directories, no sockets, no name lookup, stdin empty, stdout/stderr into the log,
+//! outbound HTTP denied (the allow-list capability comes later), and a memory cap.
+
+use std::sync::Arc;
+
+use glint_store::Level;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use crate::logs::{GuestOutput, LogSink, LogStream};
+
+/// What one invocation may use, as the node hands it to the runtime.
+#[derive(Clone)]
+pub struct Invocation {
+    pub limits: crate::Limits,
+    /// Environment variables the guest sees through `wasi:cli/environment`.
+    pub env: Arc<[(String, String)]>,
+    pub log: Arc<dyn LogSink>,
+}
+
+/// Caps linear memory; remembers whether the cap was hit so a trap can be explained.
+pub(crate) struct MemoryCap {
+    max_bytes: usize,
+    pub(crate) hit: bool,
+    pub(crate) peak_bytes: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        self.peak_bytes = self.peak_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Denies every outbound request and says in the log how it would be allowed.
+pub(crate) struct OutboundPolicy {
+    log: Arc<dyn LogSink>,
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        self.log.line(
+            LogStream::Host,
+            Level::Warn,
+            format!(
+                "outbound request {} {} denied: this node grants guests no outbound HTTP",
+                request.method(),
+                request.uri()
+            ),
+        );
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// The data of one request's `Store`.
+pub struct GuestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundPolicy,
+    table: ResourceTable,
+    pub(crate) memory: MemoryCap,
+    pub(crate) cpu_ticks: u64,
+    pub(crate) max_cpu_ticks: u64,
+}
+
+impl GuestState {
+    pub(crate) fn new(inv: &Invocation) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(GuestOutput::new(LogStream::Stdout, inv.log.clone()))
+            .stderr(GuestOutput::new(LogStream::Stderr, inv.log.clone()))
+            .envs(&inv.env)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        let tick_ms = crate::engine::EPOCH_TICK.as_millis() as u64;
+        Self {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundPolicy {
+                log: inv.log.clone(),
+            },
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max_bytes: inv.limits.memory_bytes(),
+                hit: false,
+                peak_bytes: 0,
+            },
+            cpu_ticks: 0,
+            max_cpu_ticks: inv.limits.cpu_ms.div_ceil(tick_ms),
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}

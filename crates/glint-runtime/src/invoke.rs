@@ -1,0 +1,159 @@
+//! Running one request: a fresh `Store`, the guest's `incoming-handler`, and the limits.
+//!
+//! The guest runs in its own task so its response body can stream after the headers are
+//! sent. The CPU budget is counted in epoch ticks (the guest yields to other requests at
+//! each tick); the wall-clock timeout bounds the whole task; the memory cap is a
+//! `ResourceLimiter`. Whatever ends an invocation early is logged to its own log.
+
+use bytes::Bytes;
+use glint_store::Level;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::Runtime;
+use crate::engine::Compiled;
+use crate::guest::{GuestState, Invocation};
+use crate::logs::LogStream;
+
+/// A guest's response; the body streams while the guest keeps running.
+pub type GuestResponse = http::Response<HyperOutgoingBody>;
+
+/// Why an invocation produced no response. Each ends only its own request.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the function used more than its CPU time limit of {0} ms")]
+    CpuLimit(u64),
+    #[error("the function did not finish within its timeout of {0} ms")]
+    Timeout(u64),
+    #[error("the function exceeded its memory limit of {0} MiB")]
+    MemoryLimit(u64),
+    #[error("the function trapped: {0}")]
+    Trap(String),
+    #[error("the function returned without setting a response")]
+    NoResponse,
+    #[error("the function responded with an error: {0:?}")]
+    GuestError(ErrorCode),
+    #[error("the node could not start the function: {0}")]
+    Instantiate(String),
+}
+
+/// Raised from the epoch callback when the CPU budget runs out.
+#[derive(Debug, thiserror::Error)]
+#[error("CPU time limit exceeded")]
+struct CpuLimitExceeded;
+
+impl Runtime {
+    /// Runs `compiled` on one request. Returns once the guest has set its response (or
+    /// failed); the body may still be streaming from the guest after that.
+    /// The request body comes whole: the node reads it, up to the function's limit, first.
+    pub async fn invoke(
+        &self,
+        compiled: &Compiled,
+        request: http::Request<Bytes>,
+        inv: Invocation,
+    ) -> Result<GuestResponse, InvokeError> {
+        let request = request.map(|body| {
+            http_body_util::Full::new(body)
+                .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
+        });
+        let limits = inv.limits;
+        let mut store = Store::new(&self.engine, GuestState::new(&inv));
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > state.max_cpu_ticks {
+                return Err(wasmtime::Error::new(CpuLimitExceeded));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let failed = |e: wasmtime::Error| InvokeError::Instantiate(format!("{e:#}"));
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(failed)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(failed)?;
+
+        let pre = compiled.pre.clone();
+        let log = inv.log.clone();
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| (true, e))?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+                    .map_err(|e| (false, e))
+            };
+            let outcome = match tokio::time::timeout(limits.timeout(), run).await {
+                Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+                Ok(Ok(())) => Ok(()),
+                Ok(Err((instantiating, e))) => Err(classify(&store, &limits, instantiating, e)),
+            };
+            if let Err(e) = &outcome {
+                log.line(LogStream::Host, Level::Error, e.to_string());
+            }
+            outcome
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(InvokeError::GuestError(code)),
+            Err(_) => match task.await {
+                Ok(Ok(())) => {
+                    inv.log.line(
+                        LogStream::Host,
+                        Level::Error,
+                        InvokeError::NoResponse.to_string(),
+                    );
+                    Err(InvokeError::NoResponse)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
+            },
+        }
+    }
+}
+
+fn classify(
+    store: &Store<GuestState>,
+    limits: &crate::Limits,
+    instantiating: bool,
+    e: wasmtime::Error,
+) -> InvokeError {
+    if e.downcast_ref::<CpuLimitExceeded>().is_some() {
+        return InvokeError::CpuLimit(limits.cpu_ms);
+    }
+    if store.data().memory.hit {
+        return InvokeError::MemoryLimit(limits.memory_mb);
+    }
+    if instantiating && e.downcast_ref::<wasmtime::Trap>().is_none() {
+        return InvokeError::Instantiate(format!("{e:#}"));
+    }
+    // `{e:?}` carries the wasm backtrace; the first line is enough for the response.
+    let detail = format!("{e:?}");
+    InvokeError::Trap(detail.trim_end().to_string())
+}
+
+/// Wraps a guest body so its errors fit a hyper response body.
+pub fn into_boxed_body(
+    body: HyperOutgoingBody,
+) -> UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    body.map_err(|e| format!("the function's response body failed: {e:?}").into())
+        .boxed_unsync()
+}

@@ -1,0 +1,23 @@
+//! Glint's runtime: the wasmtime engine, the compile cache, and one request's run.
+//!
+//! - [`engine`]: the node's `Engine` and `Linker`, and turning an upload into a
+//!   [`Compiled`] component (validated, compiled once, cached on disk by sha256).
+//! - [`guest`]: the per-request sandbox, [`GuestState`], and the [`Invocation`] limits.
+//! - [`invoke`]: [`Runtime::invoke`] runs the guest's `wasi:http/incoming-handler` under
+//!   its CPU, wall-clock and memory limits.
+//! - [`logs`]: guest stdout/stderr become log lines with levels.
+//! - [`manifest`]: `glint.toml`, parsed and validated into a [`FunctionConfig`].
+//!
+//! The runtime knows no storage and no HTTP routing; the node wires those in.
+
+pub mod engine;
+pub mod guest;
+pub mod invoke;
+pub mod logs;
+pub mod manifest;
+
+pub use engine::{Compiled, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header};
+pub use guest::{GuestState, Invocation};
+pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
+pub use logs::{LogSink, LogStream};
+pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};

@@ -1,0 +1,313 @@
+//! The function manifest, `glint.toml`: what a deploy says about its function.
+//!
+//! Parsing rejects unknown keys, and every check names the key at fault, so a user can
+//! fix the file without reading Glint's source.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use glint_store::{FunctionName, Level};
+use serde::{Deserialize, Serialize};
+
+/// The largest linear memory any function may ask for. The pooling allocator reserves
+/// address space for this much per memory slot.
+pub const MAX_MEMORY_MB: u64 = 1024;
+const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
+const MAX_BODY_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_CONCURRENCY: u32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+#[error("glint.toml: {0}")]
+pub struct ManifestError(pub String);
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub lang: Option<String>,
+    /// Path prefix on the data plane, such as `/hello` or `/api/users`. Defaults to `/<name>`.
+    pub route: Option<String>,
+    /// A free-form version label of the user's own (not Glint's version number).
+    pub version: Option<String>,
+    #[serde(default)]
+    pub build: BuildSection,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub scaling: ScalingSection,
+    #[serde(default)]
+    pub logs: LogsSection,
+    /// Capabilities that a later Glint release enables; named here so that the error
+    /// says so instead of calling them unknown.
+    pub outbound: Option<toml::Value>,
+    pub kv: Option<toml::Value>,
+    pub secrets: Option<toml::Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    pub command: Option<String>,
+    /// The built component, relative to the manifest.
+    pub component: Option<String>,
+    #[serde(default)]
+    pub watch: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub memory_mb: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub cpu_ms: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingSection {
+    pub min_instances: Option<u32>,
+    pub max_concurrency: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    pub level: Option<String>,
+}
+
+/// The limits one invocation runs under, after the manifest's overrides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub timeout_ms: u64,
+    pub cpu_ms: u64,
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mb: 128,
+            timeout_ms: 30_000,
+            cpu_ms: 10_000,
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mb * 1024 * 1024) as usize
+    }
+}
+
+/// Per-function scaling on one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub min_instances: u32,
+    pub max_concurrency: u32,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Self {
+            min_instances: 0,
+            max_concurrency: 100,
+        }
+    }
+}
+
+/// A manifest after validation, with every default filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionConfig {
+    pub route: String,
+    pub env: Vec<(String, String)>,
+    pub limits: Limits,
+    pub scaling: Scaling,
+    pub log_level: Level,
+}
+
+fn range_check(
+    key: &str,
+    value: Option<u64>,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<(), ManifestError> {
+    match value {
+        Some(v) if v < min || v > max => Err(ManifestError(format!(
+            "`{key}` must be between {min} and {max} {unit}, got {v}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a route such as `/hello` or `/api/v2/users`.
+pub fn validate_route(route: &str) -> Result<(), ManifestError> {
+    let bad = |why: &str| {
+        Err(ManifestError(format!(
+            "`route` {route:?} is invalid: {why}; use a path such as \"/hello\" or \"/api/users\""
+        )))
+    };
+    let Some(rest) = route.strip_prefix('/') else {
+        return bad("it must start with '/'");
+    };
+    if rest.is_empty() {
+        return bad("the root '/' cannot be a function's route");
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return bad("it has an empty, '.' or '..' segment");
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        {
+            return bad("segments may hold only letters, digits, '-', '_', '.' and '~'");
+        }
+    }
+    if route == "/api/faas" || route.starts_with("/api/faas/") {
+        return bad("/api/faas is reserved for the execute endpoint");
+    }
+    Ok(())
+}
+
+impl Manifest {
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        toml::from_str(text).map_err(|e| ManifestError(e.to_string().trim_end().to_string()))
+    }
+
+    /// Validates the manifest for function `name` and fills in defaults.
+    pub fn config(&self, name: &FunctionName) -> Result<FunctionConfig, ManifestError> {
+        if let Some(declared) = &self.name
+            && declared != name.as_str()
+        {
+            return Err(ManifestError(format!(
+                "`name` is {declared:?} but the deploy is for function {:?}; make them match",
+                name.as_str()
+            )));
+        }
+        for (key, present) in [
+            ("outbound", self.outbound.is_some()),
+            ("kv", self.kv.is_some()),
+            ("secrets", self.secrets.is_some()),
+        ] {
+            if present {
+                return Err(ManifestError(format!(
+                    "`[{key}]` is not supported by this node yet; remove it to deploy \
+                     (guests get no outbound HTTP, KV or secrets until it is)"
+                )));
+            }
+        }
+        let route = self.route.clone().unwrap_or_else(|| format!("/{name}"));
+        validate_route(&route)?;
+        for key in self.env.keys() {
+            let valid = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !key.as_bytes()[0].is_ascii_digit();
+            if !valid {
+                return Err(ManifestError(format!(
+                    "`env.{key}` is not a valid variable name; use letters, digits and '_', not starting with a digit"
+                )));
+            }
+        }
+        let l = &self.limits;
+        range_check("limits.memory_mb", l.memory_mb, 1, MAX_MEMORY_MB, "MiB")?;
+        range_check("limits.timeout_ms", l.timeout_ms, 1, MAX_TIMEOUT_MS, "ms")?;
+        range_check("limits.cpu_ms", l.cpu_ms, 10, MAX_TIMEOUT_MS, "ms")?;
+        range_check(
+            "limits.max_body_bytes",
+            l.max_body_bytes,
+            0,
+            MAX_BODY_BYTES,
+            "bytes",
+        )?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            memory_mb: l.memory_mb.unwrap_or(defaults.memory_mb),
+            timeout_ms: l.timeout_ms.unwrap_or(defaults.timeout_ms),
+            cpu_ms: l.cpu_ms.unwrap_or(defaults.cpu_ms),
+            max_body_bytes: l.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+        };
+        let s = &self.scaling;
+        range_check(
+            "scaling.max_concurrency",
+            s.max_concurrency.map(u64::from),
+            1,
+            MAX_CONCURRENCY as u64,
+            "requests",
+        )?;
+        range_check(
+            "scaling.min_instances",
+            s.min_instances.map(u64::from),
+            0,
+            1000,
+            "instances",
+        )?;
+        let scaling = Scaling {
+            min_instances: s.min_instances.unwrap_or(0),
+            max_concurrency: s
+                .max_concurrency
+                .unwrap_or(Scaling::default().max_concurrency),
+        };
+        let log_level = match &self.logs.level {
+            None => Level::Info,
+            Some(text) => text.parse().map_err(|_| {
+                ManifestError(format!(
+                    "`logs.level` {text:?} is invalid; use trace, debug, info, warn or error"
+                ))
+            })?,
+        };
+        Ok(FunctionConfig {
+            route,
+            env: self
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            limits,
+            scaling,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name() -> FunctionName {
+        "hello".parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_manifest() {
+        let c = Manifest::parse("").unwrap().config(&name()).unwrap();
+        assert_eq!(c.route, "/hello");
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Manifest::parse("[limits]\nmemroy_mb = 3\n").unwrap_err();
+        assert!(e.to_string().contains("memroy_mb"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let m = Manifest::parse("[limits]\nmemory_mb = 0\n").unwrap();
+        let e = m.config(&name()).unwrap_err();
+        assert!(e.to_string().contains("limits.memory_mb"), "{e}");
+        let m = Manifest::parse("route = \"/a/../b\"\n").unwrap();
+        assert!(m.config(&name()).unwrap_err().to_string().contains("route"));
+        let m = Manifest::parse("name = \"other\"\n").unwrap();
+        assert!(m.config(&name()).unwrap_err().to_string().contains("name"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Where Glint keeps its data: the storage traits and their backends.
+//!
+//! The node and the runtime never talk to a database directly. They use the traits here:
+//! [`Registry`] (functions, versions, aliases, env vars), [`Artifacts`] (component bytes,
+//! addressed by sha256), [`LogStore`] (guest log lines) and [`KeyStore`] (API keys, kept
+//! only as hashes). [`Store`] is all four together.
+//!
+//! Backends:
+//! - [`embedded::EmbeddedStore`]: SQLite in WAL mode, one file under the data dir. The
+//!   default, for a node that runs alone.
+//! - a NATS JetStream backend for clusters comes later, behind the same traits.
+
+pub mod embedded;
+pub mod model;
+
+use async_trait::async_trait;
+
+pub use model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A new version, as a deploy hands it to the registry.
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    pub tenant: TenantId,
+    pub function: FunctionName,
+    pub route: String,
+    pub component: Vec<u8>,
+    pub sha256: String,
+    pub manifest: String,
+    /// The alias to point at the new version alone, if any (normally `latest`).
+    pub move_alias: Option<AliasName>,
+}
+
+/// Functions, their versions, aliases and env vars.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Stores a version and, in the same transaction, creates the function if it is new,
+    /// updates its route and moves the alias. Durable once it returns.
+    async fn deploy(&self, new: NewVersion) -> Result<VersionRecord>;
+    /// Every function of every tenant, for a node that starts up.
+    async fn all_functions(&self) -> Result<Vec<FunctionRecord>>;
+    async fn functions(&self, tenant: &TenantId) -> Result<Vec<FunctionRecord>>;
+    async fn function(&self, tenant: &TenantId, name: &FunctionName) -> Result<FunctionRecord>;
+    async fn versions(&self, tenant: &TenantId, name: &FunctionName) -> Result<Vec<VersionRecord>>;
+    async fn version(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        version: VersionId,
+    ) -> Result<VersionRecord>;
+    async fn aliases(&self, tenant: &TenantId, name: &FunctionName) -> Result<Vec<AliasRecord>>;
+    /// Points an alias at versions with weights. Every version must exist.
+    async fn set_alias(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        alias: &AliasName,
+        targets: Vec<AliasTarget>,
+    ) -> Result<AliasRecord>;
+    async fn delete_alias(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        alias: &AliasName,
+    ) -> Result<()>;
+    /// Deletes a function with its versions, aliases, env vars and logs.
+    async fn delete_function(&self, tenant: &TenantId, name: &FunctionName) -> Result<()>;
+    /// Deletes one version; refused while an alias points to it.
+    async fn delete_version(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        version: VersionId,
+    ) -> Result<()>;
+    async fn env(&self, tenant: &TenantId, name: &FunctionName) -> Result<Vec<(String, String)>>;
+    async fn set_env(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        key: &str,
+        value: &str,
+    ) -> Result<()>;
+    async fn unset_env(&self, tenant: &TenantId, name: &FunctionName, key: &str) -> Result<()>;
+}
+
+/// Component bytes, addressed by their sha256 within a tenant.
+#[async_trait]
+pub trait Artifacts: Send + Sync {
+    async fn artifact(&self, tenant: &TenantId, sha256: &str) -> Result<Vec<u8>>;
+}
+
+/// Guest log lines.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()>;
+    /// The newest `query.lines` lines that match, oldest first.
+    async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>>;
+}
+
+/// API keys. Only a key's sha256 is stored; the key itself is shown once, at creation.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKeyRecord>;
+    async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>>;
+    /// Every live key with its hash, for the node's in-memory auth table.
+    async fn all_key_hashes(&self) -> Result<Vec<(String, ApiKeyRecord)>>;
+    async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()>;
+}
+
+/// Everything a node needs from storage.
+pub trait Store: Registry + Artifacts + LogStore + KeyStore {}
+
+impl<T: Registry + Artifacts + LogStore + KeyStore> Store for T {}

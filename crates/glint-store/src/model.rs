@@ -1,0 +1,325 @@
+//! The records Glint keeps, and the typed names that identify them.
+//!
+//! Every record carries its tenant. Names are validated once, when they enter the system,
+//! so the rest of the code can trust a `FunctionName` to be safe in a route, a path or a key.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+/// The tenant a single-user node runs everything under.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The alias a deploy moves unless told otherwise, and the one the data plane serves.
+pub const LATEST_ALIAS: &str = "latest";
+
+fn check_name(kind: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    let ok_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let starts_ok = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric());
+    if value.is_empty() || value.len() > max || !ok_chars || !starts_ok {
+        return Err(StoreError::InvalidName(format!(
+            "{kind} name {value:?} is invalid: use 1 to {max} ASCII letters, digits, '-' or '_', \
+             starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident, $kind:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                check_name($kind, s, $max)?;
+                Ok(Self(s.to_string()))
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = StoreError;
+            fn try_from(s: String) -> Result<Self, StoreError> {
+                check_name($kind, &s, $max)?;
+                Ok(Self(s))
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(v: $ty) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A tenant: owns functions, KV stores, keys and logs.
+    TenantId, "tenant", 63
+);
+name_type!(
+    /// A function's name, unique within its tenant.
+    FunctionName, "function", 63
+);
+name_type!(
+    /// An alias such as `latest`, `live` or `canary`.
+    AliasName, "alias", 63
+);
+
+impl TenantId {
+    pub fn default_tenant() -> Self {
+        Self(DEFAULT_TENANT.to_string())
+    }
+}
+
+impl AliasName {
+    pub fn latest() -> Self {
+        Self(LATEST_ALIAS.to_string())
+    }
+}
+
+/// One immutable deploy of a function, numbered from 1 within the function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionId(pub u32);
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl FromStr for VersionId {
+    type Err = StoreError;
+    /// Accepts `3` and `v3`.
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        let digits = s.strip_prefix('v').unwrap_or(s);
+        match digits.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Self(n)),
+            _ => Err(StoreError::InvalidName(format!(
+                "version {s:?} is invalid: versions look like 'v3' or '3'"
+            ))),
+        }
+    }
+}
+
+/// What an API key may do. Each role includes the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read functions, versions, logs and metrics.
+    Read,
+    /// Also deploy, delete, move aliases and set env vars.
+    Deploy,
+    /// Also manage API keys.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Deploy => "deploy",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "read" => Ok(Role::Read),
+            "deploy" => Ok(Role::Deploy),
+            "admin" => Ok(Role::Admin),
+            _ => Err(StoreError::InvalidName(format!(
+                "role {s:?} is invalid: use admin, deploy or read"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FunctionRecord {
+    pub tenant: TenantId,
+    pub name: FunctionName,
+    /// The path prefix the data plane serves the function under, e.g. `/hello`.
+    pub route: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VersionRecord {
+    pub tenant: TenantId,
+    pub function: FunctionName,
+    pub version: VersionId,
+    /// Hex sha256 of the component's bytes, which are stored once per tenant.
+    pub sha256: String,
+    pub size: u64,
+    /// The manifest (`glint.toml`) that came with the deploy, as text.
+    pub manifest: String,
+    pub created_at_ms: i64,
+}
+
+/// One version an alias points to, with its share of the traffic.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AliasTarget {
+    pub version: VersionId,
+    pub weight: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AliasRecord {
+    pub name: AliasName,
+    pub targets: Vec<AliasTarget>,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant: TenantId,
+    pub name: String,
+    pub role: Role,
+    /// The first characters of the key, to tell keys apart in listings.
+    pub prefix: String,
+    pub created_at_ms: i64,
+}
+
+/// Severity of a log line, parsed from a guest's prefix or given by the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl FromStr for Level {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s.to_ascii_lowercase().as_str() {
+            "trace" => Ok(Level::Trace),
+            "debug" => Ok(Level::Debug),
+            "info" => Ok(Level::Info),
+            "warn" | "warning" => Ok(Level::Warn),
+            "error" => Ok(Level::Error),
+            _ => Err(StoreError::InvalidName(format!(
+                "level {s:?} is invalid: use trace, debug, info, warn or error"
+            ))),
+        }
+    }
+}
+
+/// One line a guest (or the host, about a guest) wrote during one invocation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LogRecord {
+    pub ts_ms: i64,
+    pub tenant: TenantId,
+    pub function: FunctionName,
+    pub version: VersionId,
+    pub execution_id: String,
+    pub level: Level,
+    /// `stdout`, `stderr` or `host`.
+    pub stream: String,
+    pub message: String,
+}
+
+/// Which log lines to read back.
+#[derive(Clone, Debug, Default)]
+pub struct LogQuery {
+    pub function: Option<FunctionName>,
+    pub execution_id: Option<String>,
+    pub since_ms: Option<i64>,
+    pub min_level: Option<Level>,
+    pub lines: usize,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_reject_paths_and_control_characters() {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "../x",
+            "a\u{7}b",
+            "a b",
+            "-x",
+            &"x".repeat(64),
+        ] {
+            assert!(
+                bad.parse::<FunctionName>().is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+        for good in ["hello", "Hello-2", "a_b", "9lives"] {
+            assert!(
+                good.parse::<FunctionName>().is_ok(),
+                "{good:?} should be accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn versions_parse_with_or_without_v() {
+        assert_eq!("v3".parse::<VersionId>().unwrap(), VersionId(3));
+        assert_eq!("3".parse::<VersionId>().unwrap(), VersionId(3));
+        assert!("v0".parse::<VersionId>().is_err());
+        assert!("latest".parse::<VersionId>().is_err());
+    }
+}
