@@ -1,1 +1,307 @@
+//! Support for Glint's end-to-end tests: real `glint serve` processes on loopback ports,
+//! real HTTP clients, and the guest components built from this repository.
+//!
+//! `.ci/run` builds the `glint` binary and the guests before the tests run.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The `glint` binary next to this test binary (target/<profile>/glint).
+pub fn glint_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("glint");
+    assert!(
+        bin.exists(),
+        "{} is missing; build it first: cargo build -p glint-cli (or run .ci/run)",
+        bin.display()
+    );
+    bin
+}
+
+/// A guest component built from `examples/` or `tests/fixtures/`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = repo_root().join(format!("target/wasm32-wasip2/release/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; build the guests first: cargo build --release --target wasm32-wasip2 \
+             --manifest-path examples/Cargo.toml, and the same for tests/fixtures/Cargo.toml (or run .ci/run)",
+            path.display()
+        )
+    })
+}
+
+/// One running `glint serve`, killed when dropped.
+pub struct Node {
+    pub data_dir: PathBuf,
+    pub data_url: String,
+    pub admin_url: String,
+    pub key: String,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Node {
+    /// Starts a node on a fresh data dir.
+    pub fn start() -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut node = Node::start_in(tmp.path());
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// Starts a node on `data_dir`, on free loopback ports, and waits until it serves.
+    pub fn start_in(data_dir: &Path) -> Node {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("node.log"))
+            .unwrap();
+        let mut child = Command::new(glint_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--max-instances",
+                "200",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("GLINT_ADMIN_KEY")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start glint serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut data = None;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("data plane: ") {
+                    data = Some(url.trim().to_string());
+                }
+                if let Some(url) = line.strip_prefix("admin API:  ") {
+                    let _ = tx.send((data.clone().unwrap_or_default(), url.trim().to_string()));
+                }
+            }
+        });
+        let (data_url, admin_url) =
+            rx.recv_timeout(Duration::from_secs(120))
+                .unwrap_or_else(|_| {
+                    let log =
+                        std::fs::read_to_string(data_dir.join("node.log")).unwrap_or_default();
+                    panic!("glint serve did not start within 120 s; its log:\n{log}")
+                });
+        let key = std::fs::read_to_string(data_dir.join("admin-key"))
+            .unwrap()
+            .trim()
+            .to_string();
+        Node {
+            data_dir: data_dir.to_path_buf(),
+            data_url,
+            admin_url,
+            key,
+            child: Some(child),
+            _tmp: None,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM, then waits for a clean exit. Returns whether it exited with success.
+    pub fn stop(&mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash, with no chance to clean up.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts a new process on the same data dir (after `stop` or `kill9`).
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "stop or kill the node before restarting it"
+        );
+        let fresh = Node::start_in(&self.data_dir);
+        self.data_url = fresh.data_url.clone();
+        self.admin_url = fresh.admin_url.clone();
+        self.key = fresh.key.clone();
+        let mut fresh = fresh;
+        self.child = fresh.child.take();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// A client that sends this node's admin key.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            base: self.admin_url.clone(),
+            key: Some(self.key.clone()),
+            http: http_client(),
+        }
+    }
+
+    pub fn admin_with_key(&self, key: Option<&str>) -> Admin {
+        Admin {
+            base: self.admin_url.clone(),
+            key: key.map(str::to_string),
+            http: http_client(),
+        }
+    }
+
+    /// GET on the data plane.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        http_client()
+            .get(format!("{}{path}", self.data_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET on the data plane, returning status and body text.
+    pub async fn call(&self, path: &str) -> (u16, String) {
+        let resp = self.get(path).await;
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// The admin API, as a test talks to it.
+pub struct Admin {
+    pub base: String,
+    pub key: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl Admin {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
+    /// Sends and returns the status and the JSON body (Null when empty).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body))
+            .await
+    }
+
+    /// Deploys `component` with `manifest` as function `name`.
+    pub async fn deploy(&self, name: &str, manifest: &str, component: Vec<u8>) -> (u16, Value) {
+        let form = Form::new()
+            .text("manifest", manifest.to_string())
+            .part("component", Part::bytes(component).file_name("c.wasm"));
+        self.send(
+            self.request(
+                reqwest::Method::POST,
+                &format!("/api/v1/functions/{name}/versions"),
+            )
+            .multipart(form),
+        )
+        .await
+    }
+
+    /// Log lines of a function, oldest first.
+    pub async fn logs(&self, name: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/api/v1/functions/{name}/logs?{query}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["lines"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits (up to 10 s) for log lines of one execution that satisfy `pred`.
+    pub async fn wait_for_logs(
+        &self,
+        name: &str,
+        execution_id: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self
+                .logs(name, &format!("execution_id={execution_id}&lines=1000"))
+                .await;
+            if pred(&lines) || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The hello example's manifest with a greeting of our choosing.
+pub fn hello_manifest(greeting: &str) -> String {
+    format!("name = \"hello\"\n[env]\nGREETING = \"{greeting}\"\n")
+}

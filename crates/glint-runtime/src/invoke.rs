@@ -103,7 +103,13 @@ impl Runtime {
             let outcome = match tokio::time::timeout(limits.timeout(), run).await {
                 Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
                 Ok(Ok(())) => Ok(()),
-                Ok(Err((instantiating, e))) => Err(classify(&store, &limits, instantiating, e)),
+                Ok(Err((instantiating, e))) => {
+                    let (error, detail) = classify(&store, &limits, instantiating, e);
+                    if let Some(detail) = detail {
+                        log.line(LogStream::Host, Level::Debug, detail);
+                    }
+                    Err(error)
+                }
             };
             if let Err(e) = &outcome {
                 log.line(LogStream::Host, Level::Error, e.to_string());
@@ -130,24 +136,33 @@ impl Runtime {
     }
 }
 
+/// Names what ended the invocation; the second part, if any, is the detail (a wasm
+/// backtrace) that goes to the log but not into the response.
 fn classify(
     store: &Store<GuestState>,
     limits: &crate::Limits,
     instantiating: bool,
     e: wasmtime::Error,
-) -> InvokeError {
+) -> (InvokeError, Option<String>) {
     if e.downcast_ref::<CpuLimitExceeded>().is_some() {
-        return InvokeError::CpuLimit(limits.cpu_ms);
+        return (InvokeError::CpuLimit(limits.cpu_ms), None);
     }
     if store.data().memory.hit {
-        return InvokeError::MemoryLimit(limits.memory_mb);
+        return (InvokeError::MemoryLimit(limits.memory_mb), None);
     }
-    if instantiating && e.downcast_ref::<wasmtime::Trap>().is_none() {
-        return InvokeError::Instantiate(format!("{e:#}"));
+    let trap = e.downcast_ref::<wasmtime::Trap>().copied();
+    if instantiating && trap.is_none() {
+        return (InvokeError::Instantiate(format!("{e:#}")), None);
     }
-    // `{e:?}` carries the wasm backtrace; the first line is enough for the response.
-    let detail = format!("{e:?}");
-    InvokeError::Trap(detail.trim_end().to_string())
+    let reason = match trap {
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "wasm `unreachable` executed (a panic or abort in the guest; its stderr is in the log)"
+                .to_string()
+        }
+        Some(t) => t.to_string(),
+        None => e.root_cause().to_string(),
+    };
+    (InvokeError::Trap(reason), Some(format!("{e:?}")))
 }
 
 /// Wraps a guest body so its errors fit a hyper response body.

@@ -79,6 +79,9 @@ struct Lines {
 impl Lines {
     fn emit(&mut self, raw: &[u8]) {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         let cut = &raw[..raw.len().min(MAX_LINE)];
         let text = String::from_utf8_lossy(cut);
         let default = if self.stream == LogStream::Stderr {

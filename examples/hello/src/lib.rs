@@ -1,6 +1,6 @@
 //! The hello function: a plain `wasi:http/incoming-handler` with no SDK.
 //!
-//! - `GET /` answers with a greeting (from the `GREETING` env var);
+//! - `/` answers with a greeting (from the `GREETING` env var);
 //! - `POST /echo` answers with the request body;
 //! - any other path answers with the path and the prefix it was routed under.
 
@@ -45,7 +45,7 @@ impl Guest for Hello {
             .unwrap_or_default();
         println!("hello: {} {path}", method_name(&req.method()));
         match (req.method(), path.as_str()) {
-            (Method::Get, "/") => {
+            (_, "/") => {
                 let greeting = std::env::var("GREETING").unwrap_or_else(|_| "Hello".into());
                 respond(out, 200, "text/plain", format!("{greeting} from Glint!\n").as_bytes());
             }
