@@ -236,3 +236,89 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let (ok, node) = stopped.await.unwrap();
     assert!(ok, "the node did not exit cleanly:\n{}", node.log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_without_moving_the_alias_and_http2() {
+    let node = Node::start();
+    let admin = node.admin();
+    assert_eq!(
+        admin
+            .deploy("hello", &hello_manifest("Hello"), guest("hello"))
+            .await
+            .0,
+        201
+    );
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", hello_manifest("Staged"))
+        .part("component", reqwest::multipart::Part::bytes(guest("hello")));
+    let req = admin
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/functions/hello/versions?no_alias=true",
+        )
+        .multipart(form);
+    let (status, body) = admin.send(req).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], "v2");
+    // `latest` still serves v1; v2 is reachable by number.
+    assert_eq!(
+        node.call("/hello").await,
+        (200, "Hello from Glint!\n".to_string())
+    );
+    let staged = glint_e2e::http_client()
+        .post(format!("{}/api/faas/v1/execute/hello/v2", node.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(staged.text().await.unwrap(), "Staged from Glint!\n");
+
+    // The data plane speaks HTTP/2 too (cleartext, prior knowledge).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let resp = h2
+        .get(format!("{}/hello", node.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.text().await.unwrap(), "Hello from Glint!\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_above_the_concurrency_limit_get_503_after_queueing() {
+    let node = Node::start();
+    let admin = node.admin();
+    let manifest = "[scaling]\nmax_concurrency = 1\nmax_queue_ms = 200\n";
+    assert_eq!(
+        admin
+            .deploy("misbehave", manifest, guest("misbehave"))
+            .await
+            .0,
+        201
+    );
+    let url = format!("{}/misbehave/sleep?ms=2000", node.data_url);
+    let busy = tokio::spawn(async move {
+        glint_e2e::http_client()
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let resp = node.get("/misbehave/ok").await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "at_capacity");
+    assert!(
+        !busy.is_finished(),
+        "the first request ended early; the 503 proves nothing"
+    );
+    assert_eq!(busy.await.unwrap(), 200);
+    // The slot is free again.
+    assert_eq!(node.call("/misbehave/ok").await, (200, "ok\n".to_string()));
+}

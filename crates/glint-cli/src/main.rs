@@ -332,6 +332,7 @@ async fn deploy(
     format: Format,
 ) -> Result<()> {
     let (name, manifest, bytes) = read_deployable(path, name)?;
+    let name: glint_store::FunctionName = name.parse()?;
     let size = bytes.len();
     let form = Form::new().text("manifest", manifest).part(
         "component",

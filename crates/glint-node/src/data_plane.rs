@@ -26,9 +26,6 @@ pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
 pub const EXECUTION_ID: &str = "x-glint-execution-id";
 const EXECUTE_PREFIX: &str = "/api/faas/v1/execute/";
-/// How long a request waits for a free instance when a function is at its concurrency
-/// limit, before it gets 503.
-const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
     let mut resp = Response::new(
@@ -179,17 +176,19 @@ async fn run(
         return Err(too_large());
     }
 
-    let permit = match tokio::time::timeout(QUEUE_TIMEOUT, slot.concurrency.clone().acquire_owned())
-        .await
-    {
+    let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
+    let waiting = slot.concurrency.clone().acquire_owned();
+    let permit = match tokio::time::timeout(queue_timeout, waiting).await {
         Ok(Ok(p)) => p,
         _ => {
             let mut e = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "at_capacity",
                 format!(
-                    "function '{}' is at its concurrency limit of {}; retry shortly or raise `scaling.max_concurrency`",
-                    entry.name, slot.config.scaling.max_concurrency
+                    "function '{}' is at its concurrency limit of {} and none finished within {} ms; retry shortly or raise `scaling.max_concurrency`",
+                    entry.name,
+                    slot.config.scaling.max_concurrency,
+                    slot.config.scaling.max_queue_ms
                 ),
             );
             e.retry_after = Some(1);

@@ -155,6 +155,7 @@ impl Runtime {
                 cache_dir.display()
             )
         })?;
+        remove_partial_writes(&cache_dir);
 
         // The epoch ticker: a plain thread, so it keeps ticking when every tokio worker is
         // busy running guests.
@@ -252,6 +253,24 @@ impl Runtime {
         }
         let bytes = bytes()?;
         Ok(self.compile(&bytes, sha256)?)
+    }
+}
+
+/// Deletes temp files that a crash left behind mid-write; only complete files are
+/// ever renamed to `.cwasm`.
+fn remove_partial_writes(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let partial = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.starts_with("tmp"));
+        if partial {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 

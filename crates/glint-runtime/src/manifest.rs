@@ -71,6 +71,7 @@ pub struct LimitsSection {
 pub struct ScalingSection {
     pub min_instances: Option<u32>,
     pub max_concurrency: Option<u32>,
+    pub max_queue_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -112,7 +113,10 @@ impl Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scaling {
     pub min_instances: u32,
+    /// Requests of one version that may run at once on a node.
     pub max_concurrency: u32,
+    /// How long a request above `max_concurrency` waits for a slot before it gets 503.
+    pub max_queue_ms: u64,
 }
 
 impl Default for Scaling {
@@ -120,6 +124,7 @@ impl Default for Scaling {
         Self {
             min_instances: 0,
             max_concurrency: 100,
+            max_queue_ms: 10_000,
         }
     }
 }
@@ -251,11 +256,14 @@ impl Manifest {
             1000,
             "instances",
         )?;
+        range_check("scaling.max_queue_ms", s.max_queue_ms, 0, 60_000, "ms")?;
+        let scaling_defaults = Scaling::default();
         let scaling = Scaling {
-            min_instances: s.min_instances.unwrap_or(0),
+            min_instances: s.min_instances.unwrap_or(scaling_defaults.min_instances),
             max_concurrency: s
                 .max_concurrency
-                .unwrap_or(Scaling::default().max_concurrency),
+                .unwrap_or(scaling_defaults.max_concurrency),
+            max_queue_ms: s.max_queue_ms.unwrap_or(scaling_defaults.max_queue_ms),
         };
         let log_level = match &self.logs.level {
             None => Level::Info,
