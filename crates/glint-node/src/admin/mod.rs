@@ -60,7 +60,10 @@ async fn auth(
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(key) = header
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .map(str::trim)
     else {
         return ApiError::new(
