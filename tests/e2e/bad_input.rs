@@ -19,13 +19,9 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str, hint: &str) {
 async fn bad_uploads_are_refused_and_store_nothing() {
     let node = Node::start();
     let admin = node.admin();
-    assert_eq!(
-        admin
-            .deploy("hello", &hello_manifest("Hello"), guest("hello"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
+        .await;
 
     let random: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
@@ -187,7 +183,7 @@ async fn bodies_over_the_limit_get_413() {
     let node = Node::start();
     let admin = node.admin();
     let manifest = "[limits]\nmax_body_bytes = 1024\n";
-    assert_eq!(admin.deploy("hello", manifest, guest("hello")).await.0, 201);
+    admin.deploy_ok("hello", manifest, guest("hello")).await;
     let http = glint_e2e::http_client();
     let url = format!("{}/hello/echo", node.data_url);
 

@@ -134,48 +134,40 @@ fn the_function_life_cycle_from_the_command_line() {
 
 #[test]
 fn glint_admin_key_overrides_the_generated_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(glint_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("GLINT_ADMIN_KEY", "glint_my_own_admin_key_for_tests")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::BufRead;
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut admin = String::new();
-    let mut printed = String::new();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        printed.push_str(&line);
-        if let Some(url) = line.strip_prefix("admin API:  ") {
-            admin = url.trim().to_string();
-            break;
-        }
-    }
+    let key = "glint_my_own_admin_key_for_tests";
+    let node = Node::start_with_admin_key(key);
     assert!(
-        !printed.contains("Admin API key"),
-        "no key should be generated: {printed}"
+        !node.banner.contains("Admin API key"),
+        "no key should be generated: {}",
+        node.banner
     );
-    assert!(!dir.path().join("admin-key").exists());
-    let status = |key: &str| {
-        let out = Command::new(glint_bin())
-            .args(["list", "--url", &admin, "--key", key])
-            .output()
-            .unwrap();
-        out.status.success()
-    };
-    assert!(status("glint_my_own_admin_key_for_tests"));
-    assert!(!status("glint_some_other_key"));
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(!node.data_dir.join("admin-key").exists());
+    assert!(glint(&node, Some(key), &["list"]).status.success());
+    let (ok, _, err) = text(&glint(&node, Some("glint_some_other_key"), &["list"]));
+    assert!(!ok);
+    assert!(err.contains("invalid or revoked API key"), "{err}");
+}
+
+#[test]
+fn first_start_prints_the_admin_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start_in(dir.path());
+    assert!(
+        node.banner.contains(&node.key),
+        "the first start should print the key: {}",
+        node.banner
+    );
+    assert!(node.stop());
+    node.restart();
+    assert!(
+        !node.banner.contains(&node.key),
+        "a restart must not print the key again: {}",
+        node.banner
+    );
+    assert!(
+        glint(&node, Some(&node.key.clone()), &["list"])
+            .status
+            .success(),
+        "the key outlives a restart"
+    );
 }

@@ -241,13 +241,9 @@ async fn shutdown_lets_in_flight_requests_finish() {
 async fn deploy_without_moving_the_alias_and_http2() {
     let node = Node::start();
     let admin = node.admin();
-    assert_eq!(
-        admin
-            .deploy("hello", &hello_manifest("Hello"), guest("hello"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
+        .await;
     let form = reqwest::multipart::Form::new()
         .text("manifest", hello_manifest("Staged"))
         .part("component", reqwest::multipart::Part::bytes(guest("hello")));
@@ -291,13 +287,9 @@ async fn requests_above_the_concurrency_limit_get_503_after_queueing() {
     let node = Node::start();
     let admin = node.admin();
     let manifest = "[scaling]\nmax_concurrency = 1\nmax_queue_ms = 200\n";
-    assert_eq!(
-        admin
-            .deploy("misbehave", manifest, guest("misbehave"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("misbehave", manifest, guest("misbehave"))
+        .await;
     let url = format!("{}/misbehave/sleep?ms=2000", node.data_url);
     let busy = tokio::spawn(async move {
         glint_e2e::http_client()

@@ -10,13 +10,9 @@ const LIMITS: &str = "[limits]\ncpu_ms = 300\nmemory_mb = 32\ntimeout_ms = 1500\
 async fn each_misbehaviour_ends_only_its_request() {
     let node = Node::start();
     let admin = node.admin();
-    assert_eq!(
-        admin
-            .deploy("hello", &hello_manifest("Hello"), guest("hello"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
+        .await;
     let (status, body) = admin.deploy("misbehave", LIMITS, guest("misbehave")).await;
     assert_eq!(status, 201, "{body}");
 
@@ -107,21 +103,13 @@ async fn each_misbehaviour_ends_only_its_request() {
 async fn looping_guests_do_not_starve_others() {
     let node = Node::start();
     let admin = node.admin();
-    assert_eq!(
-        admin
-            .deploy("hello", &hello_manifest("Hello"), guest("hello"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
+        .await;
     let manifest = "[limits]\ncpu_ms = 3000\ntimeout_ms = 5000\n";
-    assert_eq!(
-        admin
-            .deploy("misbehave", manifest, guest("misbehave"))
-            .await
-            .0,
-        201
-    );
+    admin
+        .deploy_ok("misbehave", manifest, guest("misbehave"))
+        .await;
 
     // More spinning guests than the machine has cores, all at once.
     let url = format!("{}/misbehave/loop", node.data_url);

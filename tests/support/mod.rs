@@ -50,6 +50,8 @@ pub struct Node {
     pub data_url: String,
     pub admin_url: String,
     pub key: String,
+    /// What the node printed to stdout before it was ready.
+    pub banner: String,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -63,15 +65,32 @@ impl Node {
         node
     }
 
+    /// Starts a node whose admin key comes from `GLINT_ADMIN_KEY`.
+    pub fn start_with_admin_key(key: &str) -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut node = Node::launch(tmp.path(), Some(key));
+        node._tmp = Some(tmp);
+        node
+    }
+
     /// Starts a node on `data_dir`, on free loopback ports, and waits until it serves.
     pub fn start_in(data_dir: &Path) -> Node {
+        Node::launch(data_dir, None)
+    }
+
+    fn launch(data_dir: &Path, admin_key: Option<&str>) -> Node {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("node.log"))
             .unwrap();
-        let mut child = Command::new(glint_bin())
+        let mut command = Command::new(glint_bin());
+        match admin_key {
+            Some(k) => command.env("GLINT_ADMIN_KEY", k),
+            None => command.env_remove("GLINT_ADMIN_KEY"),
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
@@ -83,7 +102,6 @@ impl Node {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .env_remove("GLINT_ADMIN_KEY")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -91,33 +109,42 @@ impl Node {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut data = None;
+            let (mut data, mut banner) = (None, String::new());
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                banner.push_str(&line);
+                banner.push('\n');
                 if let Some(url) = line.strip_prefix("data plane: ") {
                     data = Some(url.trim().to_string());
                 }
                 if let Some(url) = line.strip_prefix("admin API:  ") {
-                    let _ = tx.send((data.clone().unwrap_or_default(), url.trim().to_string()));
+                    let _ = tx.send((
+                        data.clone().unwrap_or_default(),
+                        url.trim().to_string(),
+                        banner.clone(),
+                    ));
                 }
             }
         });
-        let (data_url, admin_url) =
-            rx.recv_timeout(Duration::from_secs(120))
-                .unwrap_or_else(|_| {
-                    let log =
-                        std::fs::read_to_string(data_dir.join("node.log")).unwrap_or_default();
-                    panic!("glint serve did not start within 120 s; its log:\n{log}")
-                });
-        let key = std::fs::read_to_string(data_dir.join("admin-key"))
-            .unwrap()
-            .trim()
-            .to_string();
+        let (data_url, admin_url, banner) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                let log = std::fs::read_to_string(data_dir.join("node.log")).unwrap_or_default();
+                panic!("glint serve did not start within 120 s; its log:\n{log}")
+            });
+        let key = match admin_key {
+            Some(k) => k.to_string(),
+            None => std::fs::read_to_string(data_dir.join("admin-key"))
+                .unwrap()
+                .trim()
+                .to_string(),
+        };
         Node {
             data_dir: data_dir.to_path_buf(),
             data_url,
             admin_url,
             key,
+            banner,
             child: Some(child),
             _tmp: None,
         }
@@ -162,6 +189,7 @@ impl Node {
         self.data_url = fresh.data_url.clone();
         self.admin_url = fresh.admin_url.clone();
         self.key = fresh.key.clone();
+        self.banner = fresh.banner.clone();
         let mut fresh = fresh;
         self.child = fresh.child.take();
     }
@@ -270,6 +298,13 @@ impl Admin {
             .multipart(form),
         )
         .await
+    }
+
+    /// Deploys and asserts the node accepted it; returns the answer.
+    pub async fn deploy_ok(&self, name: &str, manifest: &str, component: Vec<u8>) -> Value {
+        let (status, body) = self.deploy(name, manifest, component).await;
+        assert_eq!(status, 201, "deploy of {name} refused: {body}");
+        body
     }
 
     /// Log lines of a function, oldest first.
