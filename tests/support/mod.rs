@@ -68,17 +68,25 @@ impl Node {
     /// Starts a node whose admin key comes from `GLINT_ADMIN_KEY`.
     pub fn start_with_admin_key(key: &str) -> Node {
         let tmp = tempfile::tempdir().unwrap();
-        let mut node = Node::launch(tmp.path(), Some(key));
+        let mut node = Node::launch(tmp.path(), Some(key), &[]);
         node._tmp = Some(tmp);
         node
     }
 
     /// Starts a node on `data_dir`, on free loopback ports, and waits until it serves.
     pub fn start_in(data_dir: &Path) -> Node {
-        Node::launch(data_dir, None)
+        Node::launch(data_dir, None, &[])
     }
 
-    fn launch(data_dir: &Path, admin_key: Option<&str>) -> Node {
+    /// Starts a node with extra `glint serve` arguments, such as TLS files.
+    pub fn start_with_args(args: &[&str]) -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut node = Node::launch(tmp.path(), None, args);
+        node._tmp = Some(tmp);
+        node
+    }
+
+    fn launch(data_dir: &Path, admin_key: Option<&str>, extra_args: &[&str]) -> Node {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -102,6 +110,7 @@ impl Node {
             ])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -11,10 +11,17 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, key: Option<String>) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("glint-cli/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    pub fn new(base: &str, key: Option<String>, ca_cert: Option<&std::path::Path>) -> Result<Self> {
+        let mut builder =
+            reqwest::Client::builder().user_agent(concat!("glint-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build()?;
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             key,

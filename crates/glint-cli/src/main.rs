@@ -26,6 +26,9 @@ struct Cli {
     /// API key. Defaults to the local node's admin key file, if there is one.
     #[arg(long, global = true, env = "GLINT_API_KEY", hide_env_values = true)]
     key: Option<String>,
+    /// Extra CA certificate (PEM) to trust, for a node with a self-signed certificate.
+    #[arg(long, global = true, env = "GLINT_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Output format for listings.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -65,6 +68,12 @@ enum Command {
         /// Format of the node's own log.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// TLS certificate chain (PEM). With --tls-key, both listeners serve HTTPS only.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Deploy a function folder (with glint.toml) or a .wasm component.
     #[command(
@@ -171,6 +180,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         admin_listen,
         max_instances,
         log_format,
+        tls_cert,
+        tls_key,
     } = cli.command
     {
         init_tracing(log_format);
@@ -180,11 +191,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             admin_listen,
             admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),
             max_instances,
+            tls: tls_cert.zip(tls_key),
         };
         glint_node::run(config, shutdown_signal()).await?;
         return Ok(ExitCode::SUCCESS);
     }
-    let client = Client::new(&cli.url, resolve_key(cli.key))?;
+    let client = Client::new(&cli.url, resolve_key(cli.key), cli.ca_cert.as_deref())?;
     let format = cli.output;
     match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),

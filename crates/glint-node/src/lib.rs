@@ -11,6 +11,7 @@ pub mod admin;
 pub mod data_plane;
 pub mod error;
 pub mod keys;
+pub mod listener;
 pub mod logs;
 pub mod node;
 pub mod routes;
@@ -25,9 +26,7 @@ use anyhow::Context;
 use glint_runtime::{Runtime, RuntimeConfig};
 use glint_store::Store;
 use glint_store::embedded::EmbeddedStore;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -48,13 +47,18 @@ pub struct NodeConfig {
     pub admin_key: Option<String>,
     /// Instances that may run at once on this node.
     pub max_instances: u32,
+    /// PEM certificate chain and private key; with them both listeners speak TLS only.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-fn url_for(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        format!("http://{addr}")
+fn url_for(addr: SocketAddr, tls: bool) -> String {
+    let port = addr.port();
+    match (tls, addr.ip().is_unspecified() || addr.ip().is_loopback()) {
+        // A certificate is far likelier to name `localhost` than an address.
+        (true, true) => format!("https://localhost:{port}"),
+        (true, false) => format!("https://{addr}"),
+        (false, true) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{port}"),
+        (false, _) => format!("http://{addr}"),
     }
 }
 
@@ -84,8 +88,12 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
                 config.admin_listen
             )
         })?;
-    let data_url = url_for(data_listener.local_addr()?);
-    let admin_url = url_for(admin_listener.local_addr()?);
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let data_url = url_for(data_listener.local_addr()?, tls.is_some());
+    let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
@@ -99,19 +107,26 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     node.keys.reload(store.as_ref()).await?;
     node.load_all().await?;
 
-    let data = tokio::spawn(serve_data_plane(
-        node.clone(),
+    let data_service = {
+        let node = node.clone();
+        hyper::service::service_fn(move |req| {
+            let node = node.clone();
+            async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
+        })
+    };
+    let data = tokio::spawn(listener::serve(
         data_listener,
+        tls.clone(),
+        data_service,
         stop_rx.clone(),
     ));
-    let mut admin_stop = stop_rx.clone();
-    let admin = tokio::spawn(async move {
-        axum::serve(admin_listener, admin::router(node.clone()))
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.changed().await;
-            })
-            .await
-    });
+    let admin_service = TowerToHyperService::new(admin::router(node.clone()));
+    let admin = tokio::spawn(listener::serve(
+        admin_listener,
+        tls,
+        admin_service,
+        stop_rx.clone(),
+    ));
     println!("data plane: {data_url}");
     println!("admin API:  {admin_url}");
     println!("data dir:   {}", config.data_dir.display());
@@ -129,38 +144,4 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     embedded.close()?;
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-async fn serve_data_plane(node: Arc<Node>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let node = node.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let node = node.clone();
-            async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }

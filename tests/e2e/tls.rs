@@ -1,0 +1,120 @@
+//! TLS on both listeners: HTTPS with HTTP/2 by ALPN, plain HTTP refused, and the CLI
+//! trusting a self-signed certificate with --ca-cert.
+
+use glint_e2e::{Node, glint_bin, guest, hello_manifest};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_listeners_speak_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+
+    let node = Node::start_with_args(&[
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    assert!(
+        node.data_url.starts_with("https://localhost:"),
+        "{}",
+        node.data_url
+    );
+    assert!(
+        node.admin_url.starts_with("https://localhost:"),
+        "{}",
+        node.admin_url
+    );
+
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut admin = node.admin();
+    admin.http = trusted.clone();
+    admin
+        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
+        .await;
+
+    let resp = trusted
+        .get(format!("{}/hello", node.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN should pick h2"
+    );
+    assert_eq!(resp.text().await.unwrap(), "Hello from Glint!\n");
+
+    // A client that does not trust the certificate, and plain HTTP, get nowhere.
+    let untrusted = glint_e2e::http_client();
+    assert!(
+        untrusted
+            .get(format!("{}/hello", node.data_url))
+            .send()
+            .await
+            .is_err()
+    );
+    let plain = node.data_url.replace("https://", "http://");
+    assert!(
+        untrusted
+            .get(format!("{plain}/hello"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // The CLI trusts it with --ca-cert.
+    let out = std::process::Command::new(glint_bin())
+        .args([
+            "execute",
+            "hello",
+            "--url",
+            &node.admin_url,
+            "--key",
+            &node.key,
+            "--ca-cert",
+        ])
+        .arg(&cert_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from Glint!\n");
+}
+
+#[test]
+fn bad_tls_files_stop_the_node_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    let out = std::process::Command::new(glint_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--tls-cert")
+        .arg(&bogus)
+        .arg("--tls-key")
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the TLS certificate") && err.contains("PEM"),
+        "{err}"
+    );
+}
