@@ -448,16 +448,35 @@ pub fn parse_since(text: &str) -> Result<i64, ApiError> {
             .unwrap_or(text.len()),
     );
     let n: i64 = digits.parse().map_err(|_| bad())?;
-    let ms = match unit {
+    let unit_ms: i64 = match unit {
         "" => return Ok(n),
-        "ms" => n,
-        "s" => n * 1000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(bad()),
     };
-    Ok(now_ms() - ms)
+    Ok(now_ms().saturating_sub(n.saturating_mul(unit_ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_durations_and_epoch_millis() {
+        let now = now_ms();
+        let ten_minutes_ago = parse_since("10m").unwrap();
+        assert!((now - 600_000 - ten_minutes_ago).abs() < 5_000);
+        assert_eq!(parse_since("1700000000000").unwrap(), 1_700_000_000_000);
+        assert!(
+            parse_since("99999999999999999d").unwrap() < 0,
+            "huge values saturate, not panic"
+        );
+        assert!(parse_since("ten").is_err());
+        assert!(parse_since("5y").is_err());
+    }
 }
 
 pub async fn logs(
