@@ -171,3 +171,210 @@ fn first_start_prints_the_admin_key_once() {
         "the key outlives a restart"
     );
 }
+
+/// Runs glint with a private config dir and no key or URL from the environment.
+fn glint_in(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(glint_bin())
+        .args(args)
+        .env("GLINT_CONFIG_DIR", config)
+        .env("GLINT_DATA_DIR", "/nonexistent-glint-test-dir")
+        .env_remove("GLINT_API_KEY")
+        .env_remove("GLINT_API_URL")
+        .env_remove("GLINT_PROFILE")
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+#[test]
+fn versions_aliases_rollback_env_logs_status_and_keys() {
+    let node = Node::start();
+    let config = tempfile::tempdir().unwrap();
+    let cfg = config.path();
+    let hello_dir = repo_root().join("examples/hello");
+
+    // Log in once; later commands use the saved profile.
+    let (ok, out, err) = glint_in(
+        cfg,
+        &["login", "--url", &node.admin_url, "--key", &node.key],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("as profile 'default'"), "{out}");
+    let saved = cfg.join("profiles.toml");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&saved).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (ok, _, err) = glint_in(
+        cfg,
+        &[
+            "login",
+            "--url",
+            &node.admin_url,
+            "--key",
+            "glint_bad",
+            "--profile",
+            "bad",
+        ],
+    );
+    assert!(!ok && err.contains("invalid or revoked"), "{err}");
+
+    let g = |args: &[&str]| glint_in(cfg, args);
+    for _ in 0..2 {
+        let (ok, out, err) = g(&["deploy", hello_dir.to_str().unwrap()]);
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, _) = g(&["versions", "hello"]);
+    assert!(ok && out.contains("v1") && out.contains("v2"), "{out}");
+    let (ok, out, _) = g(&["remote", "version", "list", "hello", "--output", "json"]);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["versions"].as_array().unwrap().len(), 2);
+
+    // Canary split, in both spellings, then rollback.
+    let (ok, out, err) = g(&["alias", "set", "hello", "canary", "v1=0.9", "v2=0.1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("v1=0.9 v2=0.1"), "{out}");
+    let (ok, out, _) = g(&["alias", "info", "hello", "canary"]);
+    assert!(ok && out.contains("v1=0.9 v2=0.1"), "{out}");
+    let (ok, _, err) = g(&[
+        "remote",
+        "alias",
+        "update",
+        "hello",
+        "canary",
+        "--version",
+        "v1",
+        "--weight",
+        "0.5",
+        "--version",
+        "v2",
+        "--weight",
+        "0.5",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = g(&["remote", "alias", "list", "hello"]);
+    assert!(ok && out.contains("v1=0.5 v2=0.5"), "{out}");
+    let (ok, out, err) = g(&["rollback", "hello"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("latest of hello -> v1"), "{out}");
+    let (ok, _, err) = g(&["rollback", "hello"]);
+    assert!(!ok && err.contains("no older version"), "{err}");
+
+    // Download what latest serves.
+    let file = config.path().join("got.wasm");
+    let (ok, out, err) = g(&["download", "hello", "-o", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("hello v1"), "{out}");
+    assert_eq!(std::fs::read(&file).unwrap(), glint_e2e::guest("hello"));
+
+    // Env vars reach the guest.
+    let (ok, out, err) = g(&["env", "set", "hello", "GREETING", "Bonjour"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = g(&["env", "list", "hello"]);
+    assert!(
+        ok && out.contains("GREETING") && out.contains("Bonjour"),
+        "{out}"
+    );
+    let (ok, out, _) = g(&["execute", "hello"]);
+    assert!(ok);
+    assert_eq!(out, "Bonjour from Glint!\n");
+    assert!(g(&["env", "unset", "hello", "GREETING"]).0);
+    let (ok, out, _) = g(&["remote", "execute", "hello", "--data", "x"]);
+    assert!(ok);
+    assert_eq!(out, "Hello from Glint!\n");
+
+    // Logs and status.
+    let mut lines = String::new();
+    for _ in 0..100 {
+        lines = g(&["logs", "hello", "--since", "5m"]).1;
+        if lines.contains("hello: POST /") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        lines.contains("INFO") && lines.contains("hello: GET /") && lines.contains("hello: POST /"),
+        "{lines}"
+    );
+    let (ok, out, _) = g(&["status", "hello"]);
+    assert!(
+        ok && out.contains("ready:    true") && out.contains("loaded"),
+        "{out}"
+    );
+
+    // Keys.
+    let (ok, out, _) = g(&["keys", "create", "ci", "--role", "read", "--output", "json"]);
+    assert!(ok);
+    let key: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, _) = g(&["keys", "list"]);
+    assert!(ok && out.contains("ci") && out.contains("read"), "{out}");
+    let (ok, _, err) = glint_in(
+        cfg,
+        &[
+            "deploy",
+            hello_dir.to_str().unwrap(),
+            "--key",
+            key["key"].as_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("role 'read'"), "{err}");
+    assert!(g(&["keys", "revoke", key["id"].as_str().unwrap()]).0);
+
+    let (ok, out, _) = g(&["remote", "delete", "hello", "--force"]);
+    assert!(ok && out.contains("deleted"));
+    let (ok, _, err) = g(&["remote", "status", "hello"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn photoniq_manifests_and_completions() {
+    let node = Node::start();
+    let config = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("photoniq.toml"),
+        "name = \"piq\"\nversion = \"0.0.1\"\ndescription = \"d\"\nlang = \"rust\"\nexecute_url_suffix = \"/my/suffix\"\n\n\
+         [log_settings]\nenabled = true\nlevel = \"INFO\"\n\n[env_vars]\nGREETING = \"Ahoy\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("target/wasm32-wasip2/release")).unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"piq-fn\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("target/wasm32-wasip2/release/piq_fn.wasm"),
+        glint_e2e::guest("hello"),
+    )
+    .unwrap();
+    let (ok, out, err) = glint_in(
+        config.path(),
+        &[
+            "remote",
+            "deploy",
+            dir.path().to_str().unwrap(),
+            "--url",
+            &node.admin_url,
+            "--key",
+            &node.key,
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("/my/suffix/piq"), "{out}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        rt.block_on(node.call("/my/suffix/piq")),
+        (200, "Ahoy from Glint!\n".to_string())
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, out, _) = glint_in(config.path(), &["completions", shell]);
+        assert!(
+            ok && out.contains("glint") && out.contains("deploy"),
+            "{shell}"
+        );
+    }
+    let (ok, out, _) = glint_in(config.path(), &["alias", "set", "--help"]);
+    assert!(ok && out.contains("Examples:"), "{out}");
+}

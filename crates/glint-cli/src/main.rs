@@ -1,43 +1,47 @@
 //! `glint`: the command line for Glint. It parses arguments and calls the node library
-//! (`glint serve`) or the admin API (everything else); the work happens there.
+//! (`glint serve`), the developer-loop modules (`new`, `build`, `run`) or the admin API
+//! (everything else).
 
 mod client;
+mod lifecycle;
 mod output;
+mod profiles;
+mod project;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
-use reqwest::Method;
-use reqwest::multipart::{Form, Part};
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use client::Client;
-
-const DEFAULT_API_URL: &str = "http://127.0.0.1:9090";
+use lifecycle::{Call, LogFilter};
 
 #[derive(Parser)]
 #[command(name = "glint", version, about = "Glint: WebAssembly functions at the edge", long_about = None)]
 struct Cli {
-    /// Admin API of the node to talk to.
-    #[arg(long, global = true, env = "GLINT_API_URL", default_value = DEFAULT_API_URL)]
-    url: String,
-    /// API key. Defaults to the local node's admin key file, if there is one.
+    /// Admin API of the node to talk to [default: the profile's, else http://127.0.0.1:9090]
+    #[arg(long, global = true, env = "GLINT_API_URL")]
+    url: Option<String>,
+    /// API key [default: the profile's, else the local node's admin-key file]
     #[arg(long, global = true, env = "GLINT_API_KEY", hide_env_values = true)]
     key: Option<String>,
     /// Extra CA certificate (PEM) to trust, for a node with a self-signed certificate.
     #[arg(long, global = true, env = "GLINT_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// A profile saved by `glint login`.
+    #[arg(long, global = true, env = "GLINT_PROFILE")]
+    profile: Option<String>,
     /// Output format for listings.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum Format {
+pub enum Format {
     Table,
     Json,
 }
@@ -77,11 +81,11 @@ enum Command {
     },
     /// Deploy a function folder (with glint.toml) or a .wasm component.
     #[command(
-        after_help = "Examples:\n  glint deploy examples/hello\n  glint deploy app.wasm --name app"
+        after_help = "Examples:\n  glint deploy examples/hello\n  glint deploy app.wasm --name app\n  glint deploy . --alias canary"
     )]
     Deploy {
         path: PathBuf,
-        /// Function name; defaults to glint.toml's `name`, else the folder or file name.
+        /// Function name; defaults to the manifest's `name`, else the folder or file name.
         #[arg(long)]
         name: Option<String>,
         /// Alias to point at the new version.
@@ -105,51 +109,252 @@ enum Command {
         #[arg(long, short)]
         force: bool,
     },
+    /// List a function's versions.
+    #[command(after_help = "Example:\n  glint versions hello")]
+    Versions { name: String },
+    /// List, show or set aliases (weighted for canary releases).
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Point an alias (default `latest`) back at the version before the newest it serves.
+    #[command(after_help = "Example:\n  glint rollback hello")]
+    Rollback {
+        name: String,
+        #[arg(long, default_value = "latest")]
+        alias: String,
+    },
+    /// Save a version's component (default: the one `latest` serves).
+    #[command(after_help = "Example:\n  glint download hello v2 -o hello.wasm")]
+    Download {
+        name: String,
+        version: Option<String>,
+        #[arg(long, short = 'o')]
+        output_file: Option<PathBuf>,
+    },
+    /// List, set or unset a function's env vars.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Show a function's log lines.
+    #[command(
+        after_help = "Examples:\n  glint logs hello --since 10m\n  glint logs hello --level error --lines 50"
+    )]
+    Logs {
+        name: String,
+        #[command(flatten)]
+        filter: LogArgs,
+    },
+    /// Show whether a function is ready, and its versions' state on the node.
+    #[command(after_help = "Example:\n  glint status hello")]
+    Status { name: String },
     /// Call a function and print its response.
     #[command(
-        after_help = "Examples:\n  glint execute hello\n  glint execute hello --method POST --data '{\"a\":1}' -H 'content-type: application/json' -i"
+        after_help = "Examples:\n  glint execute hello\n  glint execute hello -X POST --path /echo -d '{\"a\":1}' -H 'content-type: application/json' -i"
     )]
     Execute {
         name: String,
-        /// A version (v3) or alias (canary) to call instead of `latest`.
-        #[arg(long)]
-        version: Option<String>,
-        #[arg(long, short = 'X', default_value = "GET")]
-        method: String,
-        /// Path beneath the function's route.
-        #[arg(long, default_value = "/")]
-        path: String,
-        /// A header, 'name: value'. Repeatable.
-        #[arg(long = "header", short = 'H')]
-        headers: Vec<String>,
-        /// Request body.
-        #[arg(long, short = 'd', conflicts_with = "file")]
-        data: Option<String>,
-        /// Request body from a file.
-        #[arg(long, short = 'f')]
-        file: Option<PathBuf>,
-        /// Print the status line and headers too.
-        #[arg(short = 'i', long = "include")]
-        include: bool,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// Check a node and API key, and save them as a profile.
+    #[command(
+        after_help = "Example:\n  glint login --url https://glint.example.com:9090 --key glint_... --profile prod"
+    )]
+    Login,
+    /// Create, list and revoke API keys (admin).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  glint completions bash > /etc/bash_completion.d/glint")]
+    Completions { shell: clap_complete::Shell },
+    /// The PhotonIQ FaaS CLI's remote verbs.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+}
+
+#[derive(clap::Args)]
+struct LogArgs {
+    /// Only lines newer than this: 30s, 10m, 2h, 1d, or epoch milliseconds.
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many lines (the newest).
+    #[arg(long, short = 'n')]
+    lines: Option<usize>,
+    /// Only lines at this level or above.
+    #[arg(long)]
+    level: Option<String>,
+    /// Only the lines of one invocation (its x-glint-execution-id).
+    #[arg(long)]
+    execution_id: Option<String>,
+}
+
+impl From<LogArgs> for LogFilter {
+    fn from(a: LogArgs) -> Self {
+        LogFilter {
+            since: a.since,
+            lines: a.lines,
+            level: a.level,
+            execution_id: a.execution_id,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct CallArgs {
+    /// A version (v3) or alias (canary) to call instead of `latest`.
+    #[arg(long)]
+    version: Option<String>,
+    #[arg(long, short = 'X', default_value = "GET")]
+    method: String,
+    /// Path beneath the function's route.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// A header, 'name: value'. Repeatable.
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Request body.
+    #[arg(long, short = 'd', conflicts_with = "file")]
+    data: Option<String>,
+    /// Request body from a file.
+    #[arg(long, short = 'f')]
+    file: Option<PathBuf>,
+    /// Print the status line and headers too.
+    #[arg(short = 'i', long = "include")]
+    include: bool,
+}
+
+impl From<CallArgs> for Call {
+    fn from(a: CallArgs) -> Self {
+        Call {
+            version: a.version,
+            method: a.method,
+            path: a.path,
+            headers: a.headers,
+            data: a.data,
+            file: a.file,
+            include: a.include,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// List a function's aliases.
+    List { name: String },
+    /// Show one alias.
+    Info { name: String, alias: String },
+    /// Point an alias at versions with weights.
+    #[command(
+        after_help = "Examples:\n  glint alias set hello latest v2\n  glint alias set hello latest v1=0.9 v2=0.1"
+    )]
+    Set {
+        name: String,
+        alias: String,
+        #[arg(required = true)]
+        versions: Vec<String>,
     },
 }
 
-fn default_data_dir() -> PathBuf {
-    directories::ProjectDirs::from("dev", "glint", "glint")
-        .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".glint-data"))
+#[derive(Subcommand)]
+enum EnvCommand {
+    /// List the env vars set through the API.
+    List { name: String },
+    /// Set an env var (it overrides the manifest's [env]).
+    Set {
+        name: String,
+        #[arg(value_name = "KEY")]
+        var: String,
+        value: String,
+    },
+    /// Unset an env var.
+    Unset {
+        name: String,
+        #[arg(value_name = "KEY")]
+        var: String,
+    },
 }
 
-/// With no key given, a local user talking to a local node uses the node's admin key file.
-fn resolve_key(key: Option<String>) -> Option<String> {
-    key.filter(|k| !k.is_empty()).or_else(|| {
-        let dir = std::env::var_os("GLINT_DATA_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(default_data_dir);
-        std::fs::read_to_string(dir.join("admin-key"))
-            .ok()
-            .map(|k| k.trim().to_string())
-    })
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is shown once.
+    Create {
+        name: String,
+        #[arg(long, default_value = "read")]
+        role: String,
+    },
+    /// List the live keys (never the keys themselves).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Deploy the function in PATH (default: this folder).
+    Deploy {
+        path: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Call a function.
+    Execute {
+        name: String,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    List,
+    Info {
+        name: String,
+    },
+    Download {
+        name: String,
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, short = 'o')]
+        output_file: Option<PathBuf>,
+    },
+    Delete {
+        name: String,
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// `version list NAME`.
+    #[command(subcommand)]
+    Version(RemoteVersion),
+    /// `alias list|info|update`.
+    #[command(subcommand)]
+    Alias(RemoteAlias),
+    Logs {
+        name: String,
+        #[command(flatten)]
+        filter: LogArgs,
+    },
+    Status {
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteVersion {
+    List { name: String },
+}
+
+#[derive(Subcommand)]
+enum RemoteAlias {
+    List {
+        name: String,
+    },
+    Info {
+        name: String,
+        alias: String,
+    },
+    /// Set an alias's versions: --version v1 --weight 0.9 --version v2 --weight 0.1.
+    Update {
+        name: String,
+        alias: String,
+        #[arg(long = "version", required = true)]
+        versions: Vec<String>,
+        #[arg(long = "weight")]
+        weights: Vec<f64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -174,76 +379,175 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    if let Command::Serve {
-        data_dir,
-        listen,
-        admin_listen,
-        max_instances,
-        log_format,
-        tls_cert,
-        tls_key,
-    } = cli.command
-    {
-        init_tracing(log_format);
-        let config = glint_node::NodeConfig {
-            data_dir: data_dir.unwrap_or_else(default_data_dir),
+    let format = cli.output;
+    let (login_url, login_key, login_ca) = (cli.url.clone(), cli.key.clone(), cli.ca_cert.clone());
+    let target = profiles::resolve(cli.url, cli.key, cli.ca_cert, cli.profile.as_deref());
+    let connect = || -> Result<Client> {
+        let target = target.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Client::new(&target.url, target.key.clone(), target.ca_cert.as_deref())
+    };
+    match cli.command {
+        Command::Serve {
+            data_dir,
             listen,
             admin_listen,
-            admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),
             max_instances,
-            tls: tls_cert.zip(tls_key),
-        };
-        glint_node::run(config, shutdown_signal()).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let client = Client::new(&cli.url, resolve_key(cli.key), cli.ca_cert.as_deref())?;
-    let format = cli.output;
-    match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+            log_format,
+            tls_cert,
+            tls_key,
+        } => {
+            init_tracing(log_format);
+            let config = glint_node::NodeConfig {
+                data_dir: data_dir.unwrap_or_else(profiles::data_dir),
+                listen,
+                admin_listen,
+                admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),
+                max_instances,
+                tls: tls_cert.zip(tls_key),
+            };
+            glint_node::run(config, shutdown_signal()).await?;
+        }
         Command::Deploy {
             path,
             name,
             alias,
             no_alias,
-        } => deploy(&client, &path, name, alias, no_alias, format).await?,
-        Command::List => output::functions(&client.get("/api/v1/functions").await?, format),
-        Command::Info { name } => output::info(
-            &client.get(&format!("/api/v1/functions/{name}")).await?,
-            format,
-        ),
-        Command::Delete { name, force } => {
-            if !force && !confirm(&format!("Delete function '{name}' and all its versions?"))? {
-                bail!("not deleted; pass --force to skip the question");
-            }
-            client
-                .json(client.request(Method::DELETE, &format!("/api/v1/functions/{name}")))
-                .await?;
-            println!("deleted function '{name}'");
+        } => {
+            let alias = (!no_alias).then_some(alias.as_str());
+            lifecycle::deploy(&connect()?, &path, name, alias, format).await?
         }
-        Command::Execute {
+        Command::List => lifecycle::list(&connect()?, format).await?,
+        Command::Info { name } => lifecycle::info(&connect()?, &name, format).await?,
+        Command::Delete { name, force } => lifecycle::delete(&connect()?, &name, force).await?,
+        Command::Versions { name } => lifecycle::versions(&connect()?, &name, format).await?,
+        Command::Alias(AliasCommand::List { name }) => {
+            lifecycle::alias_list(&connect()?, &name, format).await?
+        }
+        Command::Alias(AliasCommand::Info { name, alias }) => {
+            lifecycle::alias_info(&connect()?, &name, &alias, format).await?
+        }
+        Command::Alias(AliasCommand::Set {
+            name,
+            alias,
+            versions,
+        }) => {
+            let weights = lifecycle::parse_weights(&versions)?;
+            lifecycle::alias_set(&connect()?, &name, &alias, weights).await?
+        }
+        Command::Rollback { name, alias } => {
+            lifecycle::rollback(&connect()?, &name, &alias).await?
+        }
+        Command::Download {
             name,
             version,
-            method,
-            path,
-            headers,
-            data,
-            file,
-            include,
-        } => {
-            return execute(
-                &client, &name, version, &method, &path, &headers, data, file, include,
-            )
-            .await;
+            output_file,
+        } => lifecycle::download(&connect()?, &name, version, output_file).await?,
+        Command::Env(EnvCommand::List { name }) => {
+            lifecycle::env_list(&connect()?, &name, format).await?
         }
+        Command::Env(EnvCommand::Set { name, var, value }) => {
+            lifecycle::env_set(&connect()?, &name, &var, &value).await?
+        }
+        Command::Env(EnvCommand::Unset { name, var }) => {
+            lifecycle::env_unset(&connect()?, &name, &var).await?
+        }
+        Command::Logs { name, filter } => {
+            lifecycle::logs(&connect()?, &name, &filter.into(), format).await?
+        }
+        Command::Status { name } => lifecycle::status(&connect()?, &name, format).await?,
+        Command::Execute { name, call } => {
+            return lifecycle::execute(&connect()?, &name, call.into()).await;
+        }
+        Command::Login => {
+            // Only what was given now: a login must not copy another profile's key.
+            let target = profiles::Profile {
+                url: login_url.unwrap_or_else(|| profiles::DEFAULT_API_URL.to_string()),
+                key: login_key,
+                ca_cert: login_ca,
+            };
+            let name = cli.profile.unwrap_or_else(|| "default".to_string());
+            let client = Client::new(&target.url, target.key.clone(), target.ca_cert.as_deref())?;
+            lifecycle::login(&client, &name, target).await?
+        }
+        Command::Keys(KeysCommand::Create { name, role }) => {
+            lifecycle::keys_create(&connect()?, &name, &role, format).await?
+        }
+        Command::Keys(KeysCommand::List) => lifecycle::keys_list(&connect()?, format).await?,
+        Command::Keys(KeysCommand::Revoke { id }) => {
+            lifecycle::keys_revoke(&connect()?, &id).await?
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "glint", &mut std::io::stdout());
+        }
+        Command::Remote(remote) => return dispatch_remote(&connect()?, remote, format).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The PhotonIQ verbs, mapped onto Glint's commands.
+async fn dispatch_remote(
+    client: &Client,
+    remote: RemoteCommand,
+    format: Format,
+) -> Result<ExitCode> {
+    match remote {
+        RemoteCommand::Deploy { path, name } => {
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            lifecycle::deploy(client, &path, name, Some("latest"), format).await?
+        }
+        RemoteCommand::Execute { name, call } => {
+            let mut call: Call = call.into();
+            if call.data.is_some() || call.file.is_some() {
+                call.method = "POST".into();
+            }
+            return lifecycle::execute(client, &name, call).await;
+        }
+        RemoteCommand::List => lifecycle::list(client, format).await?,
+        RemoteCommand::Info { name } => lifecycle::info(client, &name, format).await?,
+        RemoteCommand::Download {
+            name,
+            version,
+            output_file,
+        } => lifecycle::download(client, &name, version, output_file).await?,
+        RemoteCommand::Delete { name, force } => lifecycle::delete(client, &name, force).await?,
+        RemoteCommand::Version(RemoteVersion::List { name }) => {
+            lifecycle::versions(client, &name, format).await?
+        }
+        RemoteCommand::Alias(RemoteAlias::List { name }) => {
+            lifecycle::alias_list(client, &name, format).await?
+        }
+        RemoteCommand::Alias(RemoteAlias::Info { name, alias }) => {
+            lifecycle::alias_info(client, &name, &alias, format).await?
+        }
+        RemoteCommand::Alias(RemoteAlias::Update {
+            name,
+            alias,
+            versions,
+            weights,
+        }) => {
+            if !weights.is_empty() && weights.len() != versions.len() {
+                anyhow::bail!("give one --weight per --version, or none for an even split");
+            }
+            let pairs: Vec<String> = versions
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{v}={}", weights.get(i).copied().unwrap_or(1.0)))
+                .collect();
+            lifecycle::alias_set(client, &name, &alias, lifecycle::parse_weights(&pairs)?).await?
+        }
+        RemoteCommand::Logs { name, filter } => {
+            lifecycle::logs(client, &name, &filter.into(), format).await?
+        }
+        RemoteCommand::Status { name } => lifecycle::status(client, &name, format).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
     });
-    use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -255,28 +559,38 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed now, before the node
+/// starts, so a signal that arrives during start-up still stops it cleanly.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let (term, int) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
-fn confirm(question: &str) -> Result<bool> {
+/// Asks on a terminal; off a terminal there is no one to ask, so the answer is yes.
+pub fn confirm(question: &str) -> Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Ok(true);
@@ -288,171 +602,11 @@ fn confirm(question: &str) -> Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-/// What a deploy uploads: the function's name, manifest text and component bytes.
-fn read_deployable(path: &Path, name: Option<String>) -> Result<(String, String, Vec<u8>)> {
-    if path.is_dir() {
-        let manifest_path = path.join("glint.toml");
-        let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
-            format!(
-                "{} has no glint.toml; a function folder needs one (see examples/hello)",
-                path.display()
-            )
-        })?;
-        let parsed = glint_runtime::Manifest::parse(&manifest)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", manifest_path.display()))?;
-        let name = name
-            .or(parsed.name.clone())
-            .or_else(|| {
-                path.canonicalize()
-                    .ok()?
-                    .file_name()?
-                    .to_str()
-                    .map(str::to_string)
-            })
-            .context("cannot tell the function's name; pass --name")?;
-        let Some(component) = &parsed.build.component else {
-            bail!(
-                "{}: `[build] component` is not set; set it to the .wasm your build produces",
-                manifest_path.display()
-            );
-        };
-        let component_path = path.join(component);
-        let bytes = std::fs::read(&component_path).with_context(|| {
-            let hint = parsed
-                .build
-                .command
-                .as_deref()
-                .map(|c| format!("; build it first: (cd {} && {c})", path.display()))
-                .unwrap_or_default();
-            format!(
-                "cannot read the component {}{hint}",
-                component_path.display()
-            )
-        })?;
-        return Ok((name, manifest, bytes));
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let name = name
-        .or_else(|| path.file_stem()?.to_str().map(str::to_string))
-        .context("cannot tell the function's name; pass --name")?;
-    Ok((name, String::new(), bytes))
-}
-
-async fn deploy(
-    client: &Client,
-    path: &Path,
-    name: Option<String>,
-    alias: String,
-    no_alias: bool,
-    format: Format,
-) -> Result<()> {
-    let (name, manifest, bytes) = read_deployable(path, name)?;
-    let name: glint_store::FunctionName = name.parse()?;
-    let size = bytes.len();
-    let form = Form::new().text("manifest", manifest).part(
-        "component",
-        Part::bytes(bytes)
-            .file_name(format!("{name}.wasm"))
-            .mime_str("application/wasm")?,
-    );
-    let query = if no_alias {
-        "no_alias=true".to_string()
-    } else {
-        format!("alias={alias}")
-    };
-    let req = client
-        .request(
-            Method::POST,
-            &format!("/api/v1/functions/{name}/versions?{query}"),
-        )
-        .multipart(form);
-    eprintln!("deploying {name} ({:.1} KiB)...", size as f64 / 1024.0);
-    let body = client.json(req).await?;
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-        return Ok(());
-    }
-    println!(
-        "deployed {name} {}",
-        body["version"].as_str().unwrap_or("?")
-    );
-    if let Some(a) = body["alias"].as_str() {
-        println!("  alias {a} -> {}", body["version"].as_str().unwrap_or("?"));
-    }
-    println!("  url: {}", body["function_url"].as_str().unwrap_or("?"));
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    client: &Client,
-    name: &str,
-    version: Option<String>,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    data: Option<String>,
-    file: Option<PathBuf>,
-    include: bool,
-) -> Result<ExitCode> {
-    let node = client.get("/api/v1/node").await?;
-    let data_url = node["data_plane_url"]
-        .as_str()
-        .context("the node did not report its data plane URL")?;
-    let (method, url) = match version {
-        Some(v) => (
-            Method::POST,
-            format!("{data_url}/api/faas/v1/execute/{name}/{v}"),
-        ),
-        None => {
-            let info = client.get(&format!("/api/v1/functions/{name}")).await?;
-            let route = info["route"].as_str().unwrap_or_default();
-            let path = if path.starts_with('/') {
-                path.to_string()
-            } else {
-                format!("/{path}")
-            };
-            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-                .with_context(|| format!("{method:?} is not an HTTP method"))?;
-            (
-                method,
-                format!("{data_url}{route}{}", if path == "/" { "" } else { &path }),
-            )
-        }
-    };
-    let mut req = client.http.request(method, &url);
-    for h in headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("header {h:?} must look like 'name: value'"))?;
-        req = req.header(k.trim(), v.trim());
-    }
-    if let Some(d) = data {
-        req = req.body(d);
-    } else if let Some(f) = file {
-        req = req.body(std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the data plane at {url}"))?;
-    let status = resp.status();
-    if include {
-        println!("{:?} {}", resp.version(), status);
-        for (k, v) in resp.headers() {
-            println!("{k}: {}", v.to_str().unwrap_or("<binary>"));
-        }
-        println!();
-    }
-    let body = resp.bytes().await?;
-    use std::io::Write;
-    std::io::stdout().write_all(&body)?;
-    if status.is_success() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if !include {
-            eprintln!("\nerror: the function answered HTTP {}", status.as_u16());
-        }
-        Ok(ExitCode::FAILURE)
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

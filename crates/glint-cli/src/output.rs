@@ -30,7 +30,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn targets(v: &Value) -> String {
+pub fn targets(v: &Value) -> String {
     v.as_array()
         .map(|ts| {
             ts.iter()
@@ -132,4 +132,108 @@ pub fn info(v: &Value, format: Format) {
         })
         .collect();
     table(&["VERSION", "SIZE", "SHA256"], &rows);
+}
+
+pub fn versions(v: &Value) {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            vec![
+                x["version"].as_str().unwrap_or_default().to_string(),
+                format!("{:.1} KiB", x["size"].as_f64().unwrap_or(0.0) / 1024.0),
+                x["sha256"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(12)
+                    .collect(),
+                time(x["created_at_ms"].as_i64().unwrap_or(0)),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "SIZE", "SHA256", "CREATED"], &rows);
+}
+
+pub fn aliases(v: &Value) {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            vec![
+                a["name"].as_str().unwrap_or_default().to_string(),
+                targets(&a["targets"]),
+            ]
+        })
+        .collect();
+    table(&["ALIAS", "VERSIONS"], &rows);
+}
+
+/// Milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate for one format.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+pub fn log_line(l: &Value) {
+    println!(
+        "{} {:<5} v{} {} {}",
+        time(l["ts_ms"].as_i64().unwrap_or(0)),
+        l["level"].as_str().unwrap_or("?").to_uppercase(),
+        l["version"],
+        l["execution_id"].as_str().unwrap_or("?"),
+        l["message"].as_str().unwrap_or_default()
+    );
+}
+
+pub fn status(v: &Value) {
+    println!("function: {}", v["name"].as_str().unwrap_or_default());
+    println!("url:      {}", v["url"].as_str().unwrap_or_default());
+    println!("ready:    {}", v["ready"]);
+    let rows: Vec<Vec<String>> = v["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            vec![
+                x["version"].as_str().unwrap_or_default().to_string(),
+                if x["loaded"].as_bool() == Some(true) {
+                    "loaded".into()
+                } else {
+                    "cold".into()
+                },
+                x["in_flight"].to_string(),
+            ]
+        })
+        .collect();
+    println!();
+    table(&["VERSION", "STATE", "IN FLIGHT"], &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(super::time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time(1_795_703_011_747), "2026-11-26 14:23:31");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
+    }
 }

@@ -424,6 +424,53 @@ pub async fn unset_env(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Whether the function is served on this node, and each version's state here.
+pub async fn status(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let name = function_name(&name)?;
+    let f = node.store.function(&caller.tenant, &name).await?;
+    let routes = node.routes.load();
+    let entry = routes.function(&caller.tenant, &name);
+    let mut versions: Vec<Value> = entry
+        .map(|e| {
+            e.versions
+                .values()
+                .map(|slot| {
+                    let limit = slot.config.scaling.max_concurrency as usize;
+                    json!({
+                        "version": slot.version.to_string(),
+                        "loaded": slot.compiled.initialized(),
+                        "in_flight": limit.saturating_sub(slot.concurrency.available_permits()),
+                        "max_concurrency": limit,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort_by_key(|v| {
+        v["version"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('v')
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    let ready = entry
+        .and_then(|e| e.alias(glint_store::LATEST_ALIAS))
+        .is_some();
+    Ok(Json(json!({
+        "name": name,
+        "route": f.route,
+        "url": format!("{}{}", node.public_url, f.route),
+        "ready": ready,
+        "regions": [{ "region": "local", "node": node.public_url, "ready": ready }],
+        "versions": versions,
+    })))
+}
+
 #[derive(Deserialize, Default)]
 pub struct LogsQuery {
     pub lines: Option<usize>,
@@ -460,25 +507,6 @@ pub fn parse_since(text: &str) -> Result<i64, ApiError> {
     Ok(now_ms().saturating_sub(n.saturating_mul(unit_ms)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_durations_and_epoch_millis() {
-        let now = now_ms();
-        let ten_minutes_ago = parse_since("10m").unwrap();
-        assert!((now - 600_000 - ten_minutes_ago).abs() < 5_000);
-        assert_eq!(parse_since("1700000000000").unwrap(), 1_700_000_000_000);
-        assert!(
-            parse_since("99999999999999999d").unwrap() < 0,
-            "huge values saturate, not panic"
-        );
-        assert!(parse_since("ten").is_err());
-        assert!(parse_since("5y").is_err());
-    }
-}
-
 pub async fn logs(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -496,4 +524,23 @@ pub async fn logs(
     };
     let lines = node.store.logs(&caller.tenant, query).await?;
     Ok(Json(json!({ "lines": lines })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_durations_and_epoch_millis() {
+        let now = now_ms();
+        let ten_minutes_ago = parse_since("10m").unwrap();
+        assert!((now - 600_000 - ten_minutes_ago).abs() < 5_000);
+        assert_eq!(parse_since("1700000000000").unwrap(), 1_700_000_000_000);
+        assert!(
+            parse_since("99999999999999999d").unwrap() < 0,
+            "huge values saturate, not panic"
+        );
+        assert!(parse_since("ten").is_err());
+        assert!(parse_since("5y").is_err());
+    }
 }

@@ -121,6 +121,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/functions/{name}/aliases", get(functions::aliases))
         .route("/api/v1/functions/{name}/env", get(functions::env))
         .route("/api/v1/functions/{name}/logs", get(functions::logs))
+        .route("/api/v1/functions/{name}/status", get(functions::status))
         .route_layer(middleware::from_fn_with_state(
             (node.clone(), Role::Read),
             auth,
