@@ -7,6 +7,8 @@ mod lifecycle;
 mod output;
 mod profiles;
 mod project;
+mod scaffold;
+mod toolchain;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,6 +80,24 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+    },
+    /// Make a new function project, ready to build and run.
+    #[command(
+        after_help = "Examples:\n  glint new hello --lang rust\n  glint new api --lang python\n  glint new edge --lang js"
+    )]
+    New {
+        name: String,
+        #[arg(long, short, value_enum)]
+        lang: project::Lang,
+        /// Folder to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a function project into a component with its language's toolchain.
+    #[command(after_help = "Examples:\n  glint build\n  glint build path/to/function")]
+    Build {
+        /// The project folder (default: this folder).
+        path: Option<PathBuf>,
     },
     /// Deploy a function folder (with glint.toml) or a .wasm component.
     #[command(
@@ -406,6 +426,20 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 tls: tls_cert.zip(tls_key),
             };
             glint_node::run(config, shutdown_signal()).await?;
+        }
+        Command::New { name, lang, dir } => {
+            let dir = scaffold::new_project(&name, lang, dir.as_deref())?;
+            println!("created {} ({})", dir.display(), lang.display_name());
+            println!(
+                "next:\n  cd {}\n  glint build\n  glint run --watch",
+                dir.display()
+            );
+        }
+        Command::Build { path } => {
+            let project = project::Project::open(&path.unwrap_or_else(|| PathBuf::from(".")))?;
+            let component = toolchain::build(&project)?;
+            let size = std::fs::metadata(&component)?.len();
+            println!("built {} ({})", component.display(), output::size(size));
         }
         Command::Deploy {
             path,

@@ -237,3 +237,12 @@ mod tests {
         assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
+
+/// Bytes as B, KiB or MiB.
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}

@@ -15,6 +15,22 @@ pub enum Lang {
 }
 
 impl Lang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
             "rust" | "rs" => Ok(Lang::Rust),
@@ -58,6 +74,10 @@ pub struct Project {
 
 impl Project {
     pub fn open(dir: &Path) -> Result<Self> {
+        // Absolute, because toolchains run inside the folder.
+        let dir = &dir
+            .canonicalize()
+            .with_context(|| format!("cannot open the function folder {}", dir.display()))?;
         let glint = dir.join("glint.toml");
         let photoniq = dir.join("photoniq.toml");
         let (manifest, manifest_text, manifest_path) = if glint.exists() {
@@ -109,20 +129,22 @@ impl Project {
         if let Some(c) = &self.manifest.build.component {
             return Ok(self.dir.join(c));
         }
-        Ok(match self.lang {
-            Lang::Rust => {
-                let crate_name = rust_crate_name(&self.dir)?;
-                self.dir.join(format!(
-                    "target/wasm32-wasip2/release/{}.wasm",
-                    crate_name.replace('-', "_")
-                ))
+        let dist = self.dir.join(format!("dist/{}.wasm", self.name));
+        // A Rust project built with plain cargo rather than `glint build`.
+        if self.lang == Lang::Rust && !dist.exists() {
+            let crate_name = rust_crate_name(&self.dir)?.replace('-', "_");
+            let built = self
+                .dir
+                .join(format!("target/wasm32-wasip2/release/{crate_name}.wasm"));
+            if built.exists() {
+                return Ok(built);
             }
-            Lang::Python | Lang::Js => self.dir.join(format!("dist/{}.wasm", self.name)),
-        })
+        }
+        Ok(dist)
     }
 }
 
-fn rust_crate_name(dir: &Path) -> Result<String> {
+pub fn rust_crate_name(dir: &Path) -> Result<String> {
     let path = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;

@@ -1,0 +1,246 @@
+//! `glint build`: runs each language's toolchain and reports the component it made.
+//!
+//! - Rust: `cargo build --release --target wasm32-wasip2` (adding the target if missing).
+//! - Python: componentize-py 0.25.1, installed on first use into a venv Glint owns.
+//! - JavaScript: componentize-js 0.23.0, installed on first use with npm into a folder
+//!   Glint owns.
+//!
+//! Glint's own WIT (`wit/`, built into the binary) is handed to the Python and JS
+//! toolchains. The component lands in `dist/<name>.wasm` unless `[build] component` says
+//! otherwise; a `[build] command` replaces the language's default command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::project::{Lang, Project};
+
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+/// The world in Glint's WIT that guests target.
+const WORLD: &str = "glint:guest/http-handler";
+
+/// Where Glint keeps toolchains it installed itself (`GLINT_CACHE_DIR` overrides it).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GLINT_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    directories::ProjectDirs::from("dev", "glint", "glint")
+        .map(|d| d.cache_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".glint-cache"))
+}
+
+fn spinner(message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Runs a command, showing a spinner; on failure prints its output and says what failed.
+fn run(mut cmd: Command, what: &str) -> Result<()> {
+    let bar = spinner(what.to_string());
+    let out = cmd.stdin(Stdio::null()).output();
+    bar.finish_and_clear();
+    let out = out.with_context(|| format!("cannot start {what}"))?;
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        bail!("{what} failed ({})", out.status);
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Builds the project and returns the component's path.
+pub fn build(project: &Project) -> Result<PathBuf> {
+    let output = project.component_path()?;
+    if let Some(parent) = output.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    if let Some(command) = &project.manifest.build.command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(command).current_dir(&project.dir);
+        run(cmd, &format!("`{command}`"))?;
+    } else {
+        match project.lang {
+            Lang::Rust => build_rust(project, &output)?,
+            Lang::Python => build_python(project, &output)?,
+            Lang::Js => build_js(project, &output)?,
+        }
+    }
+    if !output.exists() {
+        bail!(
+            "the build finished but {} is not there; set `[build] component` in the manifest to the .wasm it makes",
+            output.display()
+        );
+    }
+    Ok(output)
+}
+
+fn build_rust(project: &Project, output: &Path) -> Result<()> {
+    if !on_path("cargo") {
+        bail!(
+            "cargo is not installed: install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`"
+        );
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if !String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == "wasm32-wasip2") =>
+        {
+            eprintln!("installing the wasm32-wasip2 Rust target (rustup target add wasm32-wasip2)");
+            let mut cmd = Command::new("rustup");
+            cmd.args(["target", "add", "wasm32-wasip2"]);
+            run(cmd, "rustup target add wasm32-wasip2")?;
+        }
+        _ => {}
+    }
+    let target_dir = project.dir.join("target");
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--target-dir",
+    ])
+    .arg(&target_dir)
+    .current_dir(&project.dir);
+    run(cmd, "cargo build --release --target wasm32-wasip2")?;
+    let crate_name = crate::project::rust_crate_name(&project.dir)?.replace('-', "_");
+    let built = target_dir.join(format!("wasm32-wasip2/release/{crate_name}.wasm"));
+    std::fs::copy(&built, output).with_context(|| {
+        format!(
+            "cargo did not produce {}; is the crate a cdylib?",
+            built.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// A venv with componentize-py, made on first use.
+fn componentize_py() -> Result<PathBuf> {
+    let venv = cache_dir().join("toolchains/componentize-py-0.25.1");
+    let bin = venv.join("bin/componentize-py");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let python = ["python3", "python"].into_iter().find(|p| on_path(p)).context(
+        "Python 3 is not installed; install it (for example `apt-get install python3 python3-venv`) to build Python functions",
+    )?;
+    eprintln!(
+        "installing {COMPONENTIZE_PY} into {} (once)",
+        venv.display()
+    );
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "venv"]).arg(&venv);
+    run(cmd, "python3 -m venv").context("cannot make a venv; install python3-venv")?;
+    let mut cmd = Command::new(venv.join("bin/pip"));
+    cmd.args(["install", "--quiet", COMPONENTIZE_PY]);
+    if let Err(e) = run(cmd, &format!("pip install {COMPONENTIZE_PY}")) {
+        let _ = std::fs::remove_dir_all(&venv);
+        return Err(e);
+    }
+    Ok(bin)
+}
+
+fn build_python(project: &Project, output: &Path) -> Result<()> {
+    let tool = componentize_py()?;
+    let wit = crate::scaffold::wit_dir(&cache_dir(), "wasi-http-0.2.12")?;
+    let module = ["app.py", "main.py"]
+        .into_iter()
+        .find(|f| project.dir.join(f).exists())
+        .map(|f| f.trim_end_matches(".py"))
+        .with_context(|| {
+            format!(
+                "{} has no app.py; the handler's module must be app.py",
+                project.dir.display()
+            )
+        })?;
+    let mut cmd = Command::new(tool);
+    cmd.arg("-d")
+        .arg(&wit)
+        .args(["-w", WORLD, "componentize", module, "-p", ".", "-o"])
+        .arg(output)
+        .current_dir(&project.dir);
+    run(cmd, &format!("componentize-py ({module}.py)"))
+}
+
+/// A folder with componentize-js installed by npm, made on first use.
+fn componentize_js() -> Result<PathBuf> {
+    let dir = cache_dir().join("toolchains/componentize-js-0.23.0");
+    let bin = dir.join("node_modules/.bin/componentize-js");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    if !on_path("node") || !on_path("npm") {
+        bail!(
+            "Node.js and npm are not installed; install them (for example `apt-get install nodejs npm`) to build JavaScript functions"
+        );
+    }
+    eprintln!("installing {COMPONENTIZE_JS} into {} (once)", dir.display());
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("package.json"),
+        "{\"name\":\"glint-toolchain\",\"private\":true}\n",
+    )?;
+    let mut cmd = Command::new("npm");
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        COMPONENTIZE_JS,
+    ])
+    .current_dir(&dir);
+    if let Err(e) = run(cmd, &format!("npm install {COMPONENTIZE_JS}")) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok(bin)
+}
+
+fn build_js(project: &Project, output: &Path) -> Result<()> {
+    let tool = componentize_js()?;
+    let wit = crate::scaffold::wit_dir(&cache_dir(), "wasi-http-0.2.10")?;
+    let source = ["app.js", "index.js", "src/index.js"]
+        .into_iter()
+        .map(|f| project.dir.join(f))
+        .find(|p| p.exists())
+        .with_context(|| {
+            format!(
+                "{} has no app.js; the fetch handler must be in app.js",
+                project.dir.display()
+            )
+        })?;
+    let mut cmd = Command::new(tool);
+    cmd.arg(&source)
+        .arg("--wit")
+        .arg(&wit)
+        .args(["--world-name", WORLD, "-o"])
+        .arg(output)
+        .current_dir(&project.dir);
+    run(
+        cmd,
+        &format!(
+            "componentize-js ({})",
+            source.file_name().unwrap_or_default().to_string_lossy()
+        ),
+    )
+}
