@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-fn files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .expect("read dir")
         .flatten()
@@ -12,7 +12,7 @@ fn files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in entries {
         let path = entry.path();
         if path.is_dir() {
-            files(root, &path, out);
+            files(&path, out);
         } else {
             out.push(path);
         }
@@ -29,7 +29,7 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut list = Vec::new();
-        files(&dir, &dir, &mut list);
+        files(&dir, &mut list);
         code.push_str(&format!("pub static {name}: &[(&str, &[u8])] = &[\n"));
         for path in list {
             println!("cargo:rerun-if-changed={}", path.display());
