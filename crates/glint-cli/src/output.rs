@@ -228,15 +228,6 @@ pub fn status(v: &Value) {
     table(&["VERSION", "STATE", "IN FLIGHT"], &rows);
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_format_as_utc() {
-        assert_eq!(super::time(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time(1_795_703_011_747), "2026-11-26 14:23:31");
-        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
-    }
-}
 
 /// Bytes as B, KiB or MiB.
 pub fn size(bytes: u64) -> String {
@@ -244,5 +235,15 @@ pub fn size(bytes: u64) -> String {
         b if b < 1024 => format!("{b} B"),
         b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
         b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(super::time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time(1_795_703_011_747), "2026-11-26 14:23:31");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
