@@ -351,9 +351,9 @@ fn photoniq_manifests_and_completions() {
     let (ok, out, err) = glint_in(
         config.path(),
         &[
-            "remote",
             "deploy",
             dir.path().to_str().unwrap(),
+            "--no-build",
             "--url",
             &node.admin_url,
             "--key",

@@ -24,10 +24,20 @@ fn print_json(v: &Value) {
 }
 
 /// What a deploy uploads: the function's name, manifest text and component bytes.
-fn read_deployable(path: &Path, name: Option<String>) -> Result<(String, String, Vec<u8>)> {
+/// A folder is built first (unless `build` is false), so what is deployed is the source
+/// as it is now.
+fn read_deployable(
+    path: &Path,
+    name: Option<String>,
+    build: bool,
+) -> Result<(String, String, Vec<u8>)> {
     if path.is_dir() {
         let project = Project::open(path)?;
-        let component = project.component_path()?;
+        let component = if build {
+            crate::toolchain::build(&project)?
+        } else {
+            project.component_path()?
+        };
         let bytes = std::fs::read(&component).with_context(|| {
             format!(
                 "cannot read the component {}; build it first: glint build {}",
@@ -96,9 +106,12 @@ pub async fn deploy(
     path: &Path,
     name: Option<String>,
     alias: Option<&str>,
+    build: bool,
     format: Format,
 ) -> Result<()> {
-    let (name, manifest, bytes) = read_deployable(path, name)?;
+    let (path, name_arg) = (path.to_path_buf(), name);
+    let (name, manifest, bytes) =
+        tokio::task::spawn_blocking(move || read_deployable(&path, name_arg, build)).await??;
     let name = function(&name)?;
     let body = upload(client, &name, manifest, bytes, alias).await?;
     if format == Format::Json {

@@ -3,6 +3,7 @@
 //! (everything else).
 
 mod client;
+mod dev;
 mod lifecycle;
 mod output;
 mod profiles;
@@ -99,6 +100,23 @@ enum Command {
         /// The project folder (default: this folder).
         path: Option<PathBuf>,
     },
+    /// Build, run on a local node with the project's own data (.glint/), and stream logs.
+    #[command(
+        after_help = "Examples:\n  glint run\n  glint run --watch\n  glint run path/to/function --listen 127.0.0.1:3000"
+    )]
+    Run {
+        /// The project folder (default: this folder).
+        path: Option<PathBuf>,
+        /// Rebuild and redeploy on every saved change.
+        #[arg(long, short)]
+        watch: bool,
+        /// Data plane address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin API address (default: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        admin_listen: SocketAddr,
+    },
     /// Deploy a function folder (with glint.toml) or a .wasm component.
     #[command(
         after_help = "Examples:\n  glint deploy examples/hello\n  glint deploy app.wasm --name app\n  glint deploy . --alias canary"
@@ -114,6 +132,9 @@ enum Command {
         /// Upload the version without moving any alias.
         #[arg(long)]
         no_alias: bool,
+        /// Deploy the component already built, without building the folder first.
+        #[arg(long)]
+        no_build: bool,
     },
     /// List the deployed functions.
     #[command(after_help = "Example:\n  glint list --output json")]
@@ -441,14 +462,30 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let size = std::fs::metadata(&component)?.len();
             println!("built {} ({})", component.display(), output::size(size));
         }
+        Command::Run {
+            path,
+            watch,
+            listen,
+            admin_listen,
+        } => {
+            init_tracing_at("warn", LogFormat::Text);
+            let options = dev::RunOptions {
+                path: path.unwrap_or_else(|| PathBuf::from(".")),
+                listen,
+                admin_listen,
+                watch,
+            };
+            dev::run(options, shutdown_signal()).await?;
+        }
         Command::Deploy {
             path,
             name,
             alias,
             no_alias,
+            no_build,
         } => {
             let alias = (!no_alias).then_some(alias.as_str());
-            lifecycle::deploy(&connect()?, &path, name, alias, format).await?
+            lifecycle::deploy(&connect()?, &path, name, alias, !no_build, format).await?
         }
         Command::List => lifecycle::list(&connect()?, format).await?,
         Command::Info { name } => lifecycle::info(&connect()?, &name, format).await?,
@@ -527,7 +564,7 @@ async fn dispatch_remote(
     match remote {
         RemoteCommand::Deploy { path, name } => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));
-            lifecycle::deploy(client, &path, name, Some("latest"), format).await?
+            lifecycle::deploy(client, &path, name, Some("latest"), true, format).await?
         }
         RemoteCommand::Execute { name, call } => {
             let mut call: Call = call.into();
@@ -578,10 +615,13 @@ async fn dispatch_remote(
 }
 
 fn init_tracing(format: LogFormat) {
+    init_tracing_at("info,wasmtime=warn,cranelift=warn", format);
+}
+
+fn init_tracing_at(default: &str, format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -228,7 +228,6 @@ pub fn status(v: &Value) {
     table(&["VERSION", "STATE", "IN FLIGHT"], &rows);
 }
 
-
 /// Bytes as B, KiB or MiB.
 pub fn size(bytes: u64) -> String {
     match bytes {

@@ -134,30 +134,50 @@ fn build_rust(project: &Project, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A venv with componentize-py, made on first use.
-fn componentize_py() -> Result<PathBuf> {
-    let venv = cache_dir().join("toolchains/componentize-py-0.25.1");
-    let bin = venv.join("bin/componentize-py");
-    if bin.exists() {
-        return Ok(bin);
+/// Installs a toolchain into `dir` once. The install happens in a temporary folder that
+/// is renamed into place, so a crash or a parallel install never leaves half of one.
+fn install_once(dir: &Path, what: &str, install: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
     }
-    let python = ["python3", "python"].into_iter().find(|p| on_path(p)).context(
-        "Python 3 is not installed; install it (for example `apt-get install python3 python3-venv`) to build Python functions",
-    )?;
-    eprintln!(
-        "installing {COMPONENTIZE_PY} into {} (once)",
-        venv.display()
-    );
-    let mut cmd = Command::new(python);
-    cmd.args(["-m", "venv"]).arg(&venv);
-    run(cmd, "python3 -m venv").context("cannot make a venv; install python3-venv")?;
-    let mut cmd = Command::new(venv.join("bin/pip"));
-    cmd.args(["install", "--quiet", COMPONENTIZE_PY]);
-    if let Err(e) = run(cmd, &format!("pip install {COMPONENTIZE_PY}")) {
-        let _ = std::fs::remove_dir_all(&venv);
+    let parent = dir.parent().context("toolchain folder has no parent")?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    eprintln!("installing {what} into {} (once)", dir.display());
+    if let Err(e) = install(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    Ok(bin)
+    if std::fs::rename(&tmp, dir).is_err() {
+        // Another glint finished the same install first; use that one.
+        let _ = std::fs::remove_dir_all(&tmp);
+        anyhow::ensure!(dir.exists(), "cannot move {} into place", tmp.display());
+    }
+    Ok(())
+}
+
+/// A venv with componentize-py, made on first use. Returns the venv's python; the tool
+/// runs as `python -c ...`, which keeps working after the venv is renamed into place.
+fn componentize_py() -> Result<PathBuf> {
+    let venv = cache_dir().join("toolchains/componentize-py-0.25.1");
+    install_once(&venv, COMPONENTIZE_PY, |tmp| {
+        let python = ["python3", "python"].into_iter().find(|p| on_path(p)).context(
+            "Python 3 is not installed; install it (for example `apt-get install python3 python3-venv`) to build Python functions",
+        )?;
+        let mut cmd = Command::new(python);
+        cmd.args(["-m", "venv"]).arg(tmp);
+        run(cmd, "python3 -m venv").context("cannot make a venv; install python3-venv")?;
+        let mut cmd = Command::new(tmp.join("bin/python"));
+        cmd.args(["-m", "pip", "install", "--quiet", COMPONENTIZE_PY]);
+        run(cmd, &format!("pip install {COMPONENTIZE_PY}"))
+    })?;
+    Ok(venv.join("bin/python"))
 }
 
 fn build_python(project: &Project, output: &Path) -> Result<()> {
@@ -174,7 +194,8 @@ fn build_python(project: &Project, output: &Path) -> Result<()> {
             )
         })?;
     let mut cmd = Command::new(tool);
-    cmd.arg("-d")
+    cmd.args(["-c", "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())"])
+        .arg("-d")
         .arg(&wit)
         .args(["-w", WORLD, "componentize", module, "-p", ".", "-o"])
         .arg(output)
@@ -185,35 +206,29 @@ fn build_python(project: &Project, output: &Path) -> Result<()> {
 /// A folder with componentize-js installed by npm, made on first use.
 fn componentize_js() -> Result<PathBuf> {
     let dir = cache_dir().join("toolchains/componentize-js-0.23.0");
-    let bin = dir.join("node_modules/.bin/componentize-js");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    if !on_path("node") || !on_path("npm") {
-        bail!(
-            "Node.js and npm are not installed; install them (for example `apt-get install nodejs npm`) to build JavaScript functions"
-        );
-    }
-    eprintln!("installing {COMPONENTIZE_JS} into {} (once)", dir.display());
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("package.json"),
-        "{\"name\":\"glint-toolchain\",\"private\":true}\n",
-    )?;
-    let mut cmd = Command::new("npm");
-    cmd.args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=error",
-        COMPONENTIZE_JS,
-    ])
-    .current_dir(&dir);
-    if let Err(e) = run(cmd, &format!("npm install {COMPONENTIZE_JS}")) {
-        let _ = std::fs::remove_dir_all(&dir);
-        return Err(e);
-    }
-    Ok(bin)
+    install_once(&dir, COMPONENTIZE_JS, |tmp| {
+        if !on_path("node") || !on_path("npm") {
+            bail!(
+                "Node.js and npm are not installed; install them (for example `apt-get install nodejs npm`) to build JavaScript functions"
+            );
+        }
+        std::fs::create_dir_all(tmp)?;
+        std::fs::write(
+            tmp.join("package.json"),
+            "{\"name\":\"glint-toolchain\",\"private\":true}\n",
+        )?;
+        let mut cmd = Command::new("npm");
+        cmd.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            COMPONENTIZE_JS,
+        ])
+        .current_dir(tmp);
+        run(cmd, &format!("npm install {COMPONENTIZE_JS}"))
+    })?;
+    Ok(dir.join("node_modules/@bytecodealliance/componentize-js/src/cli.js"))
 }
 
 fn build_js(project: &Project, output: &Path) -> Result<()> {
@@ -229,8 +244,9 @@ fn build_js(project: &Project, output: &Path) -> Result<()> {
                 project.dir.display()
             )
         })?;
-    let mut cmd = Command::new(tool);
-    cmd.arg(&source)
+    let mut cmd = Command::new("node");
+    cmd.arg(tool)
+        .arg(&source)
         .arg("--wit")
         .arg(&wit)
         .args(["--world-name", WORLD, "-o"])

@@ -65,83 +65,111 @@ fn url_for(addr: SocketAddr, tls: bool) -> String {
 /// Runs a node until `shutdown` resolves, then drains in-flight requests, stores the
 /// queued log lines and closes the store.
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-    let embedded = EmbeddedStore::open(&config.data_dir.join("glint.db"))?;
-    let store: Arc<dyn Store> = Arc::new(embedded.clone());
-    let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        cache_dir: config.data_dir.join("compiled"),
-        max_instances: config.max_instances,
-    })?);
+    let server = Server::start(config).await?;
+    println!("data plane: {}", server.data_url);
+    println!("admin API:  {}", server.admin_url);
+    println!("data dir:   {}", server.data_dir.display());
+    shutdown.await;
+    server.stop().await
+}
 
-    let data_listener = TcpListener::bind(config.listen).await.with_context(|| {
+/// A running node: its URLs, and what stopping it needs.
+pub struct Server {
+    pub data_url: String,
+    pub admin_url: String,
+    pub data_dir: PathBuf,
+    stop_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    log_writer: tokio::task::JoinHandle<()>,
+    embedded: EmbeddedStore,
+}
+
+impl Server {
+    /// Opens the store, loads every function and starts both listeners.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        let embedded = EmbeddedStore::open(&config.data_dir.join("glint.db"))?;
+        let store: Arc<dyn Store> = Arc::new(embedded.clone());
+        let runtime = Arc::new(Runtime::new(RuntimeConfig {
+            cache_dir: config.data_dir.join("compiled"),
+            max_instances: config.max_instances,
+        })?);
+
+        let data_listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (data plane); is another node running? pick another with --listen",
             config.listen
         )
     })?;
-    let admin_listener = TcpListener::bind(config.admin_listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (admin API); pick another with --admin-listen",
-                config.admin_listen
-            )
-        })?;
-    let tls = match &config.tls {
-        Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
-        None => None,
-    };
-    let data_url = url_for(data_listener.local_addr()?, tls.is_some());
-    let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
+        let admin_listener = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (admin API); pick another with --admin-listen",
+                    config.admin_listen
+                )
+            })?;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
+            None => None,
+        };
+        let data_url = url_for(data_listener.local_addr()?, tls.is_some());
+        let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
-    let node = Arc::new(Node::new(
-        store.clone(),
-        runtime,
-        log_pipe,
-        data_url.clone(),
-    ));
-    keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
-    node.keys.reload(store.as_ref()).await?;
-    node.load_all().await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
+        let node = Arc::new(Node::new(
+            store.clone(),
+            runtime,
+            log_pipe,
+            data_url.clone(),
+        ));
+        keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
+        node.keys.reload(store.as_ref()).await?;
+        node.load_all().await?;
 
-    let data_service = {
-        let node = node.clone();
-        hyper::service::service_fn(move |req| {
+        let data_service = {
             let node = node.clone();
-            async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
+            hyper::service::service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
+            })
+        };
+        let data = tokio::spawn(listener::serve(
+            data_listener,
+            tls.clone(),
+            data_service,
+            stop_rx.clone(),
+        ));
+        let admin_service = TowerToHyperService::new(admin::router(node.clone()));
+        let admin = tokio::spawn(listener::serve(
+            admin_listener,
+            tls,
+            admin_service,
+            stop_rx.clone(),
+        ));
+        tracing::info!(%data_url, %admin_url, "glint node ready");
+        Ok(Server {
+            data_url,
+            admin_url,
+            data_dir: config.data_dir,
+            stop_tx,
+            tasks: vec![data, admin],
+            log_writer,
+            embedded,
         })
-    };
-    let data = tokio::spawn(listener::serve(
-        data_listener,
-        tls.clone(),
-        data_service,
-        stop_rx.clone(),
-    ));
-    let admin_service = TowerToHyperService::new(admin::router(node.clone()));
-    let admin = tokio::spawn(listener::serve(
-        admin_listener,
-        tls,
-        admin_service,
-        stop_rx.clone(),
-    ));
-    println!("data plane: {data_url}");
-    println!("admin API:  {admin_url}");
-    println!("data dir:   {}", config.data_dir.display());
-    tracing::info!(%data_url, %admin_url, "glint node ready");
+    }
 
-    shutdown.await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        let _ = data.await;
-        let _ = admin.await;
-    })
-    .await;
-    let _ = log_writer.await;
-    embedded.close()?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    /// Stops accepting, lets in-flight requests finish, stores queued log lines and
+    /// closes the store.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = self.stop_tx.send(true);
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(self.tasks)).await;
+        let _ = self.log_writer.await;
+        self.embedded.close()?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
 }

@@ -1,0 +1,205 @@
+//! `glint run`: the local loop. Build, start a node on the project's own data
+//! (`.glint/`), deploy, print the URL and stream the function's log lines; with
+//! `--watch`, rebuild and redeploy on every saved change.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use glint_store::FunctionName;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::project::Project;
+use crate::{lifecycle, output, toolchain};
+
+/// Folders whose changes are the build's own output, not the user's edits.
+const IGNORED: &[&str] = &[
+    "dist",
+    "target",
+    ".glint",
+    "node_modules",
+    "__pycache__",
+    ".git",
+];
+
+pub struct RunOptions {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub watch: bool,
+}
+
+pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let project = Project::open(&options.path)?;
+    let name: FunctionName = project.name.parse()?;
+    let built = build(&options.path).await?;
+
+    let data_dir = project.dir.join(".glint/data");
+    let server = glint_node::Server::start(glint_node::NodeConfig {
+        data_dir: data_dir.clone(),
+        listen: options.listen,
+        admin_listen: options.admin_listen,
+        admin_key: None,
+        max_instances: 100,
+        tls: None,
+    })
+    .await?;
+    let key = std::fs::read_to_string(data_dir.join("admin-key"))
+        .ok()
+        .map(|k| k.trim().to_string());
+    let client = Client::new(&server.admin_url, key, None)?;
+    let body = deploy(&client, &name, built).await?;
+    println!(
+        "serving {name} {} at {}",
+        body["version"].as_str().unwrap_or("?"),
+        body["function_url"].as_str().unwrap_or("?")
+    );
+    println!(
+        "admin API {} (key in {})",
+        server.admin_url,
+        data_dir.join("admin-key").display()
+    );
+    if options.watch {
+        println!(
+            "watching {} for changes; Ctrl-C stops",
+            project.dir.display()
+        );
+    } else {
+        println!("Ctrl-C stops");
+    }
+
+    let logs = tokio::spawn(follow_logs(
+        Client::new(&server.admin_url, read_key(&data_dir), None)?,
+        name.clone(),
+    ));
+    let result = if options.watch {
+        tokio::select! {
+            r = watch(&project.dir, &options.path, &client, &name) => r,
+            _ = shutdown => Ok(()),
+        }
+    } else {
+        shutdown.await;
+        Ok(())
+    };
+    logs.abort();
+    server.stop().await?;
+    result
+}
+
+fn read_key(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join("admin-key"))
+        .ok()
+        .map(|k| k.trim().to_string())
+}
+
+/// Builds on a blocking thread; returns the manifest text and component bytes.
+async fn build(path: &Path) -> Result<(String, Vec<u8>)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let project = Project::open(&path)?;
+        let component = toolchain::build(&project)?;
+        let bytes = std::fs::read(&component)
+            .with_context(|| format!("cannot read {}", component.display()))?;
+        println!(
+            "built {} ({})",
+            component.display(),
+            output::size(bytes.len() as u64)
+        );
+        Ok((project.manifest_text, bytes))
+    })
+    .await?
+}
+
+async fn deploy(
+    client: &Client,
+    name: &FunctionName,
+    (manifest, bytes): (String, Vec<u8>),
+) -> Result<Value> {
+    lifecycle::upload(client, name, manifest, bytes, Some("latest")).await
+}
+
+/// Waits for saved changes, then rebuilds and redeploys; a failed build is reported and
+/// the previous version keeps serving.
+async fn watch(dir: &Path, path: &Path, client: &Client, name: &FunctionName) -> Result<()> {
+    use notify::Watcher;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let root = dir.to_path_buf();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event {
+            let relevant =
+                event.kind.is_modify() || event.kind.is_create() || event.kind.is_remove();
+            let ours = event.paths.iter().any(|p| {
+                p.strip_prefix(&root)
+                    .map(|rel| {
+                        !rel.components()
+                            .any(|c| IGNORED.contains(&c.as_os_str().to_string_lossy().as_ref()))
+                    })
+                    .unwrap_or(false)
+            });
+            if relevant && ours {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+    while rx.recv().await.is_some() {
+        // Editors save in bursts; settle first.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        while rx.try_recv().is_ok() {}
+        let started = Instant::now();
+        println!("change detected; rebuilding");
+        match build(path).await {
+            Ok(built) => match deploy(client, name, built).await {
+                Ok(body) => println!(
+                    "redeployed {name} {} (build and deploy took {:.1}s)",
+                    body["version"].as_str().unwrap_or("?"),
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => {
+                    eprintln!("error: deploy failed: {e:#}; the previous version keeps serving")
+                }
+            },
+            Err(e) => eprintln!("error: build failed: {e:#}; the previous version keeps serving"),
+        }
+    }
+    Ok(())
+}
+
+/// Prints the function's new log lines as they arrive.
+async fn follow_logs(client: Client, name: FunctionName) {
+    let mut since = glint_store::now_ms();
+    let mut seen_at_since: HashSet<(String, String)> = HashSet::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let Ok(body) = client
+            .get(&format!(
+                "/api/v1/functions/{name}/logs?since={since}&lines=1000"
+            ))
+            .await
+        else {
+            continue;
+        };
+        for line in body["lines"].as_array().into_iter().flatten() {
+            let ts = line["ts_ms"].as_i64().unwrap_or(0);
+            let key = (
+                line["execution_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                line["message"].as_str().unwrap_or_default().to_string(),
+            );
+            if ts < since || (ts == since && seen_at_since.contains(&key)) {
+                continue;
+            }
+            if ts > since {
+                since = ts;
+                seen_at_since.clear();
+            }
+            seen_at_since.insert(key);
+            output::log_line(line);
+        }
+    }
+}
