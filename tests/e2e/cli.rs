@@ -378,3 +378,76 @@ fn photoniq_manifests_and_completions() {
     let (ok, out, _) = glint_in(config.path(), &["alias", "set", "--help"]);
     assert!(ok && out.contains("Examples:"), "{out}");
 }
+
+#[test]
+fn every_photoniq_remote_verb_works() {
+    let node = Node::start();
+    let config = tempfile::tempdir().unwrap();
+    let hello_dir = repo_root().join("examples/hello");
+    let remote = |args: &[&str]| {
+        let mut all = vec!["remote"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--url", &node.admin_url, "--key", &node.key]);
+        glint_in(config.path(), &all)
+    };
+    let (ok, out, err) = remote(&["deploy", hello_dir.to_str().unwrap()]);
+    assert!(ok && out.contains("deployed hello v1"), "{out}{err}");
+    assert!(remote(&["deploy", hello_dir.to_str().unwrap()]).0);
+    let (ok, out, _) = remote(&["list"]);
+    assert!(ok && out.contains("hello"), "{out}");
+    let (ok, out, _) = remote(&["info", "hello"]);
+    assert!(ok && out.contains("route:  /hello"), "{out}");
+    let body = config.path().join("body.txt");
+    std::fs::write(&body, "from a file").unwrap();
+    let (ok, out, _) = remote(&[
+        "execute",
+        "hello",
+        "--file",
+        body.to_str().unwrap(),
+        "--header",
+        "x-test: 1",
+    ]);
+    assert!(ok);
+    assert_eq!(out, "Hello from Glint!\n");
+    let (ok, out, _) = remote(&["version", "list", "hello"]);
+    assert!(ok && out.contains("v2"), "{out}");
+    let (ok, _, err) = remote(&[
+        "alias",
+        "update",
+        "hello",
+        "latest",
+        "--version",
+        "v1",
+        "--weight",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = remote(&["alias", "info", "hello", "latest"]);
+    assert!(ok && out.contains("latest") && out.contains("v1"), "{out}");
+    let (ok, out, _) = remote(&["alias", "list", "hello"]);
+    assert!(ok && out.contains("latest"), "{out}");
+    let file = config.path().join("v2.wasm");
+    let (ok, out, err) = remote(&[
+        "download",
+        "hello",
+        "--version",
+        "v2",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("hello v2"), "{out}{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), glint_e2e::guest("hello"));
+    let (ok, out, _) = remote(&["status", "hello"]);
+    assert!(ok && out.contains("ready:    true"), "{out}");
+    let mut lines = String::new();
+    for _ in 0..100 {
+        lines = remote(&["logs", "hello"]).1;
+        if lines.contains("hello: POST /") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(lines.contains("hello: POST /"), "{lines}");
+    let (ok, out, _) = remote(&["delete", "hello", "--force"]);
+    assert!(ok && out.contains("deleted"), "{out}");
+}

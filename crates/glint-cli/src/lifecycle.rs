@@ -76,6 +76,10 @@ pub async fn upload(
     let stream = futures_util::stream::iter(chunks).inspect(move |c| {
         if let Ok(c) = c {
             progress.inc(c.len() as u64);
+            if progress.position() >= size {
+                // The node compiles before it answers; that can take seconds.
+                progress.set_message(format!("{} (compiling on the node)", progress.message()));
+            }
         }
     });
     let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), size)

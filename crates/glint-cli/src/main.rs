@@ -154,7 +154,10 @@ enum Command {
     #[command(after_help = "Example:\n  glint versions hello")]
     Versions { name: String },
     /// List, show or set aliases (weighted for canary releases).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint alias list hello\n  glint alias info hello latest\n  glint alias set hello latest v1=0.9 v2=0.1"
+    )]
     Alias(AliasCommand),
     /// Point an alias (default `latest`) back at the version before the newest it serves.
     #[command(after_help = "Example:\n  glint rollback hello")]
@@ -172,7 +175,10 @@ enum Command {
         output_file: Option<PathBuf>,
     },
     /// List, set or unset a function's env vars.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint env list hello\n  glint env set hello GREETING Hi\n  glint env unset hello GREETING"
+    )]
     Env(EnvCommand),
     /// Show a function's log lines.
     #[command(
@@ -201,13 +207,19 @@ enum Command {
     )]
     Login,
     /// Create, list and revoke API keys (admin).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint keys create ci --role deploy\n  glint keys list\n  glint keys revoke key_0123456789ab"
+    )]
     Keys(KeysCommand),
     /// Print shell completions.
     #[command(after_help = "Example:\n  glint completions bash > /etc/bash_completion.d/glint")]
     Completions { shell: clap_complete::Shell },
     /// The PhotonIQ FaaS CLI's remote verbs.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint remote deploy\n  glint remote execute hello --data '{}' --header 'content-type: application/json'\n  glint remote alias update hello latest --version v1 --weight 0.9 --version v2 --weight 0.1"
+    )]
     Remote(RemoteCommand),
 }
 
@@ -398,8 +410,27 @@ enum RemoteAlias {
     },
 }
 
+/// The command tree, where a subcommand without examples of its own shows its parent's,
+/// so every `--help` ends with an example.
+fn command() -> clap::Command {
+    fn inherit(cmd: clap::Command, parent: Option<clap::builder::StyledStr>) -> clap::Command {
+        let own = cmd.get_after_help().cloned();
+        let examples = own.clone().or(parent);
+        let cmd = match (&own, &examples) {
+            (None, Some(e)) => cmd.after_help(e.clone()),
+            _ => cmd,
+        };
+        cmd.mut_subcommands(|sub| inherit(sub, examples.clone()))
+    }
+    inherit(Cli::command(), None)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -548,7 +579,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             lifecycle::keys_revoke(&connect()?, &id).await?
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "glint", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut command(), "glint", &mut std::io::stdout());
         }
         Command::Remote(remote) => return dispatch_remote(&connect()?, remote, format).await,
     }
@@ -680,7 +711,22 @@ pub fn confirm(question: &str) -> Result<bool> {
 mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_shows_an_example() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(help.contains("Example"), "`{path} --help` has no example");
+                check(sub, &path);
+            }
+        }
+        check(&super::command(), "glint");
     }
 }
