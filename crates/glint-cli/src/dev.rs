@@ -26,6 +26,7 @@ const IGNORED: &[&str] = &[
 ];
 
 pub struct RunOptions {
+    pub compiler: glint_runtime::Compiler,
     pub path: PathBuf,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
@@ -45,6 +46,7 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         admin_key: None,
         max_instances: 100,
         tls: None,
+        compiler: options.compiler,
     })
     .await?;
     let key = std::fs::read_to_string(data_dir.join("admin-key"))
@@ -152,16 +154,20 @@ async fn watch(dir: &Path, path: &Path, client: &Client, name: &FunctionName) ->
         let started = Instant::now();
         println!("change detected; rebuilding");
         match build(path).await {
-            Ok(built) => match deploy(client, name, built).await {
-                Ok(body) => println!(
-                    "redeployed {name} {} (build and deploy took {:.1}s)",
-                    body["version"].as_str().unwrap_or("?"),
-                    started.elapsed().as_secs_f64()
-                ),
-                Err(e) => {
-                    eprintln!("error: deploy failed: {e:#}; the previous version keeps serving")
+            Ok(built) => {
+                let built_at = Instant::now();
+                match deploy(client, name, built).await {
+                    Ok(body) => println!(
+                        "redeployed {name} {} (build {:.1}s, deploy {:.2}s)",
+                        body["version"].as_str().unwrap_or("?"),
+                        (built_at - started).as_secs_f64(),
+                        built_at.elapsed().as_secs_f64()
+                    ),
+                    Err(e) => {
+                        eprintln!("error: deploy failed: {e:#}; the previous version keeps serving")
+                    }
                 }
-            },
+            }
             Err(e) => eprintln!("error: build failed: {e:#}; the previous version keeps serving"),
         }
     }

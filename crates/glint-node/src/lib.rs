@@ -49,6 +49,7 @@ pub struct NodeConfig {
     pub max_instances: u32,
     /// PEM certificate chain and private key; with them both listeners speak TLS only.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub compiler: glint_runtime::Compiler,
 }
 
 fn url_for(addr: SocketAddr, tls: bool) -> String {
@@ -93,6 +94,7 @@ impl Server {
         let store: Arc<dyn Store> = Arc::new(embedded.clone());
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             cache_dir: config.data_dir.join("compiled"),
+            compiler: config.compiler,
             max_instances: config.max_instances,
         })?);
 

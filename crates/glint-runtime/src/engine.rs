@@ -57,9 +57,21 @@ pub struct RuntimeStats {
     pub cache_loads: AtomicU64,
 }
 
+/// Which compiler turns components into machine code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compiler {
+    /// Optimising: the fastest code, seconds to compile a large component. For serving.
+    #[default]
+    Cranelift,
+    /// Baseline: compiles several times faster, runs slower. For `glint run`, where a
+    /// saved change should serve within a second.
+    Winch,
+}
+
 /// Node-wide runtime settings.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
+    pub compiler: Compiler,
     /// Root of the compile cache.
     pub cache_dir: PathBuf,
     /// Instances that may run at once on this node, across all functions.
@@ -88,7 +100,7 @@ impl Drop for Runtime {
     }
 }
 
-fn engine_config(max_instances: u32) -> Config {
+fn engine_config(max_instances: u32, compiler: Compiler) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_instances)
         .total_core_instances(max_instances.saturating_mul(4))
@@ -110,6 +122,9 @@ fn engine_config(max_instances: u32) -> Config {
         .epoch_interruption(true)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if compiler == Compiler::Winch {
+        config.strategy(wasmtime::Strategy::Winch);
+    }
     config
 }
 
@@ -141,7 +156,7 @@ pub fn check_header(bytes: &[u8]) -> Result<(), ComponentError> {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
-        let engine = Engine::new(&engine_config(config.max_instances))
+        let engine = Engine::new(&engine_config(config.max_instances, config.compiler))
             .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)

@@ -16,7 +16,9 @@ pub mod invoke;
 pub mod logs;
 pub mod manifest;
 
-pub use engine::{Compiled, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header};
+pub use engine::{
+    Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
+};
 pub use guest::{GuestState, Invocation};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use logs::{LogSink, LogStream};
