@@ -83,6 +83,7 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log_writer: tokio::task::JoinHandle<()>,
     embedded: EmbeddedStore,
+    runtime: Arc<Runtime>,
 }
 
 impl Server {
@@ -160,6 +161,7 @@ impl Server {
             tasks: vec![data, admin],
             log_writer,
             embedded,
+            runtime: node.runtime.clone(),
         })
     }
 
@@ -170,6 +172,8 @@ impl Server {
         let _ = self.stop_tx.send(true);
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(self.tasks)).await;
         let _ = self.log_writer.await;
+        let runtime = self.runtime.clone();
+        let _ = tokio::task::spawn_blocking(move || runtime.flush_cache()).await;
         self.embedded.close()?;
         tracing::info!("stopped cleanly");
         Ok(())

@@ -76,6 +76,7 @@ impl Node {
         component: Vec<u8>,
         move_alias: Option<AliasName>,
     ) -> Result<VersionRecord, ApiError> {
+        let started = Instant::now();
         let manifest = Manifest::parse(&manifest_text)?;
         let config = manifest.config(name)?;
         check_header(&component)?;
@@ -93,6 +94,7 @@ impl Node {
         .await
         .map_err(|e| ApiError::internal(format!("compile task failed: {e}")))?;
         let compiled = compiled?;
+        let compiled_at = Instant::now();
 
         let _guard = self.changes.lock().await;
         let record = self
@@ -107,8 +109,18 @@ impl Node {
                 move_alias,
             })
             .await?;
+        let stored_at = Instant::now();
         self.rebuild(tenant, name, Some((record.version, compiled)))
             .await?;
+        tracing::info!(
+            function = %name,
+            version = %record.version,
+            size = record.size,
+            compile_ms = (compiled_at - started).as_millis() as u64,
+            store_ms = (stored_at - compiled_at).as_millis() as u64,
+            route_ms = stored_at.elapsed().as_millis() as u64,
+            "deployed"
+        );
         Ok(record)
     }
 

@@ -85,6 +85,13 @@ pub struct Compiled {
     pub sha256: Arc<str>,
 }
 
+/// Work for the compile-cache writer thread.
+enum CacheJob {
+    Write(Component, PathBuf),
+    /// Answered once every earlier write is on disk.
+    Barrier(std::sync::mpsc::Sender<()>),
+}
+
 /// The engine, linker and compile cache of one node.
 pub struct Runtime {
     pub(crate) engine: Engine,
@@ -92,6 +99,9 @@ pub struct Runtime {
     cache_dir: PathBuf,
     pub stats: Arc<RuntimeStats>,
     ticker_stop: Arc<AtomicBool>,
+    /// Serialising and writing compiled code happens off the deploy's path, on a thread
+    /// of its own; a deploy is acknowledged once it is compiled and stored.
+    cache_jobs: std::sync::mpsc::Sender<CacheJob>,
 }
 
 impl Drop for Runtime {
@@ -187,13 +197,27 @@ impl Runtime {
                     }
                 }
             })?;
+        let (cache_jobs, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("glint-cache-writer".into())
+            .spawn(move || write_cache_files(jobs))?;
         Ok(Self {
             engine,
             linker,
             cache_dir,
             stats: Arc::default(),
             ticker_stop,
+            cache_jobs,
         })
+    }
+
+    /// Waits until every compiled component handed to the cache writer is on disk.
+    /// Blocking: a stopping node calls it so its restart compiles nothing.
+    pub fn flush_cache(&self) {
+        let (ack, done) = std::sync::mpsc::channel();
+        if self.cache_jobs.send(CacheJob::Barrier(ack)).is_ok() {
+            let _ = done.recv_timeout(Duration::from_secs(60));
+        }
     }
 
     fn cache_path(&self, sha256: &str) -> PathBuf {
@@ -225,11 +249,9 @@ impl Runtime {
             .compile_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         let compiled = self.link(&component, sha256)?;
-        let serialized = component
-            .serialize()
-            .map_err(|e| ComponentError::Cache(format!("{e:#}")))?;
-        write_atomically(&self.cache_path(sha256), &serialized)
-            .map_err(|e| ComponentError::Cache(e.to_string()))?;
+        let _ = self
+            .cache_jobs
+            .send(CacheJob::Write(component, self.cache_path(sha256)));
         Ok(compiled)
     }
 
@@ -268,6 +290,26 @@ impl Runtime {
         }
         let bytes = bytes()?;
         Ok(self.compile(&bytes, sha256)?)
+    }
+}
+
+fn write_cache_files(jobs: std::sync::mpsc::Receiver<CacheJob>) {
+    for job in jobs {
+        match job {
+            CacheJob::Write(component, path) => {
+                let written = component
+                    .serialize()
+                    .map_err(|e| format!("{e:#}"))
+                    .and_then(|bytes| write_atomically(&path, &bytes).map_err(|e| e.to_string()));
+                if let Err(e) = written {
+                    // The node still serves; a restart compiles this component again.
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
+                }
+            }
+            CacheJob::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+        }
     }
 }
 
