@@ -23,6 +23,14 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// Prints an answer as JSON, or through `table` for people.
+fn show(format: Format, body: &Value, table: impl FnOnce(&Value)) {
+    match format {
+        Format::Json => print_json(body),
+        Format::Table => table(body),
+    }
+}
+
 /// What a deploy uploads: the function's name, manifest text and component bytes.
 /// A folder is built first (unless `build` is false), so what is deployed is the source
 /// as it is now.
@@ -162,11 +170,7 @@ pub async fn versions(client: &Client, name: &str, format: Format) -> Result<()>
     let body = client
         .get(&format!("/api/v1/functions/{name}/versions"))
         .await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    output::versions(&body["versions"]);
+    show(format, &body, |body| output::versions(&body["versions"]));
     Ok(())
 }
 
@@ -175,11 +179,7 @@ pub async fn alias_list(client: &Client, name: &str, format: Format) -> Result<(
     let body = client
         .get(&format!("/api/v1/functions/{name}/aliases"))
         .await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    output::aliases(&body["aliases"]);
+    show(format, &body, |body| output::aliases(&body["aliases"]));
     Ok(())
 }
 
@@ -429,11 +429,7 @@ pub async fn status(client: &Client, name: &str, format: Format) -> Result<()> {
     let body = client
         .get(&format!("/api/v1/functions/{name}/status"))
         .await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    output::status(&body);
+    show(format, &body, output::status);
     Ok(())
 }
 

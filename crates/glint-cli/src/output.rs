@@ -101,37 +101,9 @@ pub fn info(v: &Value, format: Format) {
         }
     );
     println!("\naliases:");
-    let rows: Vec<Vec<String>> = v["aliases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            vec![
-                a["name"].as_str().unwrap_or_default().to_string(),
-                targets(&a["targets"]),
-            ]
-        })
-        .collect();
-    table(&["ALIAS", "VERSIONS"], &rows);
+    aliases(&v["aliases"]);
     println!("\nversions:");
-    let rows: Vec<Vec<String>> = v["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|x| {
-            vec![
-                x["version"].as_str().unwrap_or_default().to_string(),
-                format!("{:.1} KiB", x["size"].as_f64().unwrap_or(0.0) / 1024.0),
-                x["sha256"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(12)
-                    .collect(),
-            ]
-        })
-        .collect();
-    table(&["VERSION", "SIZE", "SHA256"], &rows);
+    versions(&v["versions"]);
 }
 
 pub fn versions(v: &Value) {
