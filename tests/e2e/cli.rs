@@ -334,7 +334,8 @@ fn photoniq_manifests_and_completions() {
     std::fs::write(
         dir.path().join("photoniq.toml"),
         "name = \"piq\"\nversion = \"0.0.1\"\ndescription = \"d\"\nlang = \"rust\"\nexecute_url_suffix = \"/my/suffix\"\n\n\
-         [log_settings]\nenabled = true\nlevel = \"INFO\"\n\n[env_vars]\nGREETING = \"Ahoy\"\n",
+         [log_settings]\nenabled = true\nlevel = \"INFO\"\n\n[env_vars]\nGREETING = \"Ahoy\"\n\n\
+         [cors_settings]\nallowed_methods = [\"GET\"]\nallowed_hosts = [\"api.example.com\"]\nallow_http = true\n",
     )
     .unwrap();
     std::fs::create_dir_all(dir.path().join("target/wasm32-wasip2/release")).unwrap();
@@ -367,6 +368,14 @@ fn photoniq_manifests_and_completions() {
         rt.block_on(node.call("/my/suffix/piq")),
         (200, "Ahoy from Glint!\n".to_string())
     );
+    // cors_settings became the outbound allow-list.
+    let (_, version) = rt.block_on(node.admin().get("/api/v1/functions/piq/versions/v1"));
+    let manifest = version["manifest"].as_str().unwrap();
+    assert!(
+        manifest.contains("https://api.example.com") && manifest.contains("http://api.example.com"),
+        "{manifest}"
+    );
+    assert!(manifest.contains("allowed_methods"), "{manifest}");
 
     for shell in ["bash", "zsh", "fish"] {
         let (ok, out, _) = glint_in(config.path(), &["completions", shell]);

@@ -50,11 +50,22 @@ struct PhotonIq {
     lang: Option<String>,
     execute_url_suffix: Option<String>,
     #[serde(default)]
-    cors_settings: Option<toml::Value>,
+    cors_settings: Option<PhotonIqCors>,
     #[serde(default)]
     log_settings: Option<PhotonIqLogs>,
     #[serde(default)]
     env_vars: std::collections::BTreeMap<String, String>,
+}
+
+/// PhotonIQ's allow-list for a function's outbound calls.
+#[derive(Debug, Default, Deserialize)]
+struct PhotonIqCors {
+    #[serde(default)]
+    allowed_methods: Vec<String>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    allow_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,11 +193,24 @@ fn from_photoniq(path: &Path) -> Result<Manifest> {
             _ => None,
         };
     }
-    if p.cors_settings.is_some() {
-        eprintln!(
-            "note: {}: [cors_settings] is not applied: this node grants guests no outbound HTTP yet",
-            path.display()
-        );
+    if let Some(cors) = p.cors_settings {
+        // PhotonIQ lists bare host names, HTTPS unless `allow_http`.
+        let mut hosts = Vec::new();
+        for host in &cors.allowed_hosts {
+            if host.contains("://") {
+                hosts.push(host.clone());
+                continue;
+            }
+            hosts.push(format!("https://{host}"));
+            if cors.allow_http {
+                hosts.push(format!("http://{host}"));
+            }
+        }
+        manifest.outbound = Some(glint_runtime::outbound::OutboundSection {
+            allowed_hosts: hosts,
+            allowed_methods: (!cors.allowed_methods.is_empty()).then_some(cors.allowed_methods),
+            ..Default::default()
+        });
     }
     Ok(manifest)
 }

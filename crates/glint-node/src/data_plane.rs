@@ -243,6 +243,7 @@ async fn run(
             execution_id: execution_id.clone(),
             pipe: node.logs.clone(),
         }),
+        outbound: slot.config.outbound.clone(),
     };
     let response = node.runtime.invoke(&compiled, request, invocation).await?;
     // The permit lives as long as the body, which streams while the guest still runs.

@@ -2,17 +2,17 @@
 //!
 //! A fresh [`GuestState`] is built for every request. Policy lives here: no preopened
 //! directories, no sockets, no name lookup, stdin empty, stdout/stderr into the log,
-//! outbound HTTP denied (the allow-list capability comes later), and a memory cap.
+//! outbound HTTP only as `[outbound]` allows ([`crate::outbound`]), and a memory cap.
 
 use std::sync::Arc;
 
-use glint_store::Level;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::logs::{GuestOutput, LogSink, LogStream};
+use crate::outbound::OutboundPolicy;
 
 /// What one invocation may use, as the node hands it to the runtime.
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct Invocation {
     /// Environment variables the guest sees through `wasi:cli/environment`.
     pub env: Arc<[(String, String)]>,
     pub log: Arc<dyn LogSink>,
+    /// The version's `[outbound]` allow-list.
+    pub outbound: Arc<crate::outbound::OutboundRules>,
 }
 
 /// Caps linear memory; remembers whether the cap was hit so a trap can be explained.
@@ -55,41 +57,6 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Denies every outbound request and says in the log how it would be allowed.
-pub(crate) struct OutboundPolicy {
-    log: Arc<dyn LogSink>,
-}
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        self.log.line(
-            LogStream::Host,
-            Level::Warn,
-            format!(
-                "outbound request {} {} denied: this node grants guests no outbound HTTP",
-                request.method(),
-                request.uri()
-            ),
-        );
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-}
-
 /// The data of one request's `Store`.
 pub struct GuestState {
     wasi: WasiCtx,
@@ -115,9 +82,7 @@ impl GuestState {
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy {
-                log: inv.log.clone(),
-            },
+            hooks: OutboundPolicy::new(inv.outbound.clone(), inv.log.clone()),
             table: ResourceTable::new(),
             memory: MemoryCap {
                 max_bytes: inv.limits.memory_bytes(),

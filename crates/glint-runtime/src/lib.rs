@@ -15,6 +15,7 @@ pub mod guest;
 pub mod invoke;
 pub mod logs;
 pub mod manifest;
+pub mod outbound;
 
 pub use engine::{
     Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
@@ -23,3 +24,4 @@ pub use guest::{GuestState, Invocation};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use logs::{LogSink, LogStream};
 pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
+pub use outbound::OutboundRules;

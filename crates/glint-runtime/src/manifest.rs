@@ -42,7 +42,7 @@ pub struct Manifest {
     pub logs: LogsSection,
     /// Capabilities that a later Glint release enables; named here so that the error
     /// says so instead of calling them unknown.
-    pub outbound: Option<toml::Value>,
+    pub outbound: Option<crate::outbound::OutboundSection>,
     pub kv: Option<toml::Value>,
     pub secrets: Option<toml::Value>,
 }
@@ -137,6 +137,7 @@ pub struct FunctionConfig {
     pub limits: Limits,
     pub scaling: Scaling,
     pub log_level: Level,
+    pub outbound: std::sync::Arc<crate::outbound::OutboundRules>,
 }
 
 fn range_check(
@@ -200,7 +201,6 @@ impl Manifest {
             )));
         }
         for (key, present) in [
-            ("outbound", self.outbound.is_some()),
             ("kv", self.kv.is_some()),
             ("secrets", self.secrets.is_some()),
         ] {
@@ -283,6 +283,9 @@ impl Manifest {
             limits,
             scaling,
             log_level,
+            outbound: std::sync::Arc::new(crate::outbound::OutboundRules::from_manifest(
+                self.outbound.as_ref(),
+            )?),
         })
     }
 }
