@@ -54,6 +54,9 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         .map(|k| k.trim().to_string());
     let client = Client::new(&server.admin_url, key, None)?;
     let body = deploy(&client, &name, built).await?;
+    // Lines from now on are followed; taken before the URL is printed, so the first
+    // request's lines are never missed.
+    let follow_from = glint_store::now_ms();
     println!(
         "serving {name} {} at {}",
         body["version"].as_str().unwrap_or("?"),
@@ -76,6 +79,7 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
     let logs = tokio::spawn(follow_logs(
         Client::new(&server.admin_url, read_key(&data_dir), None)?,
         name.clone(),
+        follow_from,
     ));
     let result = if options.watch {
         tokio::select! {
@@ -175,8 +179,8 @@ async fn watch(dir: &Path, path: &Path, client: &Client, name: &FunctionName) ->
 }
 
 /// Prints the function's new log lines as they arrive.
-async fn follow_logs(client: Client, name: FunctionName) {
-    let mut since = glint_store::now_ms();
+async fn follow_logs(client: Client, name: FunctionName, from_ms: i64) {
+    let mut since = from_ms;
     let mut seen_at_since: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
