@@ -1,7 +1,7 @@
 //! Every bad input gets the right 4xx with a message that says what to do, stores
 //! nothing, and leaves the node serving the other functions.
 
-use glint_e2e::{Node, guest, hello_manifest};
+use glint_e2e::{Node, guest};
 use serde_json::Value;
 
 /// Asserts a JSON error with `status` and `code` whose message mentions `hint`.
@@ -19,9 +19,7 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str, hint: &str) {
 async fn bad_uploads_are_refused_and_store_nothing() {
     let node = Node::start();
     let admin = node.admin();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
 
     let random: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)

@@ -56,9 +56,7 @@ async fn assert_consistent(node: &Node) -> Vec<String> {
 async fn kill_during_upload_keeps_the_previous_version() {
     let mut node = Node::start();
     let admin = node.admin();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
 
     // Upload half a component, then stall: the node is mid-deploy when it dies.
     let bytes = guest("hello");

@@ -241,9 +241,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
 async fn deploy_without_moving_the_alias_and_http2() {
     let node = Node::start();
     let admin = node.admin();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
     let form = reqwest::multipart::Form::new()
         .text("manifest", hello_manifest("Staged"))
         .part("component", reqwest::multipart::Part::bytes(guest("hello")));
@@ -313,4 +311,22 @@ async fn requests_above_the_concurrency_limit_get_503_after_queueing() {
     assert_eq!(busy.await.unwrap(), 200);
     // The slot is free again.
     assert_eq!(node.call("/misbehave/ok").await, (200, "ok\n".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_logs_json_when_asked() {
+    let node = Node::start_with_args(&["--log-format", "json"]);
+    node.admin().deploy_hello("Hello").await;
+    let log = node.log();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the node logged nothing");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("\"deployed\"")),
+        "no deploy line in:\n{log}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Guests that misbehave end only their own request, with a 5xx and a log line, while
 //! the node goes on serving other functions, including at the same time.
 
-use glint_e2e::{Node, guest, hello_manifest};
+use glint_e2e::{Node, guest};
 use serde_json::Value;
 
 const LIMITS: &str = "[limits]\ncpu_ms = 300\nmemory_mb = 32\ntimeout_ms = 1500\n";
@@ -10,9 +10,7 @@ const LIMITS: &str = "[limits]\ncpu_ms = 300\nmemory_mb = 32\ntimeout_ms = 1500\
 async fn each_misbehaviour_ends_only_its_request() {
     let node = Node::start();
     let admin = node.admin();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
     let (status, body) = admin.deploy("misbehave", LIMITS, guest("misbehave")).await;
     assert_eq!(status, 201, "{body}");
 
@@ -103,9 +101,7 @@ async fn each_misbehaviour_ends_only_its_request() {
 async fn looping_guests_do_not_starve_others() {
     let node = Node::start();
     let admin = node.admin();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
     let manifest = "[limits]\ncpu_ms = 3000\ntimeout_ms = 5000\n";
     admin
         .deploy_ok("misbehave", manifest, guest("misbehave"))

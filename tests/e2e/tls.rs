@@ -1,7 +1,7 @@
 //! TLS on both listeners: HTTPS with HTTP/2 by ALPN, plain HTTP refused, and the CLI
 //! trusting a self-signed certificate with --ca-cert.
 
-use glint_e2e::{Node, glint_bin, guest, hello_manifest};
+use glint_e2e::{Node, glint_bin};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn both_listeners_speak_tls() {
@@ -34,9 +34,7 @@ async fn both_listeners_speak_tls() {
         .unwrap();
     let mut admin = node.admin();
     admin.http = trusted.clone();
-    admin
-        .deploy_ok("hello", &hello_manifest("Hello"), guest("hello"))
-        .await;
+    admin.deploy_hello("Hello").await;
 
     let resp = trusted
         .get(format!("{}/hello", node.data_url))

@@ -316,6 +316,12 @@ impl Admin {
         body
     }
 
+    /// Deploys the hello example as `hello`, greeting with `greeting`.
+    pub async fn deploy_hello(&self, greeting: &str) -> Value {
+        self.deploy_ok("hello", &hello_manifest(greeting), guest("hello"))
+            .await
+    }
+
     /// Log lines of a function, oldest first.
     pub async fn logs(&self, name: &str, query: &str) -> Vec<Value> {
         let (status, body) = self

@@ -183,12 +183,12 @@ pub async fn alias_list(client: &Client, name: &str, format: Format) -> Result<(
     Ok(())
 }
 
-pub async fn alias_info(client: &Client, name: &str, alias: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
+/// One alias of a function, as the API returns it.
+async fn fetch_alias(client: &Client, name: &FunctionName, alias: &str) -> Result<Value> {
     let body = client
         .get(&format!("/api/v1/functions/{name}/aliases"))
         .await?;
-    let found = body["aliases"]
+    body["aliases"]
         .as_array()
         .into_iter()
         .flatten()
@@ -198,12 +198,25 @@ pub async fn alias_info(client: &Client, name: &str, alias: &str, format: Format
             format!(
                 "function '{name}' has no alias '{alias}'; `glint alias list {name}` shows them"
             )
-        })?;
-    if format == Format::Json {
-        print_json(&found);
-        return Ok(());
-    }
-    output::aliases(&json!([found]));
+        })
+}
+
+/// The newest version an alias points to.
+async fn newest_target(client: &Client, name: &FunctionName, alias: &str) -> Result<u64> {
+    let found = fetch_alias(client, name, alias).await?;
+    found["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["version"].as_u64())
+        .max()
+        .with_context(|| format!("alias '{alias}' of {name} points at no version"))
+}
+
+pub async fn alias_info(client: &Client, name: &str, alias: &str, format: Format) -> Result<()> {
+    let name = function(name)?;
+    let found = fetch_alias(client, &name, alias).await?;
+    show(format, &found, |found| output::aliases(&json!([found])));
     Ok(())
 }
 
@@ -252,21 +265,7 @@ pub async fn alias_set(
 /// Points the alias at the newest version older than the newest one it points to now.
 pub async fn rollback(client: &Client, name: &str, alias: &str) -> Result<()> {
     let name = function(name)?;
-    let aliases = client
-        .get(&format!("/api/v1/functions/{name}/aliases"))
-        .await?;
-    let current = aliases["aliases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|a| a["name"] == alias)
-        .and_then(|a| a["targets"].as_array().cloned())
-        .with_context(|| format!("function '{name}' has no alias '{alias}' to roll back"))?;
-    let newest = current
-        .iter()
-        .filter_map(|t| t["version"].as_u64())
-        .max()
-        .context("the alias points at no version")?;
+    let newest = newest_target(client, &name, alias).await?;
     let versions = client
         .get(&format!("/api/v1/functions/{name}/versions"))
         .await?;
@@ -300,27 +299,10 @@ pub async fn download(
     let name = function(name)?;
     let version = match version {
         Some(v) => v,
-        None => {
-            let aliases = client
-                .get(&format!("/api/v1/functions/{name}/aliases"))
-                .await?;
-            let latest = aliases["aliases"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["name"] == "latest")
-                .and_then(|a| {
-                    a["targets"]
-                        .as_array()?
-                        .iter()
-                        .filter_map(|t| t["version"].as_u64())
-                        .max()
-                })
-                .with_context(|| {
-                    format!("{name} has no `latest` version; name one: glint download {name} v1")
-                })?;
-            format!("v{latest}")
-        }
+        None => format!(
+            "v{}",
+            newest_target(client, &name, glint_store::LATEST_ALIAS).await?
+        ),
     };
     let resp = client
         .send(client.request(

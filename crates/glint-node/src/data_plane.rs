@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use glint_runtime::{Invocation, into_boxed_body};
-use glint_store::{FunctionName, LATEST_ALIAS, TenantId, VersionId};
+use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
@@ -45,7 +45,8 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 
 /// Serves one data-plane request. Never fails: errors become JSON responses.
 pub async fn serve(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
-    let execution_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    let mut id = [0u8; uuid::fmt::Simple::LENGTH];
+    let execution_id: Arc<str> = Arc::from(&*uuid::Uuid::now_v7().simple().encode_lower(&mut id));
     let mut resp = match dispatch(&node, req, &execution_id).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -63,11 +64,7 @@ async fn dispatch(
 ) -> Result<Response<Body>, ApiError> {
     let routes = node.routes.load();
     let path = req.uri().path();
-    let query = req
-        .uri()
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
+    let query = req.uri().query();
 
     if let Some(rest) = path.strip_prefix(EXECUTE_PREFIX) {
         if req.method() != Method::POST {
@@ -81,11 +78,11 @@ async fn dispatch(
             Some((n, s)) => (n, Some(s.trim_end_matches('/'))),
             None => (rest, None),
         };
-        let name: FunctionName = name.parse()?;
-        let tenant = TenantId::default_tenant();
-        let entry = routes
-            .function(&tenant, &name)
-            .ok_or_else(|| not_found(name.as_str()))?;
+        let Some(entry) = routes.function(DEFAULT_TENANT, name) else {
+            // Only a miss pays for parsing, to tell a bad name from an unknown one.
+            let name: FunctionName = name.parse()?;
+            return Err(StoreError::FunctionNotFound(name).into());
+        };
         let slot = select(
             entry,
             selector.filter(|s| !s.is_empty()).unwrap_or(LATEST_ALIAS),
@@ -93,7 +90,8 @@ async fn dispatch(
         .clone();
         let entry = entry.clone();
         drop(routes);
-        return run(node, &entry, &slot, req, format!("/{query}"), execution_id).await;
+        let guest_path = guest_path("", query);
+        return run(node, &entry, &slot, req, guest_path, execution_id).await;
     }
 
     let (entry, rest) = routes.resolve(path).ok_or_else(|| {
@@ -103,23 +101,23 @@ async fn dispatch(
             format!("no function is routed at {path}; `glint list` shows the routes"),
         )
     })?;
-    let guest_path = if rest.is_empty() {
-        format!("/{query}")
-    } else {
-        format!("{rest}{query}")
-    };
+    let guest_path = guest_path(rest, query);
     let slot = select(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
     drop(routes);
     run(node, &entry, &slot, req, guest_path, execution_id).await
 }
 
-fn not_found(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "function_not_found",
-        format!("function '{name}' does not exist; `glint list` shows the deployed functions"),
-    )
+/// The path and query the guest sees: what follows its route, `/` at the least.
+fn guest_path(rest: &str, query: Option<&str>) -> String {
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let mut out = String::with_capacity(rest.len() + query.map_or(0, |q| q.len() + 1));
+    out.push_str(rest);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// A version by number (`v3`, `3`) or by alias (`latest`, `canary`).

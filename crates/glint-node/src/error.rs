@@ -47,14 +47,10 @@ impl std::fmt::Display for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(m) => {
-                let code = if m.starts_with("function '") && m.contains("does not exist") {
-                    "function_not_found"
-                } else {
-                    "not_found"
-                };
-                ApiError::new(StatusCode::NOT_FOUND, code, m)
+            StoreError::FunctionNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "function_not_found", e.to_string())
             }
+            StoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::InvalidName(m) => ApiError::bad_request("invalid_name", m),
             StoreError::Invalid(m) => ApiError::bad_request("invalid_request", m),

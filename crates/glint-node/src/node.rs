@@ -167,7 +167,7 @@ impl Node {
         let key = (tenant.clone(), name.clone());
         let function = match self.store.function(tenant, name).await {
             Ok(f) => f,
-            Err(StoreError::NotFound(_)) => {
+            Err(StoreError::FunctionNotFound(_)) => {
                 let table = self.routes.load().with(key, None);
                 self.routes.store(Arc::new(table));
                 return Ok(());
@@ -177,7 +177,11 @@ impl Node {
         let versions = self.store.versions(tenant, name).await?;
         let aliases = self.store.aliases(tenant, name).await?;
         let api_env = self.store.env(tenant, name).await?;
-        let old = self.routes.load().function(tenant, name).cloned();
+        let old = self
+            .routes
+            .load()
+            .function(tenant.as_str(), name.as_str())
+            .cloned();
 
         let mut slots = HashMap::new();
         for v in versions {

@@ -88,27 +88,31 @@ impl FunctionEntry {
 #[derive(Default)]
 pub struct RouteTable {
     by_route: HashMap<String, Arc<FunctionEntry>>,
-    by_name: HashMap<(TenantId, FunctionName), Arc<FunctionEntry>>,
+    by_name: HashMap<TenantId, HashMap<FunctionName, Arc<FunctionEntry>>>,
 }
 
 impl RouteTable {
-    pub fn function(&self, tenant: &TenantId, name: &FunctionName) -> Option<&Arc<FunctionEntry>> {
-        self.by_name.get(&(tenant.clone(), name.clone()))
+    /// A function by tenant and name; takes `&str` so a lookup allocates nothing.
+    pub fn function(&self, tenant: &str, name: &str) -> Option<&Arc<FunctionEntry>> {
+        self.by_name.get(tenant)?.get(name)
     }
 
     pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionEntry>> {
-        self.by_name.values()
+        self.by_name.values().flat_map(|f| f.values())
     }
 
     /// A copy with one function replaced (or removed, with `None`).
     pub fn with(&self, key: (TenantId, FunctionName), entry: Option<Arc<FunctionEntry>>) -> Self {
         let mut by_name = self.by_name.clone();
+        let (tenant, name) = key;
+        let functions = by_name.entry(tenant).or_default();
         match entry {
-            Some(e) => by_name.insert(key, e),
-            None => by_name.remove(&key),
+            Some(e) => functions.insert(name, e),
+            None => functions.remove(&name),
         };
         let by_route = by_name
             .values()
+            .flat_map(|f| f.values())
             .map(|e| (e.route.clone(), e.clone()))
             .collect();
         Self { by_route, by_name }

@@ -155,6 +155,15 @@ fn range_check(
     }
 }
 
+/// An environment variable name: 1 to 128 letters, digits and '_', not starting with a
+/// digit. The manifest's `[env]` and the API's env vars follow the same rule.
+pub fn is_env_name(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 128
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !key.as_bytes()[0].is_ascii_digit()
+}
+
 /// Checks a route such as `/hello` or `/api/v2/users`.
 pub fn validate_route(route: &str) -> Result<(), ManifestError> {
     let bad = |why: &str| {
@@ -214,10 +223,7 @@ impl Manifest {
         let route = self.route.clone().unwrap_or_else(|| format!("/{name}"));
         validate_route(&route)?;
         for key in self.env.keys() {
-            let valid = !key.is_empty()
-                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !key.as_bytes()[0].is_ascii_digit();
-            if !valid {
+            if !is_env_name(key) {
                 return Err(ManifestError(format!(
                     "`env.{key}` is not a valid variable name; use letters, digits and '_', not starting with a digit"
                 )));

@@ -146,9 +146,7 @@ fn poisoned() -> StoreError {
 }
 
 fn not_found_function(name: &FunctionName) -> StoreError {
-    StoreError::NotFound(format!(
-        "function '{name}' does not exist; `glint list` shows the deployed functions"
-    ))
+    StoreError::FunctionNotFound(name.clone())
 }
 
 fn function_row(

@@ -19,6 +19,8 @@ pub use model::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("function '{0}' does not exist; `glint list` shows the deployed functions")]
+    FunctionNotFound(FunctionName),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

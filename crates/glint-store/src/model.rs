@@ -62,6 +62,14 @@ macro_rules! name_type {
             }
         }
 
+        // Hash and Eq are the inner string's, so maps keyed by names can be looked up
+        // with a plain `&str`, without allocating.
+        impl std::borrow::Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<$ty> for String {
             fn from(v: $ty) -> String {
                 v.0

@@ -376,11 +376,7 @@ pub struct EnvBody {
 }
 
 fn check_env_key(key: &str) -> Result<(), ApiError> {
-    let ok = !key.is_empty()
-        && key.len() <= 128
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !key.as_bytes()[0].is_ascii_digit();
-    if ok {
+    if glint_runtime::manifest::is_env_name(key) {
         Ok(())
     } else {
         Err(ApiError::bad_request(
@@ -433,7 +429,7 @@ pub async fn status(
     let name = function_name(&name)?;
     let f = node.store.function(&caller.tenant, &name).await?;
     let routes = node.routes.load();
-    let entry = routes.function(&caller.tenant, &name);
+    let entry = routes.function(caller.tenant.as_str(), name.as_str());
     let mut versions: Vec<Value> = entry
         .map(|e| {
             e.versions
