@@ -1,6 +1,7 @@
 //! Builds the repository's `templates/` and `wit/` into the binary, so `glint new` and
 //! `glint build` work from an installed `glint` with no repository around.
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -11,8 +12,11 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort_by_key(|e| e.path());
     for entry in entries {
         let path = entry.path();
+        let skip = ["target", "node_modules", "__pycache__", ".glint"];
         if path.is_dir() {
-            files(&path, out);
+            if !skip.iter().any(|s| path.ends_with(s)) {
+                files(&path, out);
+            }
         } else {
             out.push(path);
         }
@@ -23,9 +27,11 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let repo = manifest_dir.parent().unwrap().parent().unwrap();
     let mut code = String::new();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for (name, dir) in [
         ("TEMPLATES", repo.join("templates")),
         ("WIT", repo.join("wit")),
+        ("SDK", repo.join("sdk")),
     ] {
         println!("cargo:rerun-if-changed={}", dir.display());
         let mut list = Vec::new();
@@ -38,6 +44,8 @@ fn main() {
                 .unwrap()
                 .to_string_lossy()
                 .replace('\\', "/");
+            rel.hash(&mut hasher);
+            std::fs::read(&path).expect("read file").hash(&mut hasher);
             code.push_str(&format!(
                 "    ({rel:?}, include_bytes!({:?})),\n",
                 path.display().to_string()
@@ -45,6 +53,12 @@ fn main() {
         }
         code.push_str("];\n");
     }
+    // Names the folders these files are written to, so a changed file is never
+    // shadowed by an older copy in the cache.
+    code.push_str(&format!(
+        "pub const CONTENT_HASH: &str = \"{:016x}\";\n",
+        hasher.finish()
+    ));
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded.rs");
     std::fs::write(out, code).unwrap();
 }

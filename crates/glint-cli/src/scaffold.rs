@@ -11,7 +11,7 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-pub use embedded::WIT;
+use embedded::{SDK, WIT};
 
 /// Writes the `lang` template into `dir/name`, with the function's name filled in.
 pub fn new_project(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf> {
@@ -50,9 +50,19 @@ pub fn new_project(name: &str, lang: Lang, dir: Option<&Path>) -> Result<PathBuf
 
 /// Writes the built-in WIT files under `dir` (once) and returns the folder of `package`.
 pub fn wit_dir(dir: &Path, package: &str) -> Result<PathBuf> {
-    let root = dir.join(format!("wit-{}", env!("CARGO_PKG_VERSION")));
-    for (path, bytes) in WIT {
-        if !path.starts_with(&format!("{package}/")) {
+    extract(WIT, &dir.join(format!("wit-{}", embedded::CONTENT_HASH)), package)
+}
+
+/// Writes the built-in SDK of `lang` (`rust`, `python` or `js`) under `dir` (once) and
+/// returns its folder.
+pub fn sdk_dir(dir: &Path, lang: &str) -> Result<PathBuf> {
+    extract(SDK, &dir.join(format!("sdk-{}", embedded::CONTENT_HASH)), lang)
+}
+
+/// Writes the files of `files` under `folder/` into `root` (once); returns `root/folder`.
+fn extract(files: &[(&str, &[u8])], root: &Path, folder: &str) -> Result<PathBuf> {
+    for (path, bytes) in files {
+        if !path.starts_with(&format!("{folder}/")) {
             continue;
         }
         let dest = root.join(path);
@@ -64,5 +74,5 @@ pub fn wit_dir(dir: &Path, package: &str) -> Result<PathBuf> {
         }
         std::fs::write(&dest, bytes).with_context(|| format!("cannot write {}", dest.display()))?;
     }
-    Ok(root.join(package))
+    Ok(root.join(folder))
 }
