@@ -47,6 +47,9 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         max_instances: 100,
         tls: None,
         compiler: options.compiler,
+        secret_key: None,
+        secret_key_file: None,
+        kv_limits: glint_store::KvLimits::default(),
     })
     .await?;
     let key = std::fs::read_to_string(data_dir.join("admin-key"))

@@ -24,7 +24,7 @@ fn print_json(v: &Value) {
 }
 
 /// Prints an answer as JSON, or through `table` for people.
-fn show(format: Format, body: &Value, table: impl FnOnce(&Value)) {
+pub(crate) fn show(format: Format, body: &Value, table: impl FnOnce(&Value)) {
     match format {
         Format::Json => print_json(body),
         Format::Table => table(body),

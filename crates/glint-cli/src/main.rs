@@ -4,11 +4,13 @@
 
 mod client;
 mod dev;
+mod kv;
 mod lifecycle;
 mod output;
 mod profiles;
 mod project;
 mod scaffold;
+mod secret;
 mod toolchain;
 
 use std::net::SocketAddr;
@@ -102,6 +104,16 @@ enum Command {
         /// Compiler for deployed components.
         #[arg(long, value_enum, default_value_t = CompilerArg::Cranelift)]
         compiler: CompilerArg,
+        /// The file with the key that seals secrets (made on first start). Keep it apart
+        /// from backups of the data dir. GLINT_SECRET_KEY (64 hex digits) overrides it.
+        #[arg(long, env = "GLINT_SECRET_KEY_FILE")]
+        secret_key_file: Option<PathBuf>,
+        /// Largest KV value, in bytes.
+        #[arg(long, default_value_t = glint_store::KvLimits::default().max_value_bytes)]
+        kv_max_value_bytes: usize,
+        /// Quota of each KV store (keys plus values), in MiB.
+        #[arg(long, default_value_t = glint_store::KvLimits::default().store_quota_bytes / (1024 * 1024))]
+        kv_store_quota_mb: u64,
     },
     /// Make a new function project, ready to build and run.
     #[command(
@@ -205,6 +217,18 @@ enum Command {
         after_help = "Examples:\n  glint env list hello\n  glint env set hello GREETING Hi\n  glint env unset hello GREETING"
     )]
     Env(EnvCommand),
+    /// The tenant's KV stores: list stores, and get, set, delete and list keys.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint kv stores\n  glint kv set counters hits 0\n  glint kv get counters hits\n  glint kv list counters --prefix user/\n  glint kv set assets logo.png --file logo.png"
+    )]
+    Kv(KvCommand),
+    /// The tenant's secrets: set (value from stdin), list names, delete.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint secret set API_TOKEN            # type the value; input is hidden\n  printf %s \"$TOKEN\" | glint secret set API_TOKEN\n  glint secret list\n\nA function reads a secret when its glint.toml lists it: secrets = [\"API_TOKEN\"]"
+    )]
+    Secret(SecretCommand),
     /// Show a function's log lines.
     #[command(
         after_help = "Examples:\n  glint logs hello --since 10m\n  glint logs hello --level error --lines 50"
@@ -351,6 +375,59 @@ enum EnvCommand {
 }
 
 #[derive(Subcommand)]
+enum KvCommand {
+    /// List the KV stores with their key counts and sizes.
+    Stores,
+    /// Create a store (a deploy creates the stores its manifest lists).
+    Create { store: String },
+    /// Print a key's value (raw bytes).
+    Get {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+        /// Write the value to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output_file: Option<PathBuf>,
+    },
+    /// Set a key, to VALUE, to a file's bytes (--file), or to stdin (VALUE `-` or none).
+    Set {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+        value: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Delete a key.
+    Delete {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+    },
+    /// List keys in order, a page at a time.
+    List {
+        store: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Where the previous page ended (printed with it).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Set a secret; the value is read from stdin, hidden when typed.
+    Set { name: String },
+    /// List the secrets' names (never their values).
+    List,
+    /// Delete a secret.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create a key; it is shown once.
     Create {
@@ -493,6 +570,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             tls_cert,
             tls_key,
             compiler,
+            secret_key_file,
+            kv_max_value_bytes,
+            kv_store_quota_mb,
         } => {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
@@ -503,6 +583,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 max_instances,
                 tls: tls_cert.zip(tls_key),
                 compiler: compiler.into(),
+                secret_key: std::env::var("GLINT_SECRET_KEY").ok(),
+                secret_key_file,
+                kv_limits: glint_store::KvLimits {
+                    max_value_bytes: kv_max_value_bytes,
+                    store_quota_bytes: kv_store_quota_mb * 1024 * 1024,
+                    ..Default::default()
+                },
             };
             glint_node::run(config, shutdown_signal()).await?;
         }
@@ -581,6 +668,46 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Env(EnvCommand::Unset { name, var }) => {
             lifecycle::env_unset(&connect()?, &name, &var).await?
+        }
+        Command::Kv(cmd) => {
+            let client = connect()?;
+            match cmd {
+                KvCommand::Stores => kv::stores(&client, format).await?,
+                KvCommand::Create { store } => kv::create(&client, &store).await?,
+                KvCommand::Get {
+                    store,
+                    entry,
+                    output_file,
+                } => kv::get(&client, &store, &entry, output_file).await?,
+                KvCommand::Set {
+                    store,
+                    entry,
+                    value,
+                    file,
+                } => kv::set(&client, &store, &entry, kv::read_value(value, file)?).await?,
+                KvCommand::Delete { store, entry } => kv::delete(&client, &store, &entry).await?,
+                KvCommand::List {
+                    store,
+                    prefix,
+                    cursor,
+                    limit,
+                } => {
+                    let opts = kv::ListOptions {
+                        prefix,
+                        cursor,
+                        limit,
+                    };
+                    kv::list(&client, &store, opts, format).await?
+                }
+            }
+        }
+        Command::Secret(cmd) => {
+            let client = connect()?;
+            match cmd {
+                SecretCommand::Set { name } => secret::set(&client, &name).await?,
+                SecretCommand::List => secret::list(&client, format).await?,
+                SecretCommand::Delete { name } => secret::delete(&client, &name).await?,
+            }
         }
         Command::Logs { name, filter } => {
             lifecycle::logs(&connect()?, &name, &filter.into(), format).await?

@@ -242,6 +242,8 @@ async fn run(
             pipe: node.logs.clone(),
         }),
         outbound: slot.config.outbound.clone(),
+        kv: slot.kv.clone(),
+        config: slot.config_vars.clone(),
     };
     let response = node.runtime.invoke(&compiled, request, invocation).await?;
     // The permit lives as long as the body, which streams while the guest still runs.

@@ -54,6 +54,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             StoreError::InvalidName(m) => ApiError::bad_request("invalid_name", m),
             StoreError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            StoreError::Limit(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", m)
+            }
             StoreError::Backend(m) => {
                 tracing::error!(error = %m, "storage failure");
                 ApiError::internal(format!("{m}; the node's log has details"))

@@ -15,6 +15,7 @@ pub mod listener;
 pub mod logs;
 pub mod node;
 pub mod routes;
+pub mod secrets;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,8 +25,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use glint_runtime::{Runtime, RuntimeConfig};
+use glint_store::KeyValue;
 use glint_store::Store;
-use glint_store::embedded::EmbeddedStore;
+use glint_store::embedded::{EmbeddedKv, EmbeddedStore};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -50,6 +52,11 @@ pub struct NodeConfig {
     /// PEM certificate chain and private key; with them both listeners speak TLS only.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub compiler: glint_runtime::Compiler,
+    /// `GLINT_SECRET_KEY`, if set: the key that seals secrets, as 64 hex digits.
+    pub secret_key: Option<String>,
+    /// Where the secret key is kept otherwise; `<data dir>/secret.key` by default.
+    pub secret_key_file: Option<PathBuf>,
+    pub kv_limits: glint_store::KvLimits,
 }
 
 fn url_for(addr: SocketAddr, tls: bool) -> String {
@@ -83,6 +90,7 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log_writer: tokio::task::JoinHandle<()>,
     embedded: EmbeddedStore,
+    embedded_kv: EmbeddedKv,
     runtime: Arc<Runtime>,
 }
 
@@ -93,6 +101,14 @@ impl Server {
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let embedded = EmbeddedStore::open(&config.data_dir.join("glint.db"))?;
         let store: Arc<dyn Store> = Arc::new(embedded.clone());
+        let embedded_kv = EmbeddedKv::open(&config.data_dir.join("kv.db"), config.kv_limits)?;
+        let kv: Arc<dyn KeyValue> = Arc::new(embedded_kv.clone());
+        let secret_key_file = config
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("secret.key"));
+        let secret_key =
+            secrets::SecretKey::load_or_create(config.secret_key.as_deref(), &secret_key_file)?;
         let runtime = Arc::new(Runtime::new(RuntimeConfig {
             cache_dir: config.data_dir.join("compiled"),
             compiler: config.compiler,
@@ -124,6 +140,8 @@ impl Server {
         let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
         let node = Arc::new(Node::new(
             store.clone(),
+            kv,
+            secret_key,
             runtime,
             log_pipe,
             data_url.clone(),
@@ -161,6 +179,7 @@ impl Server {
             tasks: vec![data, admin],
             log_writer,
             embedded,
+            embedded_kv,
             runtime: node.runtime.clone(),
         })
     }
@@ -175,6 +194,7 @@ impl Server {
         let runtime = self.runtime.clone();
         let _ = tokio::task::spawn_blocking(move || runtime.flush_cache()).await;
         self.embedded.close()?;
+        self.embedded_kv.close()?;
         tracing::info!("stopped cleanly");
         Ok(())
     }

@@ -44,7 +44,7 @@ impl LogSink for InvocationLog {
             execution_id: self.execution_id.to_string(),
             level,
             stream: stream.as_str().to_string(),
-            message,
+            message: self.context.redact(message),
         };
         if self.pipe.tx.try_send(record).is_err() {
             self.pipe.dropped.fetch_add(1, Ordering::Relaxed);

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use glint_runtime::{Compiled, Manifest, Runtime, check_header};
+use glint_runtime::{Compiled, ConfigVars, KvGrant, Manifest, Runtime, check_header};
 use glint_store::{
-    AliasName, FunctionName, NewVersion, Store, StoreError, TenantId, VersionId, VersionRecord,
+    AliasName, FunctionName, KeyValue, NewVersion, Store, StoreError, TenantId, VersionId,
+    VersionRecord,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
@@ -21,9 +22,13 @@ use crate::error::ApiError;
 use crate::keys::KeyTable;
 use crate::logs::LogPipe;
 use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
+use crate::secrets::SecretKey;
 
 pub struct Node {
     pub store: Arc<dyn Store>,
+    /// Users' KV stores.
+    pub kv: Arc<dyn KeyValue>,
+    secret_key: SecretKey,
     pub runtime: Arc<Runtime>,
     pub routes: ArcSwap<RouteTable>,
     pub keys: KeyTable,
@@ -38,12 +43,16 @@ pub struct Node {
 impl Node {
     pub fn new(
         store: Arc<dyn Store>,
+        kv: Arc<dyn KeyValue>,
+        secret_key: SecretKey,
         runtime: Arc<Runtime>,
         logs: LogPipe,
         public_url: String,
     ) -> Self {
         Self {
             store,
+            kv,
+            secret_key,
             runtime,
             routes: ArcSwap::default(),
             keys: KeyTable::default(),
@@ -79,6 +88,7 @@ impl Node {
         let started = Instant::now();
         let manifest = Manifest::parse(&manifest_text)?;
         let config = manifest.config(name)?;
+        self.check_secrets(tenant, &config.secrets).await?;
         check_header(&component)?;
         let sha256 = hex::encode(Sha256::digest(&component));
 
@@ -97,6 +107,9 @@ impl Node {
         let compiled_at = Instant::now();
 
         let _guard = self.changes.lock().await;
+        for store in &config.kv_stores {
+            self.kv.create_store(tenant, store).await?;
+        }
         let record = self
             .store
             .deploy(NewVersion {
@@ -156,6 +169,73 @@ impl Node {
         Ok(())
     }
 
+    /// Refuses a deploy whose manifest names secrets the tenant does not have.
+    async fn check_secrets(&self, tenant: &TenantId, names: &[String]) -> Result<(), ApiError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let have = self.store.secrets(tenant).await?;
+        let missing: Vec<&str> = names
+            .iter()
+            .filter(|n| !have.iter().any(|h| &h.name == *n))
+            .map(String::as_str)
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(ApiError::bad_request(
+                "secret_not_set",
+                format!(
+                    "glint.toml names secret(s) {} that are not set; set each with `glint secret set {first}` (the value is read from stdin), then deploy again",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The tenant's secrets, opened. A value sealed under another key is left out, with
+    /// an error in the node's log.
+    async fn open_secrets(&self, tenant: &TenantId) -> Result<HashMap<String, String>, ApiError> {
+        let mut out = HashMap::new();
+        for (name, sealed) in self.store.sealed_secrets(tenant).await? {
+            match self.secret_key.open(tenant, &name, &sealed) {
+                Some(value) => {
+                    out.insert(name, value);
+                }
+                None => tracing::error!(
+                    tenant = %tenant, secret = %name,
+                    "cannot open a secret: it was sealed with another secret key; set it again or start the node with the key it was sealed with"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a secret sealed, then rebuilds the tenant's functions so they see it.
+    pub async fn set_secret(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        value: &str,
+    ) -> Result<(), ApiError> {
+        let sealed = self.secret_key.seal(tenant, name, value);
+        let _guard = self.changes.lock().await;
+        self.store.set_secret(tenant, name, sealed).await?;
+        self.rebuild_tenant(tenant).await
+    }
+
+    pub async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        self.store.delete_secret(tenant, name).await?;
+        self.rebuild_tenant(tenant).await
+    }
+
+    async fn rebuild_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        for f in self.store.functions(tenant).await? {
+            self.rebuild(tenant, &f.name, None).await?;
+        }
+        Ok(())
+    }
+
     /// Rebuilds one function's entry from the store and swaps it into the route table.
     /// Versions that are already loaded keep their compiled code and concurrency limit.
     async fn rebuild(
@@ -177,6 +257,7 @@ impl Node {
         let versions = self.store.versions(tenant, name).await?;
         let aliases = self.store.aliases(tenant, name).await?;
         let api_env = self.store.env(tenant, name).await?;
+        let secrets = self.open_secrets(tenant).await?;
         let old = self
             .routes
             .load()
@@ -198,6 +279,24 @@ impl Node {
                 env.retain(|(existing, _)| existing != k);
                 env.push((k.clone(), value.clone()));
             }
+            let mut secret_values = Vec::new();
+            for secret in &config.secrets {
+                // A secret deleted since the deploy is simply absent.
+                if let Some(value) = secrets.get(secret) {
+                    env.retain(|(existing, _)| existing != secret);
+                    env.push((secret.clone(), value.clone()));
+                    secret_values.push(value.clone());
+                }
+            }
+            let config_vars: ConfigVars =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let kv = (!config.kv_stores.is_empty()).then(|| {
+                Arc::new(KvGrant {
+                    tenant: tenant.clone(),
+                    stores: config.kv_stores.clone(),
+                    backend: self.kv.clone(),
+                })
+            });
             let previous = old
                 .as_ref()
                 .and_then(|o| o.versions.get(&v.version))
@@ -221,6 +320,7 @@ impl Node {
                 function: name.clone(),
                 version: v.version,
                 min_level: config.log_level,
+                secret_values,
             });
             slots.insert(
                 v.version,
@@ -229,6 +329,8 @@ impl Node {
                     sha256: v.sha256,
                     config,
                     env: env.into(),
+                    config_vars: Arc::new(config_vars),
+                    kv,
                     compiled,
                     concurrency,
                     log_context,

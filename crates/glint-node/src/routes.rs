@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use glint_runtime::{Compiled, FunctionConfig};
+use glint_runtime::{Compiled, ConfigVars, FunctionConfig, KvGrant};
 use glint_store::{AliasName, FunctionName, Level, TenantId, VersionId};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -16,8 +16,12 @@ pub struct VersionSlot {
     pub version: VersionId,
     pub sha256: String,
     pub config: FunctionConfig,
-    /// The manifest's `[env]` with the API-set vars on top.
+    /// The manifest's `[env]` with the API-set vars on top, and the granted secrets.
     pub env: Arc<[(String, String)]>,
+    /// The same pairs for `wasi:config/store`.
+    pub config_vars: Arc<ConfigVars>,
+    /// The tenant's KV stores that the manifest lists.
+    pub kv: Option<Arc<KvGrant>>,
     /// Loaded on first use (or at deploy and start-up for aliased versions).
     pub compiled: Arc<OnceCell<Compiled>>,
     pub concurrency: Arc<Semaphore>,
@@ -30,6 +34,23 @@ pub struct LogContext {
     pub function: FunctionName,
     pub version: VersionId,
     pub min_level: Level,
+    /// Values of the secrets the version can read, masked in its log lines.
+    pub secret_values: Vec<String>,
+}
+
+/// Shorter values are left alone: masking "1" would mangle every line.
+const MIN_MASKED_LEN: usize = 4;
+
+impl LogContext {
+    /// Masks secret values the guest printed, so they never reach the log store.
+    pub fn redact(&self, mut line: String) -> String {
+        for value in &self.secret_values {
+            if value.len() >= MIN_MASKED_LEN && line.contains(value.as_str()) {
+                line = line.replace(value.as_str(), "[secret]");
+            }
+        }
+        line
+    }
 }
 
 /// An alias: versions with cumulative weights, for a weighted pick.

@@ -173,6 +173,10 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e}"))?;
+        crate::kv::add_to_linker(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link wasi:keyvalue: {e}"))?;
+        crate::config::add_to_linker(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link wasi:config: {e}"))?;
         let cache_dir = config.cache_dir.join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir).map_err(|e| {
             anyhow::anyhow!(

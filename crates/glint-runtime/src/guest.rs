@@ -2,7 +2,8 @@
 //!
 //! A fresh [`GuestState`] is built for every request. Policy lives here: no preopened
 //! directories, no sockets, no name lookup, stdin empty, stdout/stderr into the log,
-//! outbound HTTP only as `[outbound]` allows ([`crate::outbound`]), and a memory cap.
+//! outbound HTTP only as `[outbound]` allows ([`crate::outbound`]), KV stores only as
+//! `[kv]` allows ([`crate::kv`]), configuration ([`crate::config`]), and a memory cap.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::config::ConfigVars;
+use crate::kv::{KvGrant, KvView};
 use crate::logs::{GuestOutput, LogSink, LogStream};
 use crate::outbound::OutboundPolicy;
 
@@ -23,6 +26,10 @@ pub struct Invocation {
     pub log: Arc<dyn LogSink>,
     /// The version's `[outbound]` allow-list.
     pub outbound: Arc<crate::outbound::OutboundRules>,
+    /// The KV stores the version may open; `None` when its manifest lists none.
+    pub kv: Option<Arc<KvGrant>>,
+    /// What `wasi:config/store` answers: the same pairs as `env`.
+    pub config: Arc<ConfigVars>,
 }
 
 /// Caps linear memory; remembers whether the cap was hit so a trap can be explained.
@@ -63,6 +70,9 @@ pub struct GuestState {
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
     table: ResourceTable,
+    kv: Option<Arc<KvGrant>>,
+    pub(crate) config: Arc<ConfigVars>,
+    log: Arc<dyn LogSink>,
     pub(crate) memory: MemoryCap,
     pub(crate) cpu_ticks: u64,
     pub(crate) max_cpu_ticks: u64,
@@ -84,6 +94,9 @@ impl GuestState {
             http: WasiHttpCtx::new(),
             hooks: OutboundPolicy::new(inv.outbound.clone(), inv.log.clone()),
             table: ResourceTable::new(),
+            kv: inv.kv.clone(),
+            config: inv.config.clone(),
+            log: inv.log.clone(),
             memory: MemoryCap {
                 max_bytes: inv.limits.memory_bytes(),
                 hit: false,
@@ -92,6 +105,12 @@ impl GuestState {
             cpu_ticks: 0,
             max_cpu_ticks: inv.limits.cpu_ms.div_ceil(tick_ms),
         }
+    }
+}
+
+impl GuestState {
+    pub(crate) fn kv_view(&mut self) -> KvView<'_> {
+        KvView::new(self.kv.as_deref(), &mut self.table, &self.log)
     }
 }
 

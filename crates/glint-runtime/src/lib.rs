@@ -7,21 +7,27 @@
 //!   its CPU, wall-clock and memory limits.
 //! - [`logs`]: guest stdout/stderr become log lines with levels.
 //! - [`manifest`]: `glint.toml`, parsed and validated into a [`FunctionConfig`].
+//! - Host capabilities, one module each, all shaped alike (link once, check the manifest
+//!   at deploy, build state per request): [`outbound`] HTTP, [`kv`] stores, [`config`].
 //!
 //! The runtime knows no storage and no HTTP routing; the node wires those in.
 
+pub mod config;
 pub mod engine;
 pub mod guest;
 pub mod invoke;
+pub mod kv;
 pub mod logs;
 pub mod manifest;
 pub mod outbound;
 
+pub use config::ConfigVars;
 pub use engine::{
     Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
 };
 pub use guest::{GuestState, Invocation};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
+pub use kv::KvGrant;
 pub use logs::{LogSink, LogStream};
 pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
 pub use outbound::OutboundRules;

@@ -40,11 +40,12 @@ pub struct Manifest {
     pub scaling: ScalingSection,
     #[serde(default)]
     pub logs: LogsSection,
-    /// Capabilities that a later Glint release enables; named here so that the error
-    /// says so instead of calling them unknown.
+    /// Names of the tenant's secrets (`glint secret set`) this function may read, as env
+    /// vars and through `wasi:config/store`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     pub outbound: Option<crate::outbound::OutboundSection>,
-    pub kv: Option<toml::Value>,
-    pub secrets: Option<toml::Value>,
+    pub kv: Option<crate::kv::KvSection>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -138,6 +139,10 @@ pub struct FunctionConfig {
     pub scaling: Scaling,
     pub log_level: Level,
     pub outbound: std::sync::Arc<crate::outbound::OutboundRules>,
+    /// The tenant's KV stores the function may open.
+    pub kv_stores: Vec<glint_store::KvStoreName>,
+    /// The tenant's secrets the function may read.
+    pub secrets: Vec<String>,
 }
 
 fn range_check(
@@ -209,23 +214,29 @@ impl Manifest {
                 name.as_str()
             )));
         }
-        for (key, present) in [
-            ("kv", self.kv.is_some()),
-            ("secrets", self.secrets.is_some()),
-        ] {
-            if present {
-                return Err(ManifestError(format!(
-                    "`[{key}]` is not supported by this node yet; remove it to deploy \
-                     (guests get no outbound HTTP, KV or secrets until it is)"
-                )));
-            }
-        }
         let route = self.route.clone().unwrap_or_else(|| format!("/{name}"));
         validate_route(&route)?;
         for key in self.env.keys() {
             if !is_env_name(key) {
                 return Err(ManifestError(format!(
                     "`env.{key}` is not a valid variable name; use letters, digits and '_', not starting with a digit"
+                )));
+            }
+        }
+        for (i, secret) in self.secrets.iter().enumerate() {
+            if !is_env_name(secret) {
+                return Err(ManifestError(format!(
+                    "`secrets` entry {secret:?} is not a valid name; use letters, digits and '_', not starting with a digit"
+                )));
+            }
+            if self.env.contains_key(secret) {
+                return Err(ManifestError(format!(
+                    "`secrets` names {secret:?}, which `[env]` also sets; keep one of them"
+                )));
+            }
+            if self.secrets[..i].contains(secret) {
+                return Err(ManifestError(format!(
+                    "`secrets` lists {secret:?} twice; list each secret once"
                 )));
             }
         }
@@ -292,6 +303,13 @@ impl Manifest {
             outbound: std::sync::Arc::new(crate::outbound::OutboundRules::from_manifest(
                 self.outbound.as_ref(),
             )?),
+            kv_stores: self
+                .kv
+                .as_ref()
+                .map(|kv| kv.validate())
+                .transpose()?
+                .unwrap_or_default(),
+            secrets: self.secrets.clone(),
         })
     }
 }
@@ -326,5 +344,28 @@ mod tests {
         assert!(m.config(&name()).unwrap_err().to_string().contains("route"));
         let m = Manifest::parse("name = \"other\"\n").unwrap();
         assert!(m.config(&name()).unwrap_err().to_string().contains("name"));
+    }
+
+    #[test]
+    fn kv_stores_and_secrets_are_checked() {
+        let ok = Manifest::parse(
+            "secrets = [\"API_TOKEN\"]\n[kv]\nstores = [\"counters\", \"cache\"]\n",
+        )
+        .unwrap()
+        .config(&name())
+        .unwrap();
+        assert_eq!(ok.kv_stores.len(), 2);
+        assert_eq!(ok.secrets, ["API_TOKEN"]);
+        for (text, key) in [
+            ("[kv]\nstores = [\"bad name\"]\n", "kv.stores"),
+            ("[kv]\nstores = [\"a\", \"a\"]\n", "twice"),
+            ("secrets = [\"1X\"]\n", "secrets"),
+            ("secrets = [\"X\"]\n[env]\nX = \"1\"\n", "[env]"),
+            ("[kv]\nstore = [\"a\"]\n", "store"),
+        ] {
+            let e = Manifest::parse(text).and_then(|m| m.config(&name()));
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! The node and the runtime never talk to a database directly. They use the traits here:
 //! [`Registry`] (functions, versions, aliases, env vars), [`Artifacts`] (component bytes,
-//! addressed by sha256), [`LogStore`] (guest log lines) and [`KeyStore`] (API keys, kept
-//! only as hashes). [`Store`] is all four together.
+//! addressed by sha256), [`LogStore`] (guest log lines), [`KeyStore`] (API keys, kept
+//! only as hashes) and [`Secrets`] (sealed secret values). [`Store`] is all of them.
+//! Users' KV stores sit behind [`KeyValue`], apart, because their traffic comes from guests.
 //!
 //! Backends:
-//! - [`embedded::EmbeddedStore`]: SQLite in WAL mode, one file under the data dir. The
-//!   default, for a node that runs alone.
+//! - [`embedded::EmbeddedStore`] and [`embedded::EmbeddedKv`]: SQLite in WAL mode, one
+//!   file each under the data dir. The default, for a node that runs alone.
 //! - a NATS JetStream backend for clusters comes later, behind the same traits.
 
 pub mod embedded;
@@ -29,6 +30,9 @@ pub enum StoreError {
     InvalidName(String),
     #[error("{0}")]
     Invalid(String),
+    /// A KV limit (key length, value size, batch size or a store's quota).
+    #[error("{0}")]
+    Limit(String),
     #[error("storage error: {0}")]
     Backend(String),
 }
@@ -137,7 +141,89 @@ pub trait KeyStore: Send + Sync {
     async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()>;
 }
 
-/// Everything a node needs from storage.
-pub trait Store: Registry + Artifacts + LogStore + KeyStore {}
+/// Secret values, sealed by the node before they get here: the store never sees plaintext.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn set_secret(&self, tenant: &TenantId, name: &str, sealed: Vec<u8>) -> Result<()>;
+    async fn secrets(&self, tenant: &TenantId) -> Result<Vec<SecretRecord>>;
+    /// Every secret of the tenant with its sealed value.
+    async fn sealed_secrets(&self, tenant: &TenantId) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()>;
+}
 
-impl<T: Registry + Artifacts + LogStore + KeyStore> Store for T {}
+/// Everything a node needs from storage, except KV.
+pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets {}
+
+impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets> Store for T {}
+
+/// Users' KV stores. Every write is durable when it returns, and checks [`KvLimits`].
+/// Values of a missing store are an error ([`StoreError::NotFound`]); stores are created
+/// by a deploy whose manifest names them, or by [`KeyValue::create_store`].
+#[async_trait]
+pub trait KeyValue: Send + Sync {
+    fn limits(&self) -> KvLimits;
+    /// Creates the store if it does not exist yet.
+    async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()>;
+    async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>>;
+    async fn store_exists(&self, tenant: &TenantId, store: &KvStoreName) -> Result<bool>;
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+    ) -> Result<Option<Versioned>>;
+    async fn set(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()>;
+    async fn delete(&self, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()>;
+    /// Keys in order, starting after `after`, at most `limit`, optionally with a prefix.
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage>;
+    /// Adds `delta` to the key's decimal value (missing counts as 0); returns the result.
+    async fn increment(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64>;
+    /// Writes `value` if the key is still at `expected` (`None`: still missing). Otherwise
+    /// writes nothing and returns the key's current state.
+    async fn swap(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        expected: Option<i64>,
+        value: Vec<u8>,
+    ) -> Result<Result<(), Option<Versioned>>>;
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>>;
+    /// All pairs or none.
+    async fn set_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()>;
+    async fn delete_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<()>;
+}

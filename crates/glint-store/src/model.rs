@@ -96,6 +96,10 @@ name_type!(
     /// An alias such as `latest`, `live` or `canary`.
     AliasName, "alias", 63
 );
+name_type!(
+    /// A KV store of a tenant, such as `counters` or `sessions`.
+    KvStoreName, "KV store", 63
+);
 
 impl TenantId {
     pub fn default_tenant() -> Self {
@@ -330,4 +334,58 @@ mod tests {
         assert!("v0".parse::<VersionId>().is_err());
         assert!("latest".parse::<VersionId>().is_err());
     }
+}
+
+/// A KV store as `glint kv stores` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KvStoreRecord {
+    pub name: KvStoreName,
+    pub keys: u64,
+    /// Keys plus values, the measure the quota counts.
+    pub bytes: u64,
+    pub created_at_ms: i64,
+}
+
+/// One page of keys, in key order, and where the next page starts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// The last key of this page when more follow; pass it back to get the next page.
+    pub cursor: Option<String>,
+}
+
+/// A value with the version a compare-and-swap checks against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Versioned {
+    pub value: Vec<u8>,
+    pub version: i64,
+}
+
+/// What KV enforces on every write, from any caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvLimits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    /// Keys plus values in one store.
+    pub store_quota_bytes: u64,
+    /// Keys in one batch call.
+    pub max_batch: usize,
+}
+
+impl Default for KvLimits {
+    fn default() -> Self {
+        Self {
+            max_key_bytes: 512,
+            max_value_bytes: 1024 * 1024,
+            store_quota_bytes: 64 * 1024 * 1024,
+            max_batch: 1000,
+        }
+    }
+}
+
+/// A secret as the API shows it: its name, never its value.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SecretRecord {
+    pub name: String,
+    pub updated_at_ms: i64,
 }

@@ -6,6 +6,8 @@
 
 mod functions;
 mod keys;
+mod kv;
+mod secrets;
 
 use std::sync::Arc;
 
@@ -102,6 +104,10 @@ async fn auth(
 }
 
 pub fn router(node: Arc<Node>) -> Router {
+    // Room for the largest value, so the store's limit, with its clear message, decides.
+    let kv_body_limit = axum::extract::DefaultBodyLimit::max(
+        node.kv.limits().max_value_bytes.saturating_mul(2) + 4096,
+    );
     let read = Router::new()
         .route("/api/v1/node", get(node_status))
         .route("/api/v1/functions", get(functions::list))
@@ -122,6 +128,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/functions/{name}/env", get(functions::env))
         .route("/api/v1/functions/{name}/logs", get(functions::logs))
         .route("/api/v1/functions/{name}/status", get(functions::status))
+        .route("/api/v1/kv", get(kv::stores))
+        .route("/api/v1/kv/{store}/keys", get(kv::keys))
+        .route("/api/v1/kv/{store}/keys/{*key}", get(kv::get))
+        .route("/api/v1/secrets", get(secrets::list))
         .route_layer(middleware::from_fn_with_state(
             (node.clone(), Role::Read),
             auth,
@@ -146,6 +156,15 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(
             "/api/v1/functions/{name}/env/{key}",
             put(functions::set_env).delete(functions::unset_env),
+        )
+        .route("/api/v1/kv/{store}", put(kv::create_store))
+        .route(
+            "/api/v1/kv/{store}/keys/{*key}",
+            put(kv::set).delete(kv::delete).layer(kv_body_limit),
+        )
+        .route(
+            "/api/v1/secrets/{name}",
+            put(secrets::set).delete(secrets::delete),
         )
         .route_layer(middleware::from_fn_with_state(
             (node.clone(), Role::Deploy),

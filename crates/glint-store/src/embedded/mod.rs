@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::*;
-use crate::{Artifacts, KeyStore, LogStore, NewVersion, Registry, Result, StoreError};
+use crate::{Artifacts, KeyStore, LogStore, NewVersion, Registry, Result, Secrets, StoreError};
+
+mod kv;
+pub use kv::EmbeddedKv;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
@@ -80,6 +83,13 @@ CREATE TABLE IF NOT EXISTS logs (
 );
 CREATE INDEX IF NOT EXISTS logs_function ON logs (tenant, function, id);
 CREATE INDEX IF NOT EXISTS logs_execution ON logs (execution_id);
+CREATE TABLE IF NOT EXISTS secrets (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    sealed BLOB NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -92,15 +102,15 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 "#;
 
-/// SQLite-backed [`crate::Store`].
+/// One SQLite file behind one connection, used from async code.
 #[derive(Clone)]
-pub struct EmbeddedStore {
+struct Db {
     conn: Arc<Mutex<Connection>>,
 }
 
-impl EmbeddedStore {
-    /// Opens (or creates) the database file and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Self> {
+impl Db {
+    /// Opens (or creates) the file in WAL mode with full sync and applies `schema`.
+    fn open(path: &Path, schema: &str) -> Result<Self> {
         let conn = Connection::open(path).map_err(|e| {
             StoreError::Backend(format!("cannot open database {}: {e}", path.display()))
         })?;
@@ -108,18 +118,14 @@ impl EmbeddedStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
-            params![DEFAULT_TENANT, now_ms()],
-        )?;
+        conn.execute_batch(schema)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
     }
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
-    pub fn close(&self) -> Result<()> {
+    fn close(&self) -> Result<()> {
         let conn = self.conn.lock().map_err(|_| poisoned())?;
         conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
         Ok(())
@@ -138,6 +144,37 @@ impl EmbeddedStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+    }
+}
+
+/// SQLite-backed [`crate::Store`].
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Db,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Db::open(path, SCHEMA)?;
+        db.conn.lock().map_err(|_| poisoned())?.execute(
+            "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
+            params![DEFAULT_TENANT, now_ms()],
+        )?;
+        Ok(Self { db })
+    }
+
+    /// Checkpoints the WAL into the main file. Called on a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.db.close()
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.db.with(f).await
     }
 }
 
@@ -928,5 +965,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.artifact(&t, &v.sha256).await.unwrap(), b"bytes");
+    }
+}
+
+#[async_trait]
+impl Secrets for EmbeddedStore {
+    async fn set_secret(&self, tenant: &TenantId, name: &str, sealed: Vec<u8>) -> Result<()> {
+        let (tenant, name) = (tenant.clone(), name.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO secrets (tenant, name, sealed, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant, name) DO UPDATE SET sealed = ?3, updated_at_ms = ?4",
+                params![tenant.as_str(), name, sealed, now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn secrets(&self, tenant: &TenantId) -> Result<Vec<SecretRecord>> {
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT name, updated_at_ms FROM secrets WHERE tenant = ?1 ORDER BY name",
+            )?;
+            let rows = stmt.query_map(params![tenant.as_str()], |r| {
+                Ok(SecretRecord {
+                    name: r.get(0)?,
+                    updated_at_ms: r.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn sealed_secrets(&self, tenant: &TenantId) -> Result<Vec<(String, Vec<u8>)>> {
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT name, sealed FROM secrets WHERE tenant = ?1 ORDER BY name")?;
+            let rows = stmt.query_map(params![tenant.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()> {
+        let (tenant, name) = (tenant.clone(), name.to_string());
+        self.with(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM secrets WHERE tenant = ?1 AND name = ?2",
+                params![tenant.as_str(), name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "secret '{name}' does not exist; `glint secret list` shows the secrets"
+                )));
+            }
+            Ok(())
+        })
+        .await
     }
 }

@@ -1,0 +1,343 @@
+//! KV stores (`wasi:keyvalue@0.2.0-draft2`: store, atomics, batch) over the node's
+//! [`KeyValue`] backend.
+//!
+//! Shaped like every capability: [`add_to_linker`] links the bindings once;
+//! [`KvSection::validate`] checks `[kv]` at deploy and names the bad key; a [`KvGrant`] is
+//! built per version and a [`KvView`] per call. A guest may open only the stores its
+//! manifest lists: any other gets `access-denied`, and a log line says what to add.
+//! Limits (key length, value size, quota) are the backend's, so the admin API and guests
+//! meet the same ones.
+
+use std::sync::Arc;
+
+use glint_store::{KeyValue, KvStoreName, Level, StoreError, TenantId, Versioned};
+use serde::{Deserialize, Serialize};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::guest::GuestState;
+use crate::logs::{LogSink, LogStream};
+use crate::manifest::ManifestError;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/wasi-http-0.2.12/deps/keyvalue.wit",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
+        },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+/// Keys per `list-keys` page.
+const PAGE: usize = 1000;
+
+/// `[kv]` as written in glint.toml.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KvSection {
+    /// The tenant's stores this function may open. A deploy creates any that are missing.
+    #[serde(default)]
+    pub stores: Vec<String>,
+}
+
+impl KvSection {
+    pub fn validate(&self) -> Result<Vec<KvStoreName>, ManifestError> {
+        let mut out: Vec<KvStoreName> = Vec::new();
+        for name in &self.stores {
+            let store: KvStoreName = name
+                .parse()
+                .map_err(|e| ManifestError(format!("`kv.stores`: {e}")))?;
+            if out.contains(&store) {
+                return Err(ManifestError(format!(
+                    "`kv.stores` lists {name:?} twice; list each store once"
+                )));
+            }
+            out.push(store);
+        }
+        Ok(out)
+    }
+}
+
+/// What one version may do with KV: its tenant's stores that its manifest lists.
+pub struct KvGrant {
+    pub tenant: TenantId,
+    pub stores: Vec<KvStoreName>,
+    pub backend: Arc<dyn KeyValue>,
+}
+
+/// An open store, as the guest holds it.
+pub struct Bucket {
+    store: KvStoreName,
+}
+
+/// A compare-and-swap handle: a key as it was when the handle was made.
+pub struct Cas {
+    store: KvStoreName,
+    key: String,
+    seen: Option<Versioned>,
+}
+
+/// The KV state of one call: the version's grant and the request's resource table.
+pub struct KvView<'a> {
+    grant: Option<&'a KvGrant>,
+    table: &'a mut ResourceTable,
+    log: &'a Arc<dyn LogSink>,
+}
+
+struct HasKv;
+
+impl HasData for HasKv {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Links `wasi:keyvalue` store, atomics and batch into the node's linker.
+pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    bindings::Imports::add_to_linker::<GuestState, HasKv>(linker, GuestState::kv_view)
+}
+
+impl<'a> KvView<'a> {
+    pub(crate) fn new(
+        grant: Option<&'a KvGrant>,
+        table: &'a mut ResourceTable,
+        log: &'a Arc<dyn LogSink>,
+    ) -> Self {
+        Self { grant, table, log }
+    }
+
+    fn grant(&self) -> Result<&'a KvGrant, store::Error> {
+        self.grant.ok_or(store::Error::AccessDenied)
+    }
+
+    fn store_of(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<KvStoreName> {
+        Ok(self.table.get(bucket)?.store.clone())
+    }
+}
+
+fn kv_error(e: StoreError) -> store::Error {
+    match e {
+        StoreError::NotFound(_) => store::Error::NoSuchStore,
+        other => store::Error::Other(other.to_string()),
+    }
+}
+
+/// Runs one backend call and turns its error into the WIT's.
+macro_rules! call {
+    ($view:expr, |$g:ident| $body:expr) => {{
+        match $view.grant() {
+            Err(e) => Ok(Err(e)),
+            Ok($g) => Ok($body.await.map_err(kv_error)),
+        }
+    }};
+}
+
+impl store::Host for KvView<'_> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
+        let grant = match self.grant() {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(store) = grant.stores.iter().find(|s| s.as_str() == identifier) else {
+            self.log.line(
+                LogStream::Host,
+                Level::Warn,
+                format!(
+                    "KV store {identifier:?} denied: add it to `[kv] stores` in glint.toml and deploy"
+                ),
+            );
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        match grant.backend.store_exists(&grant.tenant, store).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Err(store::Error::NoSuchStore)),
+            Err(e) => return Ok(Err(kv_error(e))),
+        }
+        Ok(Ok(self.table.push(Bucket {
+            store: store.clone(),
+        })?))
+    }
+}
+
+impl store::HostBucket for KvView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| async {
+            Ok(g.backend
+                .get(&g.tenant, &store, &key)
+                .await?
+                .map(|v| v.value))
+        })
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| g.backend.set(&g.tenant, &store, &key, value))
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| g.backend.delete(&g.tenant, &store, &key))
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| async {
+            Ok(g.backend.get(&g.tenant, &store, &key).await?.is_some())
+        })
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> wasmtime::Result<Result<store::KeyResponse, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| async {
+            let page = g
+                .backend
+                .list_keys(&g.tenant, &store, None, cursor.as_deref(), PAGE)
+                .await?;
+            Ok(store::KeyResponse {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KvView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| g
+            .backend
+            .increment(&g.tenant, &store, &key, delta))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let handle = self.table.delete(cas)?;
+        let grant = match self.grant() {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(atomics::CasError::StoreError(e))),
+        };
+        let expected = handle.seen.as_ref().map(|v| v.version);
+        let outcome = grant
+            .backend
+            .swap(&grant.tenant, &handle.store, &handle.key, expected, value)
+            .await;
+        match outcome {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(now)) => {
+                let retry = self.table.push(Cas {
+                    seen: now,
+                    ..handle
+                })?;
+                Ok(Err(atomics::CasError::CasFailed(retry)))
+            }
+            Err(e) => Ok(Err(atomics::CasError::StoreError(kv_error(e)))),
+        }
+    }
+}
+
+impl atomics::HostCas for KvView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Resource<Cas>, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        let grant = match self.grant() {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e)),
+        };
+        match grant.backend.get(&grant.tenant, &store, &key).await {
+            Ok(seen) => Ok(Ok(self.table.push(Cas { store, key, seen })?)),
+            Err(e) => Ok(Err(kv_error(e))),
+        }
+    }
+
+    async fn current(
+        &mut self,
+        cas: Resource<Cas>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
+        let handle = self.table.get(&cas)?;
+        Ok(Ok(handle.seen.as_ref().map(|v| v.value.clone())))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for KvView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| async {
+            let values = g.backend.get_many(&g.tenant, &store, keys.clone()).await?;
+            Ok(keys
+                .into_iter()
+                .zip(values)
+                .map(|(k, v)| v.map(|v| (k, v)))
+                .collect())
+        })
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| g.backend.set_many(&g.tenant, &store, key_values))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let store = self.store_of(&bucket)?;
+        call!(self, |g| g.backend.delete_many(&g.tenant, &store, keys))
+    }
+}

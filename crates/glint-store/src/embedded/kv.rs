@@ -1,0 +1,557 @@
+//! Users' KV stores on SQLite: `kv.db`, a file apart from the registry's, so guest
+//! traffic never queues behind deploys and log batches.
+//!
+//! Every write is one transaction with `synchronous = FULL`: durable when it returns. The
+//! single connection serialises writers, which makes `increment` and `swap` atomic. Each
+//! key keeps a version number that a compare-and-swap checks, and each store keeps its
+//! key count and byte total, so the quota check needs no scan.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::Db;
+use crate::model::*;
+use crate::{KeyValue, Result, StoreError};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS kv_stores (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    keys INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS kv (
+    tenant TEXT NOT NULL,
+    store TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, store, key)
+) WITHOUT ROWID;
+"#;
+
+/// SQLite-backed [`KeyValue`].
+#[derive(Clone)]
+pub struct EmbeddedKv {
+    db: Db,
+    limits: KvLimits,
+}
+
+impl EmbeddedKv {
+    pub fn open(path: &Path, limits: KvLimits) -> Result<Self> {
+        Ok(Self {
+            db: Db::open(path, SCHEMA)?,
+            limits,
+        })
+    }
+
+    /// Checkpoints the WAL into the main file. Called on a clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        self.db.close()
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.is_empty() {
+            return Err(StoreError::Invalid("a KV key cannot be empty".into()));
+        }
+        if key.len() > self.limits.max_key_bytes {
+            return Err(StoreError::Limit(format!(
+                "the key is {} bytes; keys may be at most {} bytes",
+                key.len(),
+                self.limits.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        if value.len() > self.limits.max_value_bytes {
+            return Err(StoreError::Limit(format!(
+                "the value for key '{key}' is {} bytes; values may be at most {} bytes",
+                value.len(),
+                self.limits.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_batch(&self, n: usize) -> Result<()> {
+        if n > self.limits.max_batch {
+            return Err(StoreError::Limit(format!(
+                "the batch has {n} keys; a batch may hold at most {}",
+                self.limits.max_batch
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn no_store(store: &KvStoreName) -> StoreError {
+    StoreError::NotFound(format!(
+        "KV store '{store}' does not exist; name it under [kv] stores in a function's glint.toml \
+         and deploy, or `glint kv stores` to see the stores"
+    ))
+}
+
+fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM kv_stores WHERE tenant = ?1 AND name = ?2",
+            params![tenant.as_str(), store.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    found.map(|_| ()).ok_or_else(|| no_store(store))
+}
+
+fn read(
+    conn: &Connection,
+    tenant: &TenantId,
+    store: &KvStoreName,
+    key: &str,
+) -> Result<Option<Versioned>> {
+    Ok(conn
+        .query_row(
+            "SELECT value, version FROM kv WHERE tenant = ?1 AND store = ?2 AND key = ?3",
+            params![tenant.as_str(), store.as_str(), key],
+            |r| {
+                Ok(Versioned {
+                    value: r.get(0)?,
+                    version: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Writes one key inside `tx`, keeping the store's totals and checking its quota.
+fn write(
+    tx: &Transaction<'_>,
+    limits: &KvLimits,
+    tenant: &TenantId,
+    store: &KvStoreName,
+    key: &str,
+    value: &[u8],
+) -> Result<()> {
+    let old = read(tx, tenant, store, key)?;
+    let old_bytes = old
+        .as_ref()
+        .map_or(0, |o| (key.len() + o.value.len()) as i64);
+    let new_bytes = (key.len() + value.len()) as i64;
+    let (total,): (i64,) = tx.query_row(
+        "SELECT bytes FROM kv_stores WHERE tenant = ?1 AND name = ?2",
+        params![tenant.as_str(), store.as_str()],
+        |r| Ok((r.get(0)?,)),
+    )?;
+    let after = total - old_bytes + new_bytes;
+    if new_bytes > old_bytes && after as u64 > limits.store_quota_bytes {
+        return Err(StoreError::Limit(format!(
+            "KV store '{store}' is full: this write would make it {after} bytes, over its quota \
+             of {} bytes; delete keys to make room",
+            limits.store_quota_bytes
+        )));
+    }
+    let version = old.as_ref().map_or(1, |o| o.version + 1);
+    tx.execute(
+        "INSERT INTO kv (tenant, store, key, value, version, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, store, key) DO UPDATE SET value = ?4, version = ?5, updated_at_ms = ?6",
+        params![tenant.as_str(), store.as_str(), key, value, version, now_ms()],
+    )?;
+    tx.execute(
+        "UPDATE kv_stores SET bytes = bytes + ?3, keys = keys + ?4 WHERE tenant = ?1 AND name = ?2",
+        params![
+            tenant.as_str(),
+            store.as_str(),
+            new_bytes - old_bytes,
+            i64::from(old.is_none())
+        ],
+    )?;
+    Ok(())
+}
+
+fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
+    let Some(old) = read(tx, tenant, store, key)? else {
+        return Ok(());
+    };
+    tx.execute(
+        "DELETE FROM kv WHERE tenant = ?1 AND store = ?2 AND key = ?3",
+        params![tenant.as_str(), store.as_str(), key],
+    )?;
+    tx.execute(
+        "UPDATE kv_stores SET bytes = bytes - ?3, keys = keys - 1 WHERE tenant = ?1 AND name = ?2",
+        params![
+            tenant.as_str(),
+            store.as_str(),
+            (key.len() + old.value.len()) as i64
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl KeyValue for EmbeddedKv {
+    fn limits(&self) -> KvLimits {
+        self.limits
+    }
+
+    async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
+        let (tenant, store) = (tenant.clone(), store.clone());
+        self.db
+            .with(move |conn| {
+                conn.execute(
+                    "INSERT OR IGNORE INTO kv_stores (tenant, name, created_at_ms) VALUES (?1, ?2, ?3)",
+                    params![tenant.as_str(), store.as_str(), now_ms()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>> {
+        let tenant = tenant.clone();
+        self.db
+            .with(move |conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT name, keys, bytes, created_at_ms FROM kv_stores WHERE tenant = ?1 ORDER BY name",
+                )?;
+                let rows = stmt.query_map(params![tenant.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (name, keys, bytes, created_at_ms) = row?;
+                    out.push(KvStoreRecord {
+                        name: name.parse()?,
+                        keys,
+                        bytes,
+                        created_at_ms,
+                    });
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn store_exists(&self, tenant: &TenantId, store: &KvStoreName) -> Result<bool> {
+        let (tenant, store) = (tenant.clone(), store.clone());
+        self.db
+            .with(move |conn| match require_store(conn, &tenant, &store) {
+                Ok(()) => Ok(true),
+                Err(StoreError::NotFound(_)) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+    ) -> Result<Option<Versioned>> {
+        self.check_key(key)?;
+        let (tenant, store, key) = (tenant.clone(), store.clone(), key.to_string());
+        self.db
+            .with(move |conn| {
+                require_store(conn, &tenant, &store)?;
+                read(conn, &tenant, &store, &key)
+            })
+            .await
+    }
+
+    async fn set(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        self.check_value(key, &value)?;
+        let (tenant, store, key, limits) =
+            (tenant.clone(), store.clone(), key.to_string(), self.limits);
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                write(&tx, &limits, &tenant, &store, &key, &value)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete(&self, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        let (tenant, store, key) = (tenant.clone(), store.clone(), key.to_string());
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                remove(&tx, &tenant, &store, &key)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let (tenant, store) = (tenant.clone(), store.clone());
+        let prefix = prefix.unwrap_or("").to_string();
+        // Start at the later of the cursor and the prefix; keys sort bytewise.
+        let start = match after {
+            Some(a) if a >= prefix.as_str() => a.to_string(),
+            _ => String::new(),
+        };
+        let limit = limit.clamp(1, 10_000);
+        self.db
+            .with(move |conn| {
+                require_store(conn, &tenant, &store)?;
+                let mut stmt = conn.prepare(
+                    "SELECT key FROM kv WHERE tenant = ?1 AND store = ?2 AND key > ?3 AND key >= ?4
+                     ORDER BY key LIMIT ?5",
+                )?;
+                let rows = stmt.query_map(
+                    params![
+                        tenant.as_str(),
+                        store.as_str(),
+                        start,
+                        prefix,
+                        (limit + 1) as i64
+                    ],
+                    |r| r.get::<_, String>(0),
+                )?;
+                let mut keys = Vec::new();
+                let mut more = false;
+                for key in rows {
+                    let key = key?;
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    if keys.len() == limit {
+                        more = true;
+                        break;
+                    }
+                    keys.push(key);
+                }
+                let cursor = if more { keys.last().cloned() } else { None };
+                Ok(KeyPage { keys, cursor })
+            })
+            .await
+    }
+
+    async fn increment(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64> {
+        self.check_key(key)?;
+        let (tenant, store, key, limits) =
+            (tenant.clone(), store.clone(), key.to_string(), self.limits);
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                let current = match read(&tx, &tenant, &store, &key)? {
+                    None => 0,
+                    Some(v) => std::str::from_utf8(&v.value)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i64>().ok())
+                        .ok_or_else(|| {
+                            StoreError::Invalid(format!(
+                                "the value of key '{key}' is not a decimal integer, so it cannot be incremented"
+                            ))
+                        })?,
+                };
+                let next = current.checked_add(delta).ok_or_else(|| {
+                    StoreError::Invalid(format!("incrementing key '{key}' by {delta} overflows"))
+                })?;
+                write(&tx, &limits, &tenant, &store, &key, next.to_string().as_bytes())?;
+                tx.commit()?;
+                Ok(next)
+            })
+            .await
+    }
+
+    async fn swap(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        expected: Option<i64>,
+        value: Vec<u8>,
+    ) -> Result<Result<(), Option<Versioned>>> {
+        self.check_value(key, &value)?;
+        let (tenant, store, key, limits) =
+            (tenant.clone(), store.clone(), key.to_string(), self.limits);
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                let current = read(&tx, &tenant, &store, &key)?;
+                if current.as_ref().map(|c| c.version) != expected {
+                    return Ok(Err(current));
+                }
+                write(&tx, &limits, &tenant, &store, &key, &value)?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        self.check_batch(keys.len())?;
+        for key in &keys {
+            self.check_key(key)?;
+        }
+        let (tenant, store) = (tenant.clone(), store.clone());
+        self.db
+            .with(move |conn| {
+                require_store(conn, &tenant, &store)?;
+                keys.iter()
+                    .map(|k| Ok(read(conn, &tenant, &store, k)?.map(|v| v.value)))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn set_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        self.check_batch(pairs.len())?;
+        for (key, value) in &pairs {
+            self.check_value(key, value)?;
+        }
+        let (tenant, store, limits) = (tenant.clone(), store.clone(), self.limits);
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                for (key, value) in &pairs {
+                    write(&tx, &limits, &tenant, &store, key, value)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<()> {
+        self.check_batch(keys.len())?;
+        for key in &keys {
+            self.check_key(key)?;
+        }
+        let (tenant, store) = (tenant.clone(), store.clone());
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                require_store(&tx, &tenant, &store)?;
+                for key in &keys {
+                    remove(&tx, &tenant, &store, key)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(limits: KvLimits) -> (tempfile::TempDir, EmbeddedKv, TenantId, KvStoreName) {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = EmbeddedKv::open(&dir.path().join("kv.db"), limits).unwrap();
+        (dir, kv, "default".parse().unwrap(), "s".parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn quota_counts_keys_and_values_and_frees_on_delete() {
+        let limits = KvLimits {
+            store_quota_bytes: 20,
+            ..KvLimits::default()
+        };
+        let (_dir, kv, t, s) = setup(limits);
+        kv.create_store(&t, &s).await.unwrap();
+        kv.set(&t, &s, "a", vec![0; 9]).await.unwrap(); // 10 bytes
+        kv.set(&t, &s, "b", vec![0; 9]).await.unwrap(); // 20 bytes
+        let full = kv.set(&t, &s, "c", vec![0; 1]).await.unwrap_err();
+        assert!(matches!(full, StoreError::Limit(_)), "{full}");
+        // Shrinking a value is always allowed, and frees room.
+        kv.set(&t, &s, "a", vec![0; 1]).await.unwrap();
+        kv.set(&t, &s, "c", vec![0; 1]).await.unwrap();
+        kv.delete(&t, &s, "b").await.unwrap();
+        let stores = kv.stores(&t).await.unwrap();
+        assert_eq!((stores[0].keys, stores[0].bytes), (2, 4));
+    }
+
+    #[tokio::test]
+    async fn swap_checks_the_version_and_returns_the_current_value() {
+        let (_dir, kv, t, s) = setup(KvLimits::default());
+        kv.create_store(&t, &s).await.unwrap();
+        assert_eq!(
+            kv.swap(&t, &s, "k", None, b"1".to_vec()).await.unwrap(),
+            Ok(())
+        );
+        let lost = kv.swap(&t, &s, "k", None, b"2".to_vec()).await.unwrap();
+        let current = lost.unwrap_err().unwrap();
+        assert_eq!(current.value, b"1");
+        assert_eq!(
+            kv.swap(&t, &s, "k", Some(current.version), b"2".to_vec())
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(kv.get(&t, &s, "k").await.unwrap().unwrap().value, b"2");
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_cursor_within_a_prefix() {
+        let (_dir, kv, t, s) = setup(KvLimits::default());
+        kv.create_store(&t, &s).await.unwrap();
+        for k in ["a1", "a2", "a3", "b1"] {
+            kv.set(&t, &s, k, b"x".to_vec()).await.unwrap();
+        }
+        let p1 = kv.list_keys(&t, &s, Some("a"), None, 2).await.unwrap();
+        assert_eq!(p1.keys, ["a1", "a2"]);
+        let p2 = kv
+            .list_keys(&t, &s, Some("a"), p1.cursor.as_deref(), 2)
+            .await
+            .unwrap();
+        assert_eq!((p2.keys, p2.cursor), (vec!["a3".to_string()], None));
+        let missing: KvStoreName = "nope".parse().unwrap();
+        assert!(matches!(
+            kv.get(&t, &missing, "k").await.unwrap_err(),
+            StoreError::NotFound(_)
+        ));
+    }
+}
