@@ -460,3 +460,77 @@ fn every_photoniq_remote_verb_works() {
     let (ok, out, _) = remote(&["delete", "hello", "--force"]);
     assert!(ok && out.contains("deleted"), "{out}");
 }
+
+/// Runs glint with `stdin` piped in.
+fn glint_stdin(node: &Node, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(glint_bin())
+        .args(args)
+        .env("GLINT_API_URL", &node.admin_url)
+        .env("GLINT_API_KEY", &node.key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    text(&child.wait_with_output().unwrap())
+}
+
+#[test]
+fn kv_and_secret_commands() {
+    let node = Node::start();
+    let key = Some(node.key.as_str());
+    let run = |args: &[&str]| text(&glint(&node, key, args));
+
+    let (ok, out, err) = run(&["kv", "get", "nostore", "k"]);
+    assert!(!ok && err.contains("does not exist"), "{out}{err}");
+    assert!(run(&["kv", "create", "cache"]).0);
+    let (ok, out, err) = run(&["kv", "set", "cache", "user/1", "ada"]);
+    assert!(ok && out.contains("set user/1 in cache"), "{out}{err}");
+    let (ok, out, _) = glint_stdin(&node, &["kv", "set", "cache", "user/2"], b"grace\x00bytes");
+    assert!(ok, "{out}");
+    assert!(run(&["kv", "set", "cache", "other", "x"]).0);
+    let raw = glint(&node, key, &["kv", "get", "cache", "user/2"]);
+    assert_eq!(raw.stdout, b"grace\x00bytes");
+    let (ok, out, _) = run(&["kv", "list", "cache", "--prefix", "user/"]);
+    assert!(ok);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["user/1", "user/2"]);
+    let (ok, out, err) = run(&["kv", "list", "cache", "--limit", "1"]);
+    assert!(
+        ok && out.trim() == "other" && err.contains("--cursor"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = run(&["kv", "stores"]);
+    assert!(ok && out.contains("cache") && out.contains('3'), "{out}");
+    assert!(run(&["kv", "delete", "cache", "user/1"]).0);
+    let (ok, _, err) = run(&["kv", "get", "cache", "user/1"]);
+    assert!(!ok && err.contains("no key"), "{err}");
+    let (ok, out, _) = run(&["--output", "json", "kv", "stores"]);
+    assert!(ok && out.contains("\"keys\": 2"), "{out}");
+
+    let value = "s3cret-from-stdin-77";
+    let (ok, out, err) = glint_stdin(
+        &node,
+        &["secret", "set", "API_TOKEN"],
+        format!("{value}\n").as_bytes(),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, _) = run(&["secret", "list"]);
+    assert!(
+        ok && out.contains("API_TOKEN") && !out.contains(value),
+        "{out}"
+    );
+    let (ok, out, _) = run(&["--output", "json", "secret", "list"]);
+    assert!(
+        ok && out.contains("API_TOKEN") && !out.contains(value),
+        "{out}"
+    );
+    let (ok, _, err) = glint_stdin(&node, &["secret", "set", "BAD-NAME"], b"x");
+    assert!(!ok && err.contains("invalid"), "{err}");
+    let (ok, _, err) = glint_stdin(&node, &["secret", "set", "EMPTY"], b"");
+    assert!(!ok && err.contains("empty"), "{err}");
+    assert!(run(&["secret", "delete", "API_TOKEN"]).0);
+    let (ok, out, _) = run(&["secret", "list"]);
+    assert!(ok && out.contains("no secrets"), "{out}");
+}

@@ -1,39 +1,9 @@
 //! Outbound HTTP against the manifest's `[outbound]` allow-list, with an upstream server
 //! the test starts on loopback and allows explicitly.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use glint_e2e::{Node, guest};
-
-/// A small HTTP/1.1 server on loopback that answers every request with `upstream says hi`
-/// and counts the requests it got.
-fn upstream() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body = "upstream says hi";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (port, hits)
-}
+use glint_e2e::{Node, guest, upstream};
 
 fn query_url(url: &str) -> String {
     url.replace(':', "%3A").replace('/', "%2F")

@@ -44,6 +44,46 @@ pub fn guest(name: &str) -> Vec<u8> {
     })
 }
 
+/// A Python or JavaScript guest that `glint build` made in `<repo>/<dir>/dist/<name>.wasm`.
+pub fn built(dir: &str, name: &str) -> Vec<u8> {
+    let path = repo_root().join(dir).join(format!("dist/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; build it first: target/debug/glint build {dir} (or run scripts/build-guests)",
+            path.display()
+        )
+    })
+}
+
+/// A small HTTP/1.1 server on loopback that answers every request with `upstream says hi`
+/// and counts the requests it got. Returns its port.
+pub fn upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body = "upstream says hi";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, hits)
+}
+
 /// One running `glint serve`, killed when dropped.
 pub struct Node {
     pub data_dir: PathBuf,
@@ -235,7 +275,17 @@ impl Node {
 
     /// GET on the data plane, returning status and body text.
     pub async fn call(&self, path: &str) -> (u16, String) {
-        let resp = self.get(path).await;
+        self.send(reqwest::Method::GET, path, Vec::new()).await
+    }
+
+    /// Any method on the data plane, returning status and body text.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> (u16, String) {
+        let resp = http_client()
+            .request(method, format!("{}{path}", self.data_url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
     }
