@@ -91,11 +91,11 @@ async fn bad_uploads_are_refused_and_store_nothing() {
             "route '/hello'",
         ),
         (
-            "notyet",
-            "[kv]\nstores = [\"a\"]\n",
+            "badstore",
+            "[kv]\nstores = [\"no spaces\"]\n",
             guest("hello"),
             "invalid_manifest",
-            "[kv]",
+            "kv.stores",
         ),
     ];
     for (name, manifest, bytes, code, hint) in cases {

@@ -533,6 +533,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    // Like other command-line tools, end quietly when stdout's reader goes away
+    // (`glint kv list cache | head`) instead of panicking in `println!`. Not for the
+    // commands that run a node: there a client hanging up must not end the process.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve { .. } | Command::Run { .. }) {
+        // SAFETY: called once, before any other thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

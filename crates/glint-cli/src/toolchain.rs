@@ -2,12 +2,15 @@
 //!
 //! - Rust: `cargo build --release --target wasm32-wasip2` (adding the target if missing).
 //! - Python: componentize-py 0.25.1, installed on first use into a venv Glint owns.
-//! - JavaScript: componentize-js 0.23.0, installed on first use with npm into a folder
-//!   Glint owns.
+//! - JavaScript: esbuild bundles the source (resolving `import ... from "glint"` and npm
+//!   packages), then componentize-js 0.23.0 builds the bundle; both are installed on first
+//!   use with npm into a folder Glint owns.
 //!
 //! Glint's own WIT (`wit/`, built into the binary) is handed to the Python and JS
-//! toolchains. The component lands in `dist/<name>.wasm` unless `[build] component` says
-//! otherwise; a `[build] command` replaces the language's default command.
+//! toolchains, and the language's SDK (`sdk/`, also built in) is written into the
+//! project's `.glint/sdk/<lang>` for the build to use. The component lands in
+//! `dist/<name>.wasm` unless `[build] component` says otherwise; a `[build] command`
+//! replaces the language's default command.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +22,7 @@ use crate::project::{Lang, Project};
 
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+const ESBUILD: &str = "esbuild@0.28.2";
 /// The world in Glint's WIT that guests target.
 const WORLD: &str = "glint:guest/http-handler";
 
@@ -90,6 +94,9 @@ pub fn build(project: &Project) -> Result<PathBuf> {
 }
 
 fn build_rust(project: &Project, output: &Path) -> Result<()> {
+    // Before anything else, so the project's `path = ".glint/sdk/rust"` dependency
+    // resolves even for an editor's cargo.
+    crate::scaffold::project_sdk(&project.dir, Lang::Rust)?;
     if !on_path("cargo") {
         bail!(
             "cargo is not installed: install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`"
@@ -181,6 +188,7 @@ fn componentize_py() -> Result<PathBuf> {
 }
 
 fn build_python(project: &Project, output: &Path) -> Result<()> {
+    let sdk = crate::scaffold::project_sdk(&project.dir, Lang::Python)?;
     let tool = componentize_py()?;
     let wit = crate::scaffold::wit_dir(&cache_dir(), "wasi-http-0.2.12")?;
     let module = ["app.py", "main.py"]
@@ -197,16 +205,25 @@ fn build_python(project: &Project, output: &Path) -> Result<()> {
     cmd.args(["-c", "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())"])
         .arg("-d")
         .arg(&wit)
-        .args(["-w", WORLD, "componentize", module, "-p", ".", "-o"])
+        .args(["-w", WORLD, "componentize", module, "-p", ".", "-p"])
+        .arg(&sdk)
+        .arg("-o")
         .arg(output)
         .current_dir(&project.dir);
     run(cmd, &format!("componentize-py ({module}.py)"))
 }
 
-/// A folder with componentize-js installed by npm, made on first use.
-fn componentize_js() -> Result<PathBuf> {
-    let dir = cache_dir().join("toolchains/componentize-js-0.23.0");
-    install_once(&dir, COMPONENTIZE_JS, |tmp| {
+/// The JS toolchain: esbuild and componentize-js, installed by npm into one folder.
+struct JsToolchain {
+    esbuild: PathBuf,
+    componentize_js: PathBuf,
+}
+
+/// Installs the JS toolchain on first use. The folder is named after both versions, so a
+/// glint that needs another set never reuses an older install.
+fn js_toolchain() -> Result<JsToolchain> {
+    let dir = cache_dir().join("toolchains/componentize-js-0.23.0-esbuild-0.28.2");
+    install_once(&dir, &format!("{COMPONENTIZE_JS} and {ESBUILD}"), |tmp| {
         if !on_path("node") || !on_path("npm") {
             bail!(
                 "Node.js and npm are not installed; install them (for example `apt-get install nodejs npm`) to build JavaScript functions"
@@ -224,39 +241,66 @@ fn componentize_js() -> Result<PathBuf> {
             "--no-fund",
             "--loglevel=error",
             COMPONENTIZE_JS,
+            ESBUILD,
         ])
         .current_dir(tmp);
-        run(cmd, &format!("npm install {COMPONENTIZE_JS}"))
+        run(cmd, &format!("npm install {COMPONENTIZE_JS} {ESBUILD}"))
     })?;
-    Ok(dir.join("node_modules/@bytecodealliance/componentize-js/src/cli.js"))
+    let modules = dir.join("node_modules");
+    Ok(JsToolchain {
+        esbuild: modules.join("esbuild/bin/esbuild"),
+        componentize_js: modules.join("@bytecodealliance/componentize-js/src/cli.js"),
+    })
 }
 
 fn build_js(project: &Project, output: &Path) -> Result<()> {
-    let tool = componentize_js()?;
+    let sdk = crate::scaffold::project_sdk(&project.dir, Lang::Js)?;
+    let tools = js_toolchain()?;
     let wit = crate::scaffold::wit_dir(&cache_dir(), "wasi-http-0.2.10")?;
-    let source = ["app.js", "index.js", "src/index.js"]
-        .into_iter()
-        .map(|f| project.dir.join(f))
-        .find(|p| p.exists())
-        .with_context(|| {
-            format!(
-                "{} has no app.js; the fetch handler must be in app.js",
-                project.dir.display()
-            )
-        })?;
+    let source = [
+        "app.js",
+        "index.js",
+        "src/index.js",
+        "app.ts",
+        "index.ts",
+        "src/index.ts",
+    ]
+    .into_iter()
+    .map(|f| project.dir.join(f))
+    .find(|p| p.exists())
+    .with_context(|| {
+        format!(
+            "{} has no app.js (or app.ts); the fetch handler must be in app.js",
+            project.dir.display()
+        )
+    })?;
+    let source_name = source.file_name().unwrap_or_default().to_string_lossy();
+
+    // componentize-js resolves only relative imports inside the project folder, so
+    // esbuild first makes one file of the source, the SDK (`import ... from "glint"`)
+    // and any npm packages. The `wasi:*` imports stay: componentize-js binds them to WIT.
+    let bundle = project.dir.join(".glint/build/app.js");
+    let mut cmd = Command::new(&tools.esbuild);
+    cmd.arg(&source)
+        .args([
+            "--bundle",
+            "--format=esm",
+            "--platform=browser",
+            "--external:wasi:*",
+            "--log-level=warning",
+        ])
+        .arg(format!("--alias:glint={}", sdk.join("glint.js").display()))
+        .arg(format!("--outfile={}", bundle.display()))
+        .current_dir(&project.dir);
+    run(cmd, &format!("esbuild ({source_name})"))?;
+
     let mut cmd = Command::new("node");
-    cmd.arg(tool)
-        .arg(&source)
+    cmd.arg(&tools.componentize_js)
+        .arg(&bundle)
         .arg("--wit")
         .arg(&wit)
         .args(["--world-name", WORLD, "-o"])
         .arg(output)
         .current_dir(&project.dir);
-    run(
-        cmd,
-        &format!(
-            "componentize-js ({})",
-            source.file_name().unwrap_or_default().to_string_lossy()
-        ),
-    )
+    run(cmd, &format!("componentize-js ({source_name})"))
 }

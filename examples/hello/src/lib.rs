@@ -39,7 +39,7 @@ impl Guest for Hello {
         let path = req.path_with_query().unwrap_or_else(|| "/".into());
         let prefix = req
             .headers()
-            .get(&"x-forwarded-prefix".to_string())
+            .get("x-forwarded-prefix")
             .first()
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .unwrap_or_default();

@@ -1,29 +1,18 @@
-//! {{name}}: a Glint function, a standard `wasi:http/incoming-handler`.
-//! It runs unchanged under Glint or `wasmtime serve`.
+//! {{name}}: a Glint function in Rust.
+//!
+//! `handle` answers each request; `glint::http_handler!` makes it the standard
+//! `wasi:http/incoming-handler`, so the component runs unchanged under Glint or
+//! `wasmtime serve`.
 
-use wasi::exports::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use glint::{IntoResponse, Request};
 
-struct Handler;
-
-impl Guest for Handler {
-    fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_else(|| "/".into());
-        // Lines on stdout land in `glint logs`; a prefix such as "ERROR:" sets the level.
-        println!("{{name}}: {path}");
-
-        let headers = Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())])
-            .expect("valid headers");
-        let response = OutgoingResponse::new(headers);
-        let body = response.body().expect("body");
-        ResponseOutparam::set(response_out, Ok(response));
-        let stream = body.write().expect("stream");
-        stream
-            .blocking_write_and_flush(b"Hello from {{name}} (Rust)!\n")
-            .expect("write");
-        drop(stream);
-        OutgoingBody::finish(body, None).expect("finish");
-    }
+fn handle(req: Request) -> impl IntoResponse {
+    // Lines on stdout land in `glint logs`; a prefix such as "ERROR:" sets the level.
+    println!("{{name}}: {}", req.uri().path());
+    // [env] values in glint.toml, read through wasi:config.
+    let greeting = glint::config::get("GREETING").ok().flatten();
+    let greeting = greeting.as_deref().unwrap_or("Hello");
+    format!("{greeting} from {{name}} (Rust)!\n")
 }
 
-wasi::http::proxy::export!(Handler);
+glint::http_handler!(handle);

@@ -233,13 +233,15 @@ pub async fn deploy(
     Query(query): Query<DeployQuery>,
     req: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The upload is read before anything is checked: answering while the client is still
+    // sending would reset the connection, and it would never see the error.
+    let (manifest, component) = read_upload(req).await?;
     let name = function_name(&name)?;
     let alias = match (query.no_alias, query.alias) {
         (true, _) => None,
         (false, Some(a)) => Some(a.parse::<AliasName>()?),
         (false, None) => Some(AliasName::latest()),
     };
-    let (manifest, component) = read_upload(req).await?;
     let record = node
         .deploy(&caller.tenant, &name, manifest, component, alias.clone())
         .await?;

@@ -52,13 +52,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// Most of a refused request's body that is still read, so the client, still sending,
+/// gets the refusal instead of a reset connection.
+const DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
 async fn auth(
     State((node, needed)): State<(Arc<Node>, Role)>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let header = req
-        .headers()
+    match caller(&node, needed, req.headers()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(error) => {
+            let _ = axum::body::to_bytes(req.into_body(), DRAIN_BYTES).await;
+            error.into_response()
+        }
+    }
+}
+
+/// Who the request's key belongs to, if the key is live and its role is enough.
+fn caller(node: &Node, needed: Role, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+    let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let Some(key) = header
@@ -68,39 +85,35 @@ async fn auth(
         })
         .map(str::trim)
     else {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing API key: send `Authorization: Bearer <key>` (glint: --key or GLINT_API_KEY; \
              the first admin key is in the node's data dir, file admin-key)",
-        )
-        .into_response();
+        ));
     };
     let Some(record) = node.keys.check(key) else {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "invalid or revoked API key; check --key / GLINT_API_KEY, or ask an admin for a new key",
-        )
-        .into_response();
+        ));
     };
     if record.role < needed {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
                 "this API key has role '{}', and this call needs '{}' or higher; use a key with that role",
                 record.role, needed
             ),
-        )
-        .into_response();
+        ));
     }
-    req.extensions_mut().insert(Caller {
+    Ok(Caller {
         tenant: record.tenant,
         role: record.role,
         key_id: record.id,
-    });
-    next.run(req).await
+    })
 }
 
 pub fn router(node: Arc<Node>) -> Router {
