@@ -110,3 +110,31 @@ fn extract(files: &[(&str, &[u8])], root: &Path, folder: &str) -> Result<PathBuf
     }
     Ok(root.join(folder))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file<'a>(files: &'a [(&str, &[u8])], path: &str) -> &'a [u8] {
+        files
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} is not built in"))
+            .1
+    }
+
+    /// The host interfaces' WIT is copied into each guest toolchain's folder and into the
+    /// Rust SDK; every copy must be the same text, or guests and host drift apart.
+    #[test]
+    fn every_copy_of_the_host_wit_is_the_same() {
+        for wit in ["keyvalue.wit", "config.wit"] {
+            let canonical = file(WIT, &format!("wasi-http-0.2.12/deps/{wit}"));
+            assert_eq!(
+                file(WIT, &format!("wasi-http-0.2.10/deps/{wit}")),
+                canonical,
+                "{wit}"
+            );
+            assert_eq!(file(SDK, &format!("rust/wit/{wit}")), canonical, "{wit}");
+        }
+    }
+}
