@@ -235,6 +235,35 @@ async fn kv_config_secrets_and_outbound_in_three_languages() {
         "{body}"
     );
 
+    // A guest that prints its secret gets it masked in its log line.
+    let (status, _) = node.call("/caps/print/API_TOKEN").await;
+    assert_eq!(status, 204);
+    let (status, _) = node.call("/caps/print/GREETING").await;
+    assert_eq!(status, 204);
+    let mut printed = Vec::new();
+    for _ in 0..100 {
+        printed = admin.logs("caps", "lines=1000&since=0").await;
+        if printed
+            .iter()
+            .any(|l| l["message"].as_str().unwrap_or("").contains("GREETING is"))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let printed: Vec<&str> = printed
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert!(
+        printed.contains(&"the value of API_TOKEN is [secret]"),
+        "{printed:?}"
+    );
+    assert!(
+        printed.contains(&"the value of GREETING is hi there"),
+        "{printed:?}"
+    );
+
     // A changed secret reaches running functions without a deploy.
     set_secret(&node, "API_TOKEN", "rotated-value-42").await;
     assert_eq!(
@@ -455,4 +484,45 @@ async fn the_store_quota_holds() {
     );
     let (_, stores) = admin.get("/api/v1/kv").await;
     assert_eq!(stores["stores"][0]["keys"], 2, "{stores}");
+}
+
+/// The fetch and config examples, as their READMEs describe them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fetch_and_config_examples_work() {
+    let (port, hits) = upstream();
+    let node = Node::start();
+    let admin = node.admin();
+    let root = glint_e2e::repo_root();
+
+    // config: refused until its secret is set, then shows the secret's length only.
+    let manifest = std::fs::read_to_string(root.join("examples/config/glint.toml")).unwrap();
+    let (status, body) = admin.deploy("config", &manifest, guest("config")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("secret_not_set")),
+        "{body}"
+    );
+    set_secret(&node, "API_TOKEN", "0123456789abcdef").await;
+    admin.deploy_ok("config", &manifest, guest("config")).await;
+    assert_eq!(
+        node.call("/config").await,
+        (200, "GREETING: Hello\nAPI_TOKEN: set (16 chars)\n".into())
+    );
+
+    // fetch: its own manifest allows only public hosts, so a loopback URL is denied...
+    let manifest = std::fs::read_to_string(root.join("examples/fetch/glint.toml")).unwrap();
+    admin.deploy_ok("fetch", &manifest, guest("fetch")).await;
+    let url = pct(&format!("http://127.0.0.1:{port}/page"));
+    let (status, body) = node.call(&format!("/fetch/?url={url}")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("denied"), "{body}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // ...until a manifest names that upstream exactly.
+    let allowing = format!("[outbound]\nallowed_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    admin.deploy_ok("fetch", &allowing, guest("fetch")).await;
+    assert_eq!(
+        node.call(&format!("/fetch/?url={url}")).await,
+        (200, "upstream says hi".into())
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
