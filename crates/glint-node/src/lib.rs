@@ -8,6 +8,7 @@
 //! [`run`] starts a node and stops it gracefully when its shutdown future resolves.
 
 pub mod admin;
+pub mod dashboard;
 pub mod data_plane;
 pub mod error;
 pub mod keys;

@@ -73,18 +73,34 @@ async fn auth(
     }
 }
 
+/// The cookie the dashboard keeps the signed-in key in.
+pub const SESSION_COOKIE: &str = "glint_key";
+
+/// The key in the dashboard's session cookie, if the request carries one.
+fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == SESSION_COOKIE).then_some(value.trim())
+        })
+}
+
 /// Who the request's key belongs to, if the key is live and its role is enough.
 fn caller(node: &Node, needed: Role, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(key) = header
+    let bearer = header
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
-        .map(str::trim)
-    else {
+        .map(str::trim);
+    let Some(key) = bearer.or_else(|| session_cookie(headers)) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -200,6 +216,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(read)
         .merge(deploy)
         .merge(admin)
+        .merge(crate::dashboard::router(node.clone()))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
