@@ -76,3 +76,48 @@ impl Client {
         self.json(self.request(Method::GET, path)).await
     }
 }
+
+/// One Server-Sent Event: its name (`event:`), if any, and its data.
+pub struct SseEvent {
+    pub name: Option<String>,
+    pub data: String,
+}
+
+/// The events of a `text/event-stream` response, as they arrive.
+pub fn sse_events(resp: Response) -> impl futures_util::Stream<Item = Result<SseEvent>> + Unpin {
+    let bytes = resp.bytes_stream();
+    Box::pin(futures_util::stream::unfold(
+        (bytes, String::new()),
+        |(mut bytes, mut buf)| async move {
+            use futures_util::StreamExt;
+            loop {
+                if let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut name, mut data) = (None, Vec::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("data:") {
+                            data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                        } else if let Some(v) = line.strip_prefix("event:") {
+                            name = Some(v.trim().to_string());
+                        }
+                    }
+                    if data.is_empty() {
+                        continue; // a keep-alive comment
+                    }
+                    let event = SseEvent {
+                        name,
+                        data: data.join("\n"),
+                    };
+                    return Some((Ok(event), (bytes, buf)));
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    Some(Err(e)) => {
+                        return Some((Err(anyhow!("the log stream broke: {e}")), (bytes, buf)));
+                    }
+                    None => return None,
+                }
+            }
+        },
+    ))
+}

@@ -50,6 +50,9 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         secret_key: None,
         secret_key_file: None,
         kv_limits: glint_store::KvLimits::default(),
+        node_id: glint_node::default_node_id(),
+        region: "local".to_string(),
+        log_retention: glint_node::logs::Retention::default(),
     })
     .await?;
     let key = std::fs::read_to_string(data_dir.join("admin-key"))

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
 use glint_store::FunctionName;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
@@ -110,8 +111,6 @@ pub async fn upload(
     bar.finish_and_clear();
     result
 }
-
-use futures_util::StreamExt;
 
 pub async fn deploy(
     client: &Client,
@@ -372,7 +371,10 @@ pub async fn env_unset(client: &Client, name: &str, key: &str) -> Result<()> {
 }
 
 pub struct LogFilter {
+    pub follow: bool,
     pub since: Option<String>,
+    pub until: Option<String>,
+    pub version: Option<String>,
     pub lines: Option<usize>,
     pub level: Option<String>,
     pub execution_id: Option<String>,
@@ -380,29 +382,106 @@ pub struct LogFilter {
 
 pub async fn logs(client: &Client, name: &str, filter: &LogFilter, format: Format) -> Result<()> {
     let name = function(name)?;
-    let mut query = vec![format!("lines={}", filter.lines.unwrap_or(100))];
-    if let Some(s) = &filter.since {
-        query.push(format!("since={s}"));
+    let mut common = Vec::new();
+    for (key, value) in [
+        ("level", &filter.level),
+        ("execution_id", &filter.execution_id),
+        ("version", &filter.version),
+    ] {
+        if let Some(v) = value {
+            common.push((key, v.clone()));
+        }
     }
-    if let Some(l) = &filter.level {
-        query.push(format!("level={l}"));
+    // Following starts listening before it reads the history, so no line falls between.
+    let live = if filter.follow {
+        let mut query = common.clone();
+        query.push(("function", name.to_string()));
+        let req = client
+            .request(Method::GET, "/api/v1/logs/stream")
+            .query(&query)
+            .header("accept", "text/event-stream");
+        Some(client.send(req).await?)
+    } else {
+        None
+    };
+    let default_lines = if filter.follow { 10 } else { 100 };
+    let mut query = common;
+    query.push(("lines", filter.lines.unwrap_or(default_lines).to_string()));
+    for (key, value) in [("since", &filter.since), ("end", &filter.until)] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
     }
-    if let Some(id) = &filter.execution_id {
-        query.push(format!("execution_id={id}"));
-    }
-    let body = client
-        .get(&format!(
-            "/api/v1/functions/{name}/logs?{}",
-            query.join("&")
-        ))
-        .await?;
-    if format == Format::Json {
+    let req = client
+        .request(Method::GET, &format!("/api/v1/functions/{name}/logs"))
+        .query(&query);
+    let body = client.json(req).await?;
+    let history: Vec<Value> = body["lines"].as_array().cloned().unwrap_or_default();
+    let print = |line: &Value| match format {
+        Format::Json => println!("{line}"),
+        Format::Table => output::log_line(line),
+    };
+    if live.is_none() && format == Format::Json {
         print_json(&body);
         return Ok(());
     }
-    for line in body["lines"].as_array().into_iter().flatten() {
-        output::log_line(line);
+    for line in &history {
+        print(line);
     }
+    let Some(live) = live else { return Ok(()) };
+    let mut events = crate::client::sse_events(live);
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if event.name.as_deref() == Some("skipped") {
+            eprintln!("({} lines skipped: this terminal fell behind)", event.data);
+            continue;
+        }
+        let Ok(line) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        // A line the history already showed.
+        if history.contains(&line) {
+            continue;
+        }
+        print(&line);
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum Period {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+pub async fn metrics(
+    client: &Client,
+    name: Option<&str>,
+    period: Period,
+    since: Option<String>,
+    format: Format,
+) -> Result<()> {
+    let period_name = match period {
+        Period::Minute => "minute",
+        Period::Hour => "hour",
+        Period::Day => "day",
+        Period::Week => "week",
+        Period::Month => "month",
+    };
+    let mut query = vec![("period", period_name.to_string())];
+    if let Some(n) = name {
+        query.push(("function", function(n)?.to_string()));
+    }
+    if let Some(s) = since {
+        query.push(("start", s));
+    }
+    let body = client
+        .json(client.request(Method::GET, "/api/v1/usage").query(&query))
+        .await?;
+    show(format, &body, output::usage);
     Ok(())
 }
 

@@ -114,6 +114,21 @@ enum Command {
         /// Quota of each KV store (keys plus values), in MiB.
         #[arg(long, default_value_t = glint_store::KvLimits::default().store_quota_bytes / (1024 * 1024))]
         kv_store_quota_mb: u64,
+        /// This node's name on its log lines (default: the host name).
+        #[arg(long, env = "GLINT_NODE_ID")]
+        node_id: Option<String>,
+        /// This node's region on its log lines.
+        #[arg(long, env = "GLINT_REGION", default_value = "local")]
+        region: String,
+        /// Guest log lines older than this are deleted: 30m, 12h, 7d...
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        log_max_age: std::time::Duration,
+        /// Guest log lines beyond this size, oldest first, are deleted.
+        #[arg(long, default_value_t = 1024)]
+        log_max_mb: u64,
+        /// How often old log lines are pruned.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        log_prune_every: std::time::Duration,
     },
     /// Make a new function project, ready to build and run.
     #[command(
@@ -241,6 +256,19 @@ enum Command {
     /// Show whether a function is ready, and its versions' state on the node.
     #[command(after_help = "Example:\n  glint status hello")]
     Status { name: String },
+    /// Show what a function used per period: requests, errors, bytes, time, GB-seconds.
+    #[command(
+        after_help = "Examples:\n  glint metrics hello --period hour\n  glint metrics hello --period minute --since 30m\n  glint metrics --period day      # every function together"
+    )]
+    Metrics {
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = lifecycle::Period::Hour)]
+        period: lifecycle::Period,
+        /// Start of the range: 30m, 2d, or epoch milliseconds (default: a span that fits
+        /// the period).
+        #[arg(long)]
+        since: Option<String>,
+    },
     /// Call a function and print its response.
     #[command(
         after_help = "Examples:\n  glint execute hello\n  glint execute hello -X POST --path /echo -d '{\"a\":1}' -H 'content-type: application/json' -i"
@@ -274,9 +302,19 @@ enum Command {
 
 #[derive(clap::Args)]
 struct LogArgs {
-    /// Only lines newer than this: 30s, 10m, 2h, 1d, or epoch milliseconds.
+    /// Keep printing lines as they are written (Ctrl-C stops).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Only lines newer than this: 30s, 10m, 2h, 1d, or epoch milliseconds (default: the
+    /// last hour).
     #[arg(long)]
     since: Option<String>,
+    /// Only lines older than this, in the same forms as --since.
+    #[arg(long)]
+    until: Option<String>,
+    /// Only lines of this version (v3).
+    #[arg(long = "version", value_name = "VERSION")]
+    of_version: Option<String>,
     /// At most this many lines (the newest).
     #[arg(long, short = 'n')]
     lines: Option<usize>,
@@ -291,7 +329,10 @@ struct LogArgs {
 impl From<LogArgs> for LogFilter {
     fn from(a: LogArgs) -> Self {
         LogFilter {
+            follow: a.follow,
             since: a.since,
+            until: a.until,
+            version: a.of_version,
             lines: a.lines,
             level: a.level,
             execution_id: a.execution_id,
@@ -527,6 +568,27 @@ fn command() -> clap::Command {
     inherit(Cli::command(), None)
 }
 
+/// `90s`, `10m`, `12h`, `7d` (or plain seconds) as a duration.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write 90s, 10m, 12h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?} has an unknown unit; use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(
+        n.saturating_mul(secs).max(1),
+    ))
+}
+
 fn main() -> ExitCode {
     use clap::FromArgMatches;
     let cli = match Cli::from_arg_matches(&command().get_matches()) {
@@ -583,6 +645,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             secret_key_file,
             kv_max_value_bytes,
             kv_store_quota_mb,
+            node_id,
+            region,
+            log_max_age,
+            log_max_mb,
+            log_prune_every,
         } => {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
@@ -599,6 +666,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_value_bytes: kv_max_value_bytes,
                     store_quota_bytes: kv_store_quota_mb * 1024 * 1024,
                     ..Default::default()
+                },
+                node_id: node_id.unwrap_or_else(glint_node::default_node_id),
+                region,
+                log_retention: glint_node::logs::Retention {
+                    max_age: log_max_age,
+                    max_bytes: log_max_mb * 1024 * 1024,
+                    every: log_prune_every,
                 },
             };
             glint_node::run(config, shutdown_signal()).await?;
@@ -723,6 +797,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             lifecycle::logs(&connect()?, &name, &filter.into(), format).await?
         }
         Command::Status { name } => lifecycle::status(&connect()?, &name, format).await?,
+        Command::Metrics {
+            name,
+            period,
+            since,
+        } => lifecycle::metrics(&connect()?, name.as_deref(), period, since, format).await?,
         Command::Execute { name, call } => {
             return lifecycle::execute(&connect()?, &name, call.into()).await;
         }

@@ -218,3 +218,41 @@ mod tests {
         assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
+
+/// Usage per period, as `glint metrics` prints it.
+pub fn usage(v: &Value) {
+    let rows: Vec<Vec<String>> = v["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| usage_row(time(b["start_ms"].as_i64().unwrap_or(0)), b))
+        .collect();
+    if rows.is_empty() {
+        println!("no usage in this range yet");
+        return;
+    }
+    let mut rows = rows;
+    rows.push(usage_row("total".to_string(), &v["totals"]));
+    table(
+        &[
+            "PERIOD", "REQUESTS", "ERRORS", "REQ/S", "WALL MS", "CPU MS", "GB-S", "IN", "OUT",
+        ],
+        &rows,
+    );
+}
+
+fn usage_row(label: String, b: &Value) -> Vec<String> {
+    let n = |k: &str| b[k].as_u64().unwrap_or(0);
+    let f = |k: &str| b[k].as_f64().unwrap_or(0.0);
+    vec![
+        label,
+        n("requests").to_string(),
+        n("errors").to_string(),
+        format!("{:.3}", f("requests_per_second")),
+        n("wall_ms").to_string(),
+        format!("{:.1}", f("cpu_ms")),
+        format!("{:.6}", f("gb_seconds")),
+        size(n("bytes_in")),
+        size(n("bytes_out")),
+    ]
+}

@@ -7,10 +7,11 @@
 //! `x-glint-execution-id`, the id on each of the invocation's log lines.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glint_runtime::{Invocation, into_boxed_body};
+use glint_runtime::{GuestResponse, Invocation, into_boxed_body};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -21,6 +22,8 @@ use crate::error::ApiError;
 use crate::logs::InvocationLog;
 use crate::node::Node;
 use crate::routes::{FunctionEntry, VersionSlot};
+use crate::usage::RequestTimer;
+use tokio::sync::OwnedSemaphorePermit;
 
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -146,6 +149,8 @@ fn select<'e>(entry: &'e FunctionEntry, selector: &str) -> Result<&'e Arc<Versio
     })
 }
 
+/// Runs the request in the version's guest and meters it: from arrival to the end of the
+/// response body, whatever the outcome.
 async fn run(
     node: &Node,
     entry: &FunctionEntry,
@@ -154,6 +159,49 @@ async fn run(
     guest_path: String,
     execution_id: &Arc<str>,
 ) -> Result<Response<Body>, ApiError> {
+    let mut timer = RequestTimer {
+        meter: slot.meter.clone(),
+        started: Instant::now(),
+        status: 500,
+        bytes_in: 0,
+        bytes_out: AtomicU64::new(0),
+        _in_flight: None,
+    };
+    match invoke(node, entry, slot, req, guest_path, execution_id, &mut timer).await {
+        Err(e) => {
+            timer.status = e.status.as_u16();
+            Err(e)
+        }
+        Ok((response, permit)) => {
+            timer.status = response.status().as_u16();
+            // The permit and the timer live as long as the body, which streams while the
+            // guest still runs.
+            Ok(response.map(|body| {
+                into_boxed_body(body)
+                    .map_frame(move |frame| {
+                        let _held = &permit;
+                        if let Some(data) = frame.data_ref() {
+                            timer
+                                .bytes_out
+                                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
+                        frame
+                    })
+                    .boxed_unsync()
+            }))
+        }
+    }
+}
+
+async fn invoke(
+    node: &Node,
+    entry: &FunctionEntry,
+    slot: &Arc<VersionSlot>,
+    req: Request<Incoming>,
+    guest_path: String,
+    execution_id: &Arc<str>,
+    timer: &mut RequestTimer,
+) -> Result<(GuestResponse, OwnedSemaphorePermit), ApiError> {
     let limits = slot.config.limits;
     let too_large = || {
         ApiError::new(
@@ -176,6 +224,7 @@ async fn run(
 
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
     let waiting = slot.concurrency.clone().acquire_owned();
+    let queued = slot.meter.queued();
     let permit = match tokio::time::timeout(queue_timeout, waiting).await {
         Ok(Ok(p)) => p,
         _ => {
@@ -211,6 +260,9 @@ async fn run(
             }
         })?
         .to_bytes();
+    drop(queued);
+    timer.bytes_in = body.len() as u64;
+    timer._in_flight = Some(slot.meter.in_flight());
 
     let host = parts
         .headers
@@ -233,26 +285,21 @@ async fn run(
     let request = Request::from_parts(parts, body);
 
     let compiled = node.compiled(&entry.tenant, slot).await?;
+    let log = Arc::new(InvocationLog {
+        context: slot.log_context.clone(),
+        execution_id: execution_id.clone(),
+        pipe: node.logs.clone(),
+        meter: slot.meter.clone(),
+    });
     let invocation = Invocation {
         limits,
         env: slot.env.clone(),
-        log: Arc::new(InvocationLog {
-            context: slot.log_context.clone(),
-            execution_id: execution_id.clone(),
-            pipe: node.logs.clone(),
-        }),
+        log: log.clone(),
+        usage: log,
         outbound: slot.config.outbound.clone(),
         kv: slot.kv.clone(),
         config: slot.config_vars.clone(),
     };
     let response = node.runtime.invoke(&compiled, request, invocation).await?;
-    // The permit lives as long as the body, which streams while the guest still runs.
-    Ok(response.map(|body| {
-        into_boxed_body(body)
-            .map_frame(move |frame| {
-                let _held = &permit;
-                frame
-            })
-            .boxed_unsync()
-    }))
+    Ok((response, permit))
 }

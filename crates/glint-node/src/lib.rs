@@ -14,9 +14,11 @@ pub mod error;
 pub mod keys;
 pub mod listener;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod routes;
 pub mod secrets;
+pub mod usage;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -58,6 +60,19 @@ pub struct NodeConfig {
     /// Where the secret key is kept otherwise; `<data dir>/secret.key` by default.
     pub secret_key_file: Option<PathBuf>,
     pub kv_limits: glint_store::KvLimits,
+    /// This node's name and region, stamped on its log lines; filters match them.
+    pub node_id: String,
+    pub region: String,
+    pub log_retention: logs::Retention,
+}
+
+/// The machine's host name, a node's default name.
+pub fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "glint".to_string())
 }
 
 fn url_for(addr: SocketAddr, tls: bool) -> String {
@@ -90,6 +105,7 @@ pub struct Server {
     stop_tx: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log_writer: tokio::task::JoinHandle<()>,
+    usage_flusher: tokio::task::JoinHandle<()>,
     embedded: EmbeddedStore,
     embedded_kv: EmbeddedKv,
     runtime: Arc<Runtime>,
@@ -139,14 +155,37 @@ impl Server {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
-        let node = Arc::new(Node::new(
-            store.clone(),
+        let routed = Arc::new(std::sync::OnceLock::<std::sync::Weak<Node>>::new());
+        let collector = metrics::NodeCollector {
+            runtime: runtime.clone(),
+            log_lines_dropped: log_pipe.dropped.clone(),
+            functions: {
+                let routed = routed.clone();
+                Arc::new(move || {
+                    routed
+                        .get()
+                        .and_then(|n| n.upgrade())
+                        .map_or(0, |n| n.routes.load().functions().count())
+                })
+            },
+        };
+        let meter = Arc::new(usage::Meter::new(Arc::new(metrics::Metrics::new(
+            collector,
+        ))));
+        let usage_flusher = usage::start_flusher(meter.clone(), store.clone(), stop_rx.clone());
+        let retention = logs::start_retention(store.clone(), config.log_retention, stop_rx.clone());
+        let node = Arc::new(Node::new(node::NodeParts {
+            store: store.clone(),
             kv,
             secret_key,
             runtime,
-            log_pipe,
-            data_url.clone(),
-        ));
+            logs: log_pipe,
+            meter,
+            public_url: data_url.clone(),
+            node_id: config.node_id.clone(),
+            region: config.region.clone(),
+        }));
+        let _ = routed.set(Arc::downgrade(&node));
         keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
         node.keys.reload(store.as_ref()).await?;
         node.load_all().await?;
@@ -177,8 +216,9 @@ impl Server {
             admin_url,
             data_dir: config.data_dir,
             stop_tx,
-            tasks: vec![data, admin],
+            tasks: vec![data, admin, retention],
             log_writer,
+            usage_flusher,
             embedded,
             embedded_kv,
             runtime: node.runtime.clone(),
@@ -192,6 +232,7 @@ impl Server {
         let _ = self.stop_tx.send(true);
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(self.tasks)).await;
         let _ = self.log_writer.await;
+        let _ = self.usage_flusher.await;
         let runtime = self.runtime.clone();
         let _ = tokio::task::spawn_blocking(move || runtime.flush_cache()).await;
         self.embedded.close()?;

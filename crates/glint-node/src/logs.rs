@@ -3,14 +3,16 @@
 //! Each invocation gets an [`InvocationLog`] that stamps lines with the function, version,
 //! execution id and time and hands them to a bounded channel without blocking. One
 //! writer task drains the channel and stores lines in batches, off the request path.
+//! Each line also goes, at once, to a broadcast channel that live followers (the SSE
+//! endpoint, the dashboard's tail) read. A retention task prunes old lines.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use glint_runtime::{LogSink, LogStream};
+use glint_runtime::{LogSink, LogStream, Usage, UsageSink};
 use glint_store::{Level, LogRecord, Store, now_ms};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::routes::LogContext;
 
@@ -18,17 +20,36 @@ const CHANNEL_CAPACITY: usize = 65_536;
 const BATCH: usize = 2_048;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// Lines a slow live follower may fall behind by before it skips ahead.
+const LIVE_CAPACITY: usize = 4_096;
+
 /// The sending side, shared by every invocation.
 #[derive(Clone)]
 pub struct LogPipe {
     tx: mpsc::Sender<LogRecord>,
+    live: broadcast::Sender<Arc<LogRecord>>,
     pub dropped: Arc<AtomicU64>,
 }
 
+impl LogPipe {
+    /// Every line from now on, as it is written.
+    pub fn follow(&self) -> broadcast::Receiver<Arc<LogRecord>> {
+        self.live.subscribe()
+    }
+}
+
+/// One invocation's log, and where its usage goes.
 pub struct InvocationLog {
     pub context: Arc<LogContext>,
     pub execution_id: Arc<str>,
     pub pipe: LogPipe,
+    pub meter: Arc<crate::usage::VersionMeter>,
+}
+
+impl UsageSink for InvocationLog {
+    fn finished(&self, usage: Usage) {
+        self.meter.guest_finished(&usage);
+    }
 }
 
 impl LogSink for InvocationLog {
@@ -45,7 +66,12 @@ impl LogSink for InvocationLog {
             level,
             stream: stream.as_str().to_string(),
             message: self.context.redact(message),
+            node: self.context.node.to_string(),
+            region: self.context.region.to_string(),
         };
+        if self.pipe.live.receiver_count() > 0 {
+            let _ = self.pipe.live.send(Arc::new(record.clone()));
+        }
         if self.pipe.tx.try_send(record).is_err() {
             self.pipe.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -60,6 +86,7 @@ pub fn start_writer(
     let (tx, mut rx) = mpsc::channel::<LogRecord>(CHANNEL_CAPACITY);
     let pipe = LogPipe {
         tx,
+        live: broadcast::channel(LIVE_CAPACITY).0,
         dropped: Arc::default(),
     };
     let handle = tokio::spawn(async move {
@@ -90,4 +117,46 @@ pub fn start_writer(
         }
     });
     (pipe, handle)
+}
+
+/// How long guest log lines are kept, and how much room they may take, on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_bytes: u64,
+    /// How often old lines are pruned.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 1024 * 1024 * 1024,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Prunes log lines by age and size every `retention.every` until `shutdown` flips.
+pub fn start_retention(
+    store: Arc<dyn Store>,
+    retention: Retention,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(retention.every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            let before = now_ms() - retention.max_age.as_millis() as i64;
+            match store.prune_logs(before, retention.max_bytes).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(lines = n, "pruned old log lines"),
+                Err(e) => tracing::error!(error = %e, "cannot prune log lines"),
+            }
+        }
+    })
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -23,6 +24,20 @@ use crate::keys::KeyTable;
 use crate::logs::LogPipe;
 use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
 use crate::secrets::SecretKey;
+use crate::usage::Meter;
+
+/// What a node is, besides its state: its identity and its shared services.
+pub struct NodeParts {
+    pub store: Arc<dyn Store>,
+    pub kv: Arc<dyn KeyValue>,
+    pub secret_key: SecretKey,
+    pub runtime: Arc<Runtime>,
+    pub logs: LogPipe,
+    pub meter: Arc<Meter>,
+    pub public_url: String,
+    pub node_id: String,
+    pub region: String,
+}
 
 pub struct Node {
     pub store: Arc<dyn Store>,
@@ -33,6 +48,11 @@ pub struct Node {
     pub routes: ArcSwap<RouteTable>,
     pub keys: KeyTable,
     pub logs: LogPipe,
+    /// Usage metering, recent statistics and Prometheus metrics.
+    pub meter: Arc<Meter>,
+    /// This node's name and region, on every log line it writes.
+    pub node_id: Arc<str>,
+    pub region: Arc<str>,
     pub started: Instant,
     /// The data plane's address, for the URLs the API hands out.
     pub public_url: String,
@@ -41,24 +61,20 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(
-        store: Arc<dyn Store>,
-        kv: Arc<dyn KeyValue>,
-        secret_key: SecretKey,
-        runtime: Arc<Runtime>,
-        logs: LogPipe,
-        public_url: String,
-    ) -> Self {
+    pub fn new(parts: NodeParts) -> Self {
         Self {
-            store,
-            kv,
-            secret_key,
-            runtime,
+            store: parts.store,
+            kv: parts.kv,
+            secret_key: parts.secret_key,
+            runtime: parts.runtime,
             routes: ArcSwap::default(),
             keys: KeyTable::default(),
-            logs,
+            logs: parts.logs,
+            meter: parts.meter,
+            node_id: parts.node_id.into(),
+            region: parts.region.into(),
             started: Instant::now(),
-            public_url,
+            public_url: parts.public_url,
             changes: Mutex::new(()),
         }
     }
@@ -310,16 +326,20 @@ impl Node {
                 .unwrap_or_else(|| {
                     Arc::new(Semaphore::new(config.scaling.max_concurrency as usize))
                 });
+            let meter = self.meter.version(tenant, name, v.version);
             if let Some((fresh_version, c)) = &fresh
                 && *fresh_version == v.version
+                && compiled.set(c.clone()).is_ok()
             {
-                let _ = compiled.set(c.clone());
+                self.count_cold_start(&meter, "compile");
             }
             let log_context = Arc::new(LogContext {
                 tenant: tenant.clone(),
                 function: name.clone(),
                 version: v.version,
                 min_level: config.log_level,
+                node: self.node_id.clone(),
+                region: self.region.clone(),
                 secret_values,
             });
             slots.insert(
@@ -334,6 +354,7 @@ impl Node {
                     compiled,
                     concurrency,
                     log_context,
+                    meter,
                 }),
             );
         }
@@ -368,6 +389,19 @@ impl Node {
         Ok(())
     }
 
+    fn count_cold_start(&self, meter: &crate::usage::VersionMeter, source: &'static str) {
+        let labels = meter.labels();
+        self.meter
+            .metrics
+            .cold_starts
+            .get_or_create(&crate::metrics::ColdStartLabels {
+                tenant: labels.tenant.clone(),
+                function: labels.function.clone(),
+                source,
+            })
+            .inc();
+    }
+
     /// The version's compiled component: in memory, else from the compile cache, else
     /// compiled from the stored bytes.
     pub async fn compiled(
@@ -381,14 +415,21 @@ impl Node {
                 let store = self.store.clone();
                 let (tenant, sha) = (tenant.clone(), slot.sha256.clone());
                 let handle = tokio::runtime::Handle::current();
-                tokio::task::spawn_blocking(move || {
+                let compiles_before = runtime.stats.compiles.load(Ordering::Relaxed);
+                let counter = runtime.clone();
+                let compiled = tokio::task::spawn_blocking(move || {
                     runtime.load_or_compile(&sha, || {
                         Ok(handle.block_on(store.artifact(&tenant, &sha))?)
                     })
                 })
                 .await
                 .map_err(|e| ApiError::internal(format!("load task failed: {e}")))?
-                .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))
+                .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))?;
+                let compiled_now =
+                    counter.stats.compiles.load(Ordering::Relaxed) != compiles_before;
+                let source = if compiled_now { "compile" } else { "cache" };
+                self.count_cold_start(&slot.meter, source);
+                Ok(compiled)
             })
             .await
             .cloned()

@@ -26,6 +26,8 @@ pub struct VersionSlot {
     pub compiled: Arc<OnceCell<Compiled>>,
     pub concurrency: Arc<Semaphore>,
     pub log_context: Arc<LogContext>,
+    /// Usage and metrics of this version on this node.
+    pub meter: Arc<crate::usage::VersionMeter>,
 }
 
 /// What every log line of a version carries besides its text.
@@ -34,6 +36,9 @@ pub struct LogContext {
     pub function: FunctionName,
     pub version: VersionId,
     pub min_level: Level,
+    /// The node and region its lines come from.
+    pub node: Arc<str>,
+    pub region: Arc<str>,
     /// Values of the secrets the version can read, masked in its log lines.
     pub secret_values: Vec<String>,
 }

@@ -17,6 +17,36 @@ use crate::kv::{KvGrant, KvView};
 use crate::logs::{GuestOutput, LogSink, LogStream};
 use crate::outbound::OutboundPolicy;
 
+/// What one invocation used, reported when its guest finishes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// Time the guest spent running: each poll of the guest's task, summed. Waits on
+    /// timers, outbound HTTP and the client do not count.
+    pub cpu: std::time::Duration,
+    /// From the start of instantiation to the guest's return.
+    pub wall: std::time::Duration,
+    /// The largest linear memory the guest had.
+    pub peak_memory_bytes: u64,
+    pub outbound_allowed: u32,
+    pub outbound_denied: u32,
+    pub kv: KvCounts,
+    /// The invocation ended in an error (trap, limit, no response).
+    pub failed: bool,
+}
+
+/// KV calls of one invocation, by result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvCounts {
+    pub ok: u32,
+    pub denied: u32,
+    pub errors: u32,
+}
+
+/// Where an invocation's [`Usage`] goes: the node's metrics and metering.
+pub trait UsageSink: Send + Sync {
+    fn finished(&self, usage: Usage);
+}
+
 /// What one invocation may use, as the node hands it to the runtime.
 #[derive(Clone)]
 pub struct Invocation {
@@ -24,6 +54,7 @@ pub struct Invocation {
     /// Environment variables the guest sees through `wasi:cli/environment`.
     pub env: Arc<[(String, String)]>,
     pub log: Arc<dyn LogSink>,
+    pub usage: Arc<dyn UsageSink>,
     /// The version's `[outbound]` allow-list.
     pub outbound: Arc<crate::outbound::OutboundRules>,
     /// The KV stores the version may open; `None` when its manifest lists none.
@@ -71,6 +102,7 @@ pub struct GuestState {
     hooks: OutboundPolicy,
     table: ResourceTable,
     kv: Option<Arc<KvGrant>>,
+    pub(crate) kv_counts: KvCounts,
     pub(crate) config: Arc<ConfigVars>,
     log: Arc<dyn LogSink>,
     pub(crate) memory: MemoryCap,
@@ -95,6 +127,7 @@ impl GuestState {
             hooks: OutboundPolicy::new(inv.outbound.clone(), inv.log.clone()),
             table: ResourceTable::new(),
             kv: inv.kv.clone(),
+            kv_counts: KvCounts::default(),
             config: inv.config.clone(),
             log: inv.log.clone(),
             memory: MemoryCap {
@@ -110,7 +143,17 @@ impl GuestState {
 
 impl GuestState {
     pub(crate) fn kv_view(&mut self) -> KvView<'_> {
-        KvView::new(self.kv.as_deref(), &mut self.table, &self.log)
+        KvView::new(
+            self.kv.as_deref(),
+            &mut self.table,
+            &self.log,
+            &mut self.kv_counts,
+        )
+    }
+
+    /// Outbound requests made and denied so far.
+    pub(crate) fn outbound_counts(&self) -> (u32, u32) {
+        self.hooks.counts()
     }
 }
 

@@ -5,6 +5,9 @@
 //! each tick); the wall-clock timeout bounds the whole task; the memory cap is a
 //! `ResourceLimiter`. Whatever ends an invocation early is logged to its own log.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use glint_store::Level;
 use http_body_util::BodyExt;
@@ -16,7 +19,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::Runtime;
 use crate::engine::Compiled;
-use crate::guest::{GuestState, Invocation};
+use crate::guest::{GuestState, Invocation, Usage};
 use crate::logs::LogStream;
 
 /// A guest's response; the body streams while the guest keeps running.
@@ -88,7 +91,10 @@ impl Runtime {
 
         let pre = compiled.pre.clone();
         let log = inv.log.clone();
+        let usage = inv.usage.clone();
         let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let busy_nanos = AtomicU64::new(0);
             let run = async {
                 let proxy = pre
                     .instantiate_async(&mut store)
@@ -100,7 +106,17 @@ impl Runtime {
                     .await
                     .map_err(|e| (false, e))
             };
-            let outcome = match tokio::time::timeout(limits.timeout(), run).await {
+            // Each poll of the guest is time it ran: the sum is its CPU time, without the
+            // waits on timers, outbound calls or the client.
+            let mut run = Box::pin(run);
+            let busy = &busy_nanos;
+            let timed = std::future::poll_fn(move |cx| {
+                let t = Instant::now();
+                let polled = run.as_mut().poll(cx);
+                busy.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                polled
+            });
+            let outcome = match tokio::time::timeout(limits.timeout(), timed).await {
                 Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
                 Ok(Ok(())) => Ok(()),
                 Ok(Err((instantiating, e))) => {
@@ -114,6 +130,17 @@ impl Runtime {
             if let Err(e) = &outcome {
                 log.line(LogStream::Host, Level::Error, e.to_string());
             }
+            let state = store.data();
+            let (outbound_allowed, outbound_denied) = state.outbound_counts();
+            usage.finished(Usage {
+                cpu: Duration::from_nanos(busy_nanos.load(Ordering::Relaxed)),
+                wall: started.elapsed(),
+                peak_memory_bytes: state.memory.peak_bytes as u64,
+                outbound_allowed,
+                outbound_denied,
+                kv: state.kv_counts,
+                failed: outcome.is_err(),
+            });
             outcome
         });
 

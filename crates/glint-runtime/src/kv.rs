@@ -14,7 +14,7 @@ use glint_store::{KeyValue, KvStoreName, Level, StoreError, TenantId, Versioned}
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::guest::GuestState;
+use crate::guest::{GuestState, KvCounts};
 use crate::logs::{LogSink, LogStream};
 use crate::manifest::ManifestError;
 
@@ -86,6 +86,7 @@ pub struct KvView<'a> {
     grant: Option<&'a KvGrant>,
     table: &'a mut ResourceTable,
     log: &'a Arc<dyn LogSink>,
+    counts: &'a mut KvCounts,
 }
 
 struct HasKv;
@@ -104,8 +105,23 @@ impl<'a> KvView<'a> {
         grant: Option<&'a KvGrant>,
         table: &'a mut ResourceTable,
         log: &'a Arc<dyn LogSink>,
+        counts: &'a mut KvCounts,
     ) -> Self {
-        Self { grant, table, log }
+        Self {
+            grant,
+            table,
+            log,
+            counts,
+        }
+    }
+
+    /// Counts one call by its result, for metrics.
+    fn tally<T>(&mut self, result: &Result<T, store::Error>) {
+        match result {
+            Ok(_) => self.counts.ok += 1,
+            Err(store::Error::AccessDenied) => self.counts.denied += 1,
+            Err(_) => self.counts.errors += 1,
+        }
     }
 
     fn grant(&self) -> Result<&'a KvGrant, store::Error> {
@@ -127,15 +143,28 @@ fn kv_error(e: StoreError) -> store::Error {
 /// Runs one backend call and turns its error into the WIT's.
 macro_rules! call {
     ($view:expr, |$g:ident| $body:expr) => {{
-        match $view.grant() {
-            Err(e) => Ok(Err(e)),
-            Ok($g) => Ok($body.await.map_err(kv_error)),
-        }
+        let result = match $view.grant() {
+            Err(e) => Err(e),
+            Ok($g) => $body.await.map_err(kv_error),
+        };
+        $view.tally(&result);
+        Ok(result)
     }};
 }
 
 impl store::Host for KvView<'_> {
     async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
+        let result = self.open_store(identifier).await?;
+        self.tally(&result);
+        Ok(result)
+    }
+}
+
+impl KvView<'_> {
+    async fn open_store(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
@@ -254,13 +283,21 @@ impl atomics::Host for KvView<'_> {
         let handle = self.table.delete(cas)?;
         let grant = match self.grant() {
             Ok(g) => g,
-            Err(e) => return Ok(Err(atomics::CasError::StoreError(e))),
+            Err(e) => {
+                self.counts.denied += 1;
+                return Ok(Err(atomics::CasError::StoreError(e)));
+            }
         };
         let expected = handle.seen.as_ref().map(|v| v.version);
         let outcome = grant
             .backend
             .swap(&grant.tenant, &handle.store, &handle.key, expected, value)
             .await;
+        self.tally(
+            &outcome
+                .as_ref()
+                .map_err(|_| store::Error::Other(String::new())),
+        );
         match outcome {
             Ok(Ok(())) => Ok(Ok(())),
             Ok(Err(now)) => {
@@ -282,14 +319,13 @@ impl atomics::HostCas for KvView<'_> {
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, store::Error>> {
         let store = self.store_of(&bucket)?;
-        let grant = match self.grant() {
-            Ok(g) => g,
-            Err(e) => return Ok(Err(e)),
-        };
-        match grant.backend.get(&grant.tenant, &store, &key).await {
-            Ok(seen) => Ok(Ok(self.table.push(Cas { store, key, seen })?)),
-            Err(e) => Ok(Err(kv_error(e))),
-        }
+        let result: wasmtime::Result<Result<Option<Versioned>, store::Error>> =
+            call!(self, |g| g.backend.get(&g.tenant, &store, &key));
+        let result = result?;
+        Ok(match result {
+            Ok(seen) => Ok(self.table.push(Cas { store, key, seen })?),
+            Err(e) => Err(e),
+        })
     }
 
     async fn current(

@@ -25,7 +25,7 @@ pub use config::ConfigVars;
 pub use engine::{
     Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
 };
-pub use guest::{GuestState, Invocation};
+pub use guest::{GuestState, Invocation, KvCounts, Usage, UsageSink};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use kv::KvGrant;
 pub use logs::{LogSink, LogStream};

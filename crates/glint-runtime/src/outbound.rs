@@ -253,6 +253,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
 pub struct OutboundPolicy {
     rules: Arc<OutboundRules>,
     made: u32,
+    denied: u32,
     log: Arc<dyn LogSink>,
 }
 
@@ -261,11 +262,21 @@ impl OutboundPolicy {
         Self {
             rules,
             made: 0,
+            denied: 0,
             log,
         }
     }
 
-    fn deny(&self, why: String) -> Box<dyn Future<Output = Result<SendResult, HttpError>> + Send> {
+    /// Requests let through and requests denied, so far.
+    pub fn counts(&self) -> (u32, u32) {
+        (self.made, self.denied)
+    }
+
+    fn deny(
+        &mut self,
+        why: String,
+    ) -> Box<dyn Future<Output = Result<SendResult, HttpError>> + Send> {
+        self.denied += 1;
         self.log.line(LogStream::Host, Level::Warn, why);
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }

@@ -120,8 +120,27 @@ pub trait Artifacts: Send + Sync {
 #[async_trait]
 pub trait LogStore: Send + Sync {
     async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()>;
-    /// The newest `query.lines` lines that match, oldest first.
+    /// The newest `query.lines` lines that match (the oldest, with `oldest_first`), in
+    /// time order.
     async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>>;
+    /// Deletes lines older than `before_ms`, then the oldest lines until the rest take at
+    /// most `max_bytes`. Returns how many lines went.
+    async fn prune_logs(&self, before_ms: i64, max_bytes: u64) -> Result<u64>;
+}
+
+/// Usage, per function, version and minute.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds each record to the one for its function, version and minute.
+    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()>;
+    /// Records of minutes in `[start_ms, end_ms)`, of one function or all.
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+        function: Option<&FunctionName>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<UsageRecord>>;
 }
 
 /// API keys. Only a key's sha256 is stored; the key itself is shown once, at creation.
@@ -152,9 +171,9 @@ pub trait Secrets: Send + Sync {
 }
 
 /// Everything a node needs from storage, except KV.
-pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets {}
+pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore {}
 
-impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets> Store for T {}
+impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore> Store for T {}
 
 /// Users' KV stores. Every write is durable when it returns, and checks [`KvLimits`].
 /// Values of a missing store are an error ([`StoreError::NotFound`]); stores are created

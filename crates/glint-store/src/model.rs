@@ -279,16 +279,47 @@ pub struct LogRecord {
     /// `stdout`, `stderr` or `host`.
     pub stream: String,
     pub message: String,
+    /// The node and region that ran the invocation.
+    #[serde(default)]
+    pub node: String,
+    #[serde(default)]
+    pub region: String,
 }
 
-/// Which log lines to read back.
+/// Which log lines to read back: the newest `lines` that match, in time order (or
+/// newest first with `newest_first`).
 #[derive(Clone, Debug, Default)]
 pub struct LogQuery {
     pub function: Option<FunctionName>,
+    pub version: Option<VersionId>,
     pub execution_id: Option<String>,
+    /// From this time on (inclusive).
     pub since_ms: Option<i64>,
+    /// Before this time (exclusive).
+    pub until_ms: Option<i64>,
     pub min_level: Option<Level>,
+    pub node: Option<String>,
+    pub region: Option<String>,
     pub lines: usize,
+    /// The oldest matching lines instead of the newest.
+    pub oldest_first: bool,
+}
+
+/// What an invocation used, summed per function, version and minute.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UsageRecord {
+    pub function: FunctionName,
+    pub version: VersionId,
+    /// Start of the minute, in ms since the epoch.
+    pub minute_ms: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub wall_ms: u64,
+    pub cpu_us: u64,
+    /// Peak memory times wall time, in KiB·ms: the basis of GB-seconds.
+    pub memory_kib_ms: u64,
 }
 
 pub fn now_ms() -> i64 {

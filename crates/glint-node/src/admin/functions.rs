@@ -8,9 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use glint_runtime::Manifest;
-use glint_store::{
-    AliasName, AliasTarget, FunctionName, Level, LogQuery, VersionId, VersionRecord, now_ms,
-};
+use glint_store::{AliasName, AliasTarget, FunctionName, VersionId, VersionRecord};
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use serde::Deserialize;
@@ -464,81 +462,7 @@ pub async fn status(
         "route": f.route,
         "url": format!("{}{}", node.public_url, f.route),
         "ready": ready,
-        "regions": [{ "region": "local", "node": node.public_url, "ready": ready }],
+        "regions": [{ "region": &*node.region, "node": &*node.node_id, "url": node.public_url, "ready": ready }],
         "versions": versions,
     })))
-}
-
-#[derive(Deserialize, Default)]
-pub struct LogsQuery {
-    pub lines: Option<usize>,
-    /// Milliseconds since the epoch, or a duration back from now: `90s`, `10m`, `2h`, `1d`.
-    pub since: Option<String>,
-    pub execution_id: Option<String>,
-    pub level: Option<String>,
-}
-
-/// `10m` → milliseconds.
-pub fn parse_since(text: &str) -> Result<i64, ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_since",
-            format!(
-                "since {text:?} is invalid; use a duration such as 30s, 10m, 2h or 1d, or epoch milliseconds"
-            ),
-        )
-    };
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let unit_ms: i64 = match unit {
-        "" => return Ok(n),
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    Ok(now_ms().saturating_sub(n.saturating_mul(unit_ms)))
-}
-
-pub async fn logs(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    Path(name): Path<String>,
-    Query(q): Query<LogsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let name = function_name(&name)?;
-    node.store.function(&caller.tenant, &name).await?;
-    let query = LogQuery {
-        function: Some(name),
-        execution_id: q.execution_id,
-        since_ms: q.since.as_deref().map(parse_since).transpose()?,
-        min_level: q.level.as_deref().map(str::parse::<Level>).transpose()?,
-        lines: q.lines.unwrap_or(100).clamp(1, 10_000),
-    };
-    let lines = node.store.logs(&caller.tenant, query).await?;
-    Ok(Json(json!({ "lines": lines })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_durations_and_epoch_millis() {
-        let now = now_ms();
-        let ten_minutes_ago = parse_since("10m").unwrap();
-        assert!((now - 600_000 - ten_minutes_ago).abs() < 5_000);
-        assert_eq!(parse_since("1700000000000").unwrap(), 1_700_000_000_000);
-        assert!(
-            parse_since("99999999999999999d").unwrap() < 0,
-            "huge values saturate, not panic"
-        );
-        assert!(parse_since("ten").is_err());
-        assert!(parse_since("5y").is_err());
-    }
 }

@@ -7,7 +7,9 @@
 mod functions;
 mod keys;
 mod kv;
+mod logs;
 mod secrets;
+mod usage;
 
 use std::sync::Arc;
 
@@ -155,7 +157,13 @@ pub fn router(node: Arc<Node>) -> Router {
         )
         .route("/api/v1/functions/{name}/aliases", get(functions::aliases))
         .route("/api/v1/functions/{name}/env", get(functions::env))
-        .route("/api/v1/functions/{name}/logs", get(functions::logs))
+        .route("/api/v1/functions/{name}/logs", get(logs::function_logs))
+        .route("/api/v1/logs", get(logs::tenant_logs))
+        .route("/api/v1/logs/stream", get(logs::follow))
+        .route("/api/v1/usage", get(usage::usage))
+        .route("/api/v1/stats", get(usage::stats))
+        .route("/api/v1/stats/series", get(usage::series))
+        .route("/metrics", get(usage::metrics))
         .route("/api/v1/functions/{name}/status", get(functions::status))
         .route("/api/v1/kv", get(kv::stores))
         .route("/api/v1/kv/{store}/keys", get(kv::keys))

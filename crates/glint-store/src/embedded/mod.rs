@@ -82,6 +82,21 @@ CREATE TABLE IF NOT EXISTS logs (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_function ON logs (tenant, function, id);
+CREATE INDEX IF NOT EXISTS logs_time ON logs (ts_ms);
+CREATE TABLE IF NOT EXISTS usage (
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    minute_ms INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    bytes_in INTEGER NOT NULL,
+    bytes_out INTEGER NOT NULL,
+    wall_ms INTEGER NOT NULL,
+    cpu_us INTEGER NOT NULL,
+    memory_kib_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, function, minute_ms, version)
+);
 CREATE INDEX IF NOT EXISTS logs_execution ON logs (execution_id);
 CREATE TABLE IF NOT EXISTS secrets (
     tenant TEXT NOT NULL,
@@ -157,10 +172,14 @@ impl EmbeddedStore {
     /// Opens (or creates) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Db::open(path, SCHEMA)?;
-        db.conn.lock().map_err(|_| poisoned())?.execute(
-            "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
-            params![DEFAULT_TENANT, now_ms()],
-        )?;
+        {
+            let conn = db.conn.lock().map_err(|_| poisoned())?;
+            migrate(&conn)?;
+            conn.execute(
+                "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
+                params![DEFAULT_TENANT, now_ms()],
+            )?;
+        }
         Ok(Self { db })
     }
 
@@ -696,8 +715,8 @@ impl LogStore for EmbeddedStore {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO logs (tenant, function, version, execution_id, ts_ms, level, level_rank, stream, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO logs (tenant, function, version, execution_id, ts_ms, level, level_rank, stream, message, node, region)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 for l in &lines {
                     stmt.execute(params![
@@ -709,7 +728,9 @@ impl LogStore for EmbeddedStore {
                         l.level.as_str(),
                         level_rank(l.level),
                         l.stream,
-                        l.message
+                        l.message,
+                        l.node,
+                        l.region
                     ])?;
                 }
             }
@@ -723,7 +744,7 @@ impl LogStore for EmbeddedStore {
         let tenant = tenant.clone();
         self.with(move |conn| {
             let mut sql = String::from(
-                "SELECT function, version, execution_id, ts_ms, level, stream, message FROM logs WHERE tenant = ?1",
+                "SELECT function, version, execution_id, ts_ms, level, stream, message, node, region FROM logs WHERE tenant = ?1",
             );
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(tenant.to_string())];
             if let Some(f) = &query.function {
@@ -738,12 +759,27 @@ impl LogStore for EmbeddedStore {
                 args.push(Box::new(since));
                 sql.push_str(&format!(" AND ts_ms >= ?{}", args.len()));
             }
+            if let Some(until) = query.until_ms {
+                args.push(Box::new(until));
+                sql.push_str(&format!(" AND ts_ms < ?{}", args.len()));
+            }
+            if let Some(v) = query.version {
+                args.push(Box::new(v.0));
+                sql.push_str(&format!(" AND version = ?{}", args.len()));
+            }
+            for (column, value) in [("node", &query.node), ("region", &query.region)] {
+                if let Some(value) = value {
+                    args.push(Box::new(value.clone()));
+                    sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+                }
+            }
             if let Some(level) = query.min_level {
                 args.push(Box::new(level_rank(level)));
                 sql.push_str(&format!(" AND level_rank >= ?{}", args.len()));
             }
             args.push(Box::new(query.lines.max(1) as i64));
-            sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+            let order = if query.oldest_first { "ASC" } else { "DESC" };
+            sql.push_str(&format!(" ORDER BY id {order} LIMIT ?{}", args.len()));
             let mut stmt = conn.prepare(&sql)?;
             let refs: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
             let rows = stmt.query_map(refs.as_slice(), |r| {
@@ -755,11 +791,14 @@ impl LogStore for EmbeddedStore {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (function, version, execution_id, ts_ms, level, stream, message) = row?;
+                let (function, version, execution_id, ts_ms, level, stream, message, node, region) =
+                    row?;
                 out.push(LogRecord {
                     ts_ms,
                     tenant: tenant.clone(),
@@ -769,9 +808,142 @@ impl LogStore for EmbeddedStore {
                     level: level.parse()?,
                     stream,
                     message,
+                    node,
+                    region,
                 });
             }
-            out.reverse();
+            if !query.oldest_first {
+                out.reverse();
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn prune_logs(&self, before_ms: i64, max_bytes: u64) -> Result<u64> {
+        self.with(move |conn| {
+            let mut deleted =
+                conn.execute("DELETE FROM logs WHERE ts_ms < ?1", params![before_ms])? as u64;
+            // A line's size: its text plus what the other columns and the indexes take.
+            const ROW_OVERHEAD: i64 = 160;
+            let (count, bytes): (i64, i64) = conn.query_row(
+                "SELECT count(*), coalesce(sum(length(message)), 0) FROM logs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let total = bytes + count * ROW_OVERHEAD;
+            if total as u64 > max_bytes && count > 0 {
+                // Drop the oldest lines, as many as the average line size says are over,
+                // plus a tenth, so pruning does not run again at once.
+                let average = total / count;
+                let over = (total as u64 - max_bytes) as i64;
+                let n = (over / average.max(1) + 1 + count / 10).min(count);
+                deleted += conn.execute(
+                    "DELETE FROM logs WHERE id IN (SELECT id FROM logs ORDER BY id LIMIT ?1)",
+                    params![n],
+                )? as u64;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+}
+
+/// Brings a database made by an older Glint up to the current schema.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_node: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('logs') WHERE name = 'node'")?
+        .exists([])?;
+    if !has_node {
+        conn.execute_batch(
+            "ALTER TABLE logs ADD COLUMN node TEXT NOT NULL DEFAULT '';
+             ALTER TABLE logs ADD COLUMN region TEXT NOT NULL DEFAULT '';",
+        )?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl crate::UsageStore for EmbeddedStore {
+    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO usage (tenant, function, version, minute_ms, requests, errors, bytes_in, bytes_out, wall_ms, cpu_us, memory_kib_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (tenant, function, minute_ms, version) DO UPDATE SET
+                       requests = requests + ?5, errors = errors + ?6, bytes_in = bytes_in + ?7,
+                       bytes_out = bytes_out + ?8, wall_ms = wall_ms + ?9, cpu_us = cpu_us + ?10,
+                       memory_kib_ms = memory_kib_ms + ?11",
+                )?;
+                for r in &records {
+                    stmt.execute(params![
+                        tenant.as_str(),
+                        r.function.as_str(),
+                        r.version.0,
+                        r.minute_ms,
+                        r.requests as i64,
+                        r.errors as i64,
+                        r.bytes_in as i64,
+                        r.bytes_out as i64,
+                        r.wall_ms as i64,
+                        r.cpu_us as i64,
+                        r.memory_kib_ms as i64
+                    ])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage(
+        &self,
+        tenant: &TenantId,
+        function: Option<&FunctionName>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<UsageRecord>> {
+        let tenant = tenant.clone();
+        let function = function.cloned();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT function, version, minute_ms, requests, errors, bytes_in, bytes_out, wall_ms, cpu_us, memory_kib_ms
+                 FROM usage WHERE tenant = ?1 AND (?2 IS NULL OR function = ?2) AND minute_ms >= ?3 AND minute_ms < ?4
+                 ORDER BY minute_ms, function, version",
+            )?;
+            let rows = stmt.query_map(
+                params![tenant.as_str(), function.as_ref().map(|f| f.as_str()), start_ms, end_ms],
+                |r| {
+                    let mut n = [0i64; 7];
+                    for (i, slot) in n.iter_mut().enumerate() {
+                        *slot = r.get(3 + i)?;
+                    }
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?, n))
+                },
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, version, minute_ms, n) = row?;
+                out.push(UsageRecord {
+                    function: name.parse()?,
+                    version: VersionId(version),
+                    minute_ms,
+                    requests: n[0] as u64,
+                    errors: n[1] as u64,
+                    bytes_in: n[2] as u64,
+                    bytes_out: n[3] as u64,
+                    wall_ms: n[4] as u64,
+                    cpu_us: n[5] as u64,
+                    memory_kib_ms: n[6] as u64,
+                });
+            }
             Ok(out)
         })
         .await

@@ -1,0 +1,230 @@
+//! Guest log lines through the admin API: a filtered read, and live follow over
+//! Server-Sent Events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use glint_store::{FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Caller;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// With no time range, a read covers the last hour.
+const DEFAULT_RANGE_MS: i64 = 3_600_000;
+
+#[derive(Deserialize, Default)]
+pub struct LogsQuery {
+    pub function: Option<String>,
+    pub version: Option<String>,
+    pub lines: Option<usize>,
+    /// Epoch milliseconds, or a duration back from now (`90s`, `10m`, `2h`, `1d`).
+    pub start: Option<String>,
+    /// The same as `start`; the CLI's `--since`.
+    pub since: Option<String>,
+    pub end: Option<String>,
+    /// Oldest lines first instead of the newest.
+    #[serde(default)]
+    pub asc: bool,
+    pub execution_id: Option<String>,
+    pub level: Option<String>,
+    pub region: Option<String>,
+    pub node: Option<String>,
+}
+
+/// `10m` → that long ago, in epoch milliseconds; plain digits are epoch milliseconds.
+pub fn parse_time(key: &str, text: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_time",
+            format!(
+                "{key} {text:?} is invalid; use a duration back from now such as 30s, 10m, 2h or 1d, or epoch milliseconds"
+            ),
+        )
+    };
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let unit_ms: i64 = match unit {
+        "" => return Ok(n),
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    Ok(now_ms().saturating_sub(n.saturating_mul(unit_ms)))
+}
+
+fn level(text: Option<&str>) -> Result<Option<Level>, ApiError> {
+    Ok(text.map(str::parse::<Level>).transpose()?)
+}
+
+impl LogsQuery {
+    fn into_query(self, function: Option<FunctionName>) -> Result<LogQuery, ApiError> {
+        let function = match (function, &self.function) {
+            (Some(f), _) => Some(f),
+            (None, Some(name)) => Some(name.parse()?),
+            (None, None) => None,
+        };
+        let start = self.start.or(self.since);
+        let since_ms = start
+            .as_deref()
+            .map(|t| parse_time("start", t))
+            .transpose()?;
+        let until_ms = self
+            .end
+            .as_deref()
+            .map(|t| parse_time("end", t))
+            .transpose()?;
+        let since_ms = match (since_ms, until_ms) {
+            (None, None) => Some(now_ms() - DEFAULT_RANGE_MS),
+            (None, Some(end)) => Some(end - DEFAULT_RANGE_MS),
+            (since, _) => since,
+        };
+        Ok(LogQuery {
+            function,
+            version: self
+                .version
+                .as_deref()
+                .map(str::parse::<VersionId>)
+                .transpose()?,
+            execution_id: self.execution_id,
+            since_ms,
+            until_ms,
+            min_level: level(self.level.as_deref())?,
+            node: self.node,
+            region: self.region,
+            lines: self.lines.unwrap_or(100).clamp(1, 10_000),
+            oldest_first: self.asc,
+        })
+    }
+}
+
+/// `GET /api/v1/logs`: the tenant's lines, filtered.
+pub async fn tenant_logs(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let query = q.into_query(None)?;
+    let lines = node.store.logs(&caller.tenant, query).await?;
+    Ok(Json(json!({ "lines": lines })))
+}
+
+/// `GET /api/v1/functions/{name}/logs`: one function's lines, filtered.
+pub async fn function_logs(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let name: FunctionName = name.parse()?;
+    node.store.function(&caller.tenant, &name).await?;
+    let query = q.into_query(Some(name))?;
+    let lines = node.store.logs(&caller.tenant, query).await?;
+    Ok(Json(json!({ "lines": lines })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct FollowQuery {
+    pub function: Option<String>,
+    pub version: Option<String>,
+    pub level: Option<String>,
+    pub execution_id: Option<String>,
+}
+
+/// What a live follower wants to see.
+struct Follow {
+    tenant: TenantId,
+    function: Option<FunctionName>,
+    version: Option<VersionId>,
+    min_level: Option<Level>,
+    execution_id: Option<String>,
+}
+
+impl Follow {
+    fn wants(&self, l: &LogRecord) -> bool {
+        l.tenant == self.tenant
+            && self.function.as_ref().is_none_or(|f| *f == l.function)
+            && self.version.is_none_or(|v| v == l.version)
+            && self.min_level.is_none_or(|m| l.level >= m)
+            && self
+                .execution_id
+                .as_ref()
+                .is_none_or(|e| *e == l.execution_id)
+    }
+}
+
+/// `GET /api/v1/logs/stream`: lines as they are written, as Server-Sent Events. Each
+/// event's data is one line's JSON; a follower that falls behind gets a `skipped` event
+/// saying how many lines it missed.
+pub async fn follow(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Query(q): Query<FollowQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let follow = Follow {
+        tenant: caller.tenant,
+        function: q.function.as_deref().map(str::parse).transpose()?,
+        version: q.version.as_deref().map(str::parse).transpose()?,
+        min_level: level(q.level.as_deref())?,
+        execution_id: q.execution_id,
+    };
+    let rx = node.logs.follow();
+    let stream = futures::stream::unfold((rx, follow), |(mut rx, follow)| async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(line) if follow.wants(&line) => {
+                    Event::default().data(serde_json::to_string(&*line).unwrap_or_default())
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => Event::default().event("skipped").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, Infallible>(event), (rx, follow)));
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_take_durations_and_epoch_millis() {
+        let now = now_ms();
+        let ten_minutes_ago = parse_time("start", "10m").unwrap();
+        assert!((now - 600_000 - ten_minutes_ago).abs() < 5_000);
+        assert_eq!(
+            parse_time("start", "1700000000000").unwrap(),
+            1_700_000_000_000
+        );
+        assert!(
+            parse_time("start", "99999999999999999d").unwrap() < 0,
+            "huge values saturate, not panic"
+        );
+        assert!(parse_time("start", "ten").is_err());
+        assert!(parse_time("end", "5y").unwrap_err().message.contains("end"));
+    }
+
+    #[test]
+    fn no_range_means_the_last_hour() {
+        let q = LogsQuery::default().into_query(None).unwrap();
+        let since = q.since_ms.unwrap();
+        assert!((now_ms() - DEFAULT_RANGE_MS - since).abs() < 5_000);
+        assert_eq!(q.until_ms, None);
+    }
+}

@@ -1,0 +1,367 @@
+//! The node's Prometheus metrics, served as text at `/metrics` on the admin listener.
+//!
+//! Labels are bounded: tenant, function, version and small enums (status class, result,
+//! source), never execution ids or paths. Counters that the runtime already keeps
+//! (compiles, cache loads) and the process's own gauges are read at scrape time by
+//! [`NodeCollector`], so the request path never touches them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use glint_runtime::{Runtime, Usage};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    pub tenant: String,
+    pub function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub tenant: String,
+    pub function: String,
+    pub version: String,
+    /// `2xx`, `4xx`, `5xx`...
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub tenant: String,
+    pub function: String,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ColdStartLabels {
+    pub tenant: String,
+    pub function: String,
+    /// `cache` (mapped in from the compile cache) or `compile`.
+    pub source: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: Family<FunctionLabels, Histogram>,
+    pub in_flight: Family<FunctionLabels, Gauge>,
+    pub queued: Family<FunctionLabels, Gauge>,
+    pub cold_starts: Family<ColdStartLabels, Counter>,
+    guest_cpu: Family<FunctionLabels, Counter<f64, AtomicU64>>,
+    guest_memory_peak: Family<FunctionLabels, Gauge>,
+    outbound: Family<ResultLabels, Counter>,
+    kv_ops: Family<ResultLabels, Counter>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 µs to about 26 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 19,
+    ))
+}
+
+impl Metrics {
+    pub fn new(collector: NodeCollector) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "glint_requests",
+            "Data-plane requests by function, version and status class",
+            requests.clone(),
+        );
+        let duration = Family::<FunctionLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "glint_request_duration",
+            "Time from a request's arrival to the end of its response body",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let in_flight = Family::<FunctionLabels, Gauge>::default();
+        registry.register(
+            "glint_requests_in_flight",
+            "Requests running in a guest now",
+            in_flight.clone(),
+        );
+        let queued = Family::<FunctionLabels, Gauge>::default();
+        registry.register(
+            "glint_requests_queued",
+            "Requests waiting for a concurrency slot now",
+            queued.clone(),
+        );
+        let cold_starts = Family::<ColdStartLabels, Counter>::default();
+        registry.register(
+            "glint_cold_starts",
+            "Versions made ready on this node for their first request, from the compile cache or by compiling",
+            cold_starts.clone(),
+        );
+        let guest_cpu = Family::<FunctionLabels, Counter<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "glint_guest_cpu",
+            "Time guests spent running",
+            Unit::Seconds,
+            guest_cpu.clone(),
+        );
+        let guest_memory_peak = Family::<FunctionLabels, Gauge>::default();
+        registry.register_with_unit(
+            "glint_guest_memory_peak",
+            "The largest linear memory any invocation of the function has had",
+            Unit::Bytes,
+            guest_memory_peak.clone(),
+        );
+        let outbound = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "glint_outbound_requests",
+            "Outbound HTTP requests by result (allowed, denied)",
+            outbound.clone(),
+        );
+        let kv_ops = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "glint_kv_operations",
+            "KV calls by result (ok, denied, error)",
+            kv_ops.clone(),
+        );
+        registry.register_collector(Box::new(collector));
+        Self {
+            registry,
+            requests,
+            duration,
+            in_flight,
+            queued,
+            cold_starts,
+            guest_cpu,
+            guest_memory_peak,
+            outbound,
+            kv_ops,
+        }
+    }
+
+    /// Adds what one invocation used.
+    pub fn record_usage(&self, labels: &FunctionLabels, usage: &Usage) {
+        self.guest_cpu
+            .get_or_create(labels)
+            .inc_by(usage.cpu.as_secs_f64());
+        let peak = self.guest_memory_peak.get_or_create(labels);
+        let bytes = usage.peak_memory_bytes as i64;
+        if bytes > peak.get() {
+            peak.set(bytes);
+        }
+        let result = |result| ResultLabels {
+            tenant: labels.tenant.clone(),
+            function: labels.function.clone(),
+            result,
+        };
+        for (name, n) in [
+            ("allowed", usage.outbound_allowed),
+            ("denied", usage.outbound_denied),
+        ] {
+            if n > 0 {
+                self.outbound.get_or_create(&result(name)).inc_by(n as u64);
+            }
+        }
+        for (name, n) in [
+            ("ok", usage.kv.ok),
+            ("denied", usage.kv.denied),
+            ("error", usage.kv.errors),
+        ] {
+            if n > 0 {
+                self.kv_ops.get_or_create(&result(name)).inc_by(n as u64);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// `2xx` for 200..=299, and so on.
+pub fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Node-wide values read at scrape time.
+pub struct NodeCollector {
+    pub runtime: Arc<Runtime>,
+    pub log_lines_dropped: Arc<AtomicU64>,
+    pub functions: Arc<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for NodeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeCollector")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: impl Into<f64>,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value.into());
+    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: impl Into<f64>,
+) -> std::fmt::Result {
+    let metric = ConstGauge::new(value.into());
+    metric.encode(encoder.encode_descriptor(name, help, unit, metric.metric_type())?)
+}
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let stats = &self.runtime.stats;
+        let e = &mut encoder;
+        counter(
+            e,
+            "glint_compiles",
+            "Components compiled on this node",
+            None,
+            stats.compiles.load(Ordering::Relaxed) as f64,
+        )?;
+        counter(
+            e,
+            "glint_compile",
+            "Time spent compiling components",
+            Some(&Unit::Seconds),
+            stats.compile_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )?;
+        counter(
+            e,
+            "glint_compile_cache_loads",
+            "Components mapped in from the compile cache",
+            None,
+            stats.cache_loads.load(Ordering::Relaxed) as f64,
+        )?;
+        counter(
+            e,
+            "glint_log_lines_dropped",
+            "Guest log lines dropped because the log writer fell behind",
+            None,
+            self.log_lines_dropped.load(Ordering::Relaxed) as f64,
+        )?;
+        gauge(
+            e,
+            "glint_functions",
+            "Functions routed on this node",
+            None,
+            (self.functions)() as f64,
+        )?;
+        if let Some(p) = process::read() {
+            counter(
+                e,
+                "process_cpu",
+                "User and system CPU time of the node process",
+                Some(&Unit::Seconds),
+                p.cpu_seconds,
+            )?;
+            gauge(
+                e,
+                "process_resident_memory",
+                "Resident memory of the node process",
+                Some(&Unit::Bytes),
+                p.resident_bytes as f64,
+            )?;
+            gauge(
+                e,
+                "process_virtual_memory",
+                "Virtual memory of the node process",
+                Some(&Unit::Bytes),
+                p.virtual_bytes as f64,
+            )?;
+            gauge(
+                e,
+                "process_open_fds",
+                "Open file descriptors of the node process",
+                None,
+                p.open_fds as f64,
+            )?;
+            gauge(
+                e,
+                "process_threads",
+                "Threads of the node process",
+                None,
+                p.threads as f64,
+            )?;
+            gauge(
+                e,
+                "process_start_time",
+                "When the node process started, in seconds since the epoch",
+                Some(&Unit::Seconds),
+                p.start_time_seconds,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The process gauges Prometheus clients conventionally export, read from `/proc`.
+/// Written here because no well-kept crate offers them for prometheus-client.
+mod process {
+    pub struct Process {
+        pub cpu_seconds: f64,
+        pub resident_bytes: u64,
+        pub virtual_bytes: u64,
+        pub open_fds: usize,
+        pub threads: u64,
+        pub start_time_seconds: f64,
+    }
+
+    #[cfg(target_os = "linux")]
+    pub fn read() -> Option<Process> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        Some(Process {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+            threads: field(20)?,
+            start_time_seconds: boot + field(22)? as f64 / ticks,
+            virtual_bytes: field(23)?,
+            resident_bytes: field(24)? * page,
+            open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count(),
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn read() -> Option<Process> {
+        None
+    }
+}
