@@ -209,16 +209,6 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_format_as_utc() {
-        assert_eq!(super::time(0), "1970-01-01 00:00:00");
-        assert_eq!(super::time(1_795_703_011_747), "2026-11-26 14:23:31");
-        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
-    }
-}
-
 /// Usage per period, as `glint metrics` prints it.
 pub fn usage(v: &Value) {
     let rows: Vec<Vec<String>> = v["buckets"]
@@ -255,4 +245,14 @@ fn usage_row(label: String, b: &Value) -> Vec<String> {
         size(n("bytes_in")),
         size(n("bytes_out")),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_format_as_utc() {
+        assert_eq!(super::time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time(1_795_703_011_747), "2026-11-26 14:23:31");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
+    }
 }
