@@ -2,7 +2,7 @@
 //! (`.glint/`), deploy, print the URL and stream the function's log lines; with
 //! `--watch`, rebuild and redeploy on every saved change.
 
-use std::collections::HashSet;
+use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,14 +55,17 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         log_retention: glint_node::logs::Retention::default(),
     })
     .await?;
-    let key = std::fs::read_to_string(data_dir.join("admin-key"))
-        .ok()
-        .map(|k| k.trim().to_string());
-    let client = Client::new(&server.admin_url, key, None)?;
+    let client = Client::new(&server.admin_url, read_key(&data_dir), None)?;
     let body = deploy(&client, &name, built).await?;
-    // Lines from now on are followed; taken before the URL is printed, so the first
-    // request's lines are never missed.
-    let follow_from = glint_store::now_ms();
+    // Following starts before the URL is printed, so the first request's lines are
+    // never missed.
+    let live = client
+        .send(
+            client
+                .request(reqwest::Method::GET, "/api/v1/logs/stream")
+                .query(&[("function", name.as_str())]),
+        )
+        .await?;
     println!(
         "serving {name} {} at {}",
         body["version"].as_str().unwrap_or("?"),
@@ -82,11 +85,7 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         println!("Ctrl-C stops");
     }
 
-    let logs = tokio::spawn(follow_logs(
-        Client::new(&server.admin_url, read_key(&data_dir), None)?,
-        name.clone(),
-        follow_from,
-    ));
+    let logs = tokio::spawn(print_logs(live));
     let result = if options.watch {
         tokio::select! {
             r = watch(&project.dir, &options.path, &client, &name) => r,
@@ -184,38 +183,12 @@ async fn watch(dir: &Path, path: &Path, client: &Client, name: &FunctionName) ->
     Ok(())
 }
 
-/// Prints the function's new log lines as they arrive.
-async fn follow_logs(client: Client, name: FunctionName, from_ms: i64) {
-    let mut since = from_ms;
-    let mut seen_at_since: HashSet<(String, String)> = HashSet::new();
-    loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let Ok(body) = client
-            .get(&format!(
-                "/api/v1/functions/{name}/logs?since={since}&lines=1000"
-            ))
-            .await
-        else {
-            continue;
-        };
-        for line in body["lines"].as_array().into_iter().flatten() {
-            let ts = line["ts_ms"].as_i64().unwrap_or(0);
-            let key = (
-                line["execution_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                line["message"].as_str().unwrap_or_default().to_string(),
-            );
-            if ts < since || (ts == since && seen_at_since.contains(&key)) {
-                continue;
-            }
-            if ts > since {
-                since = ts;
-                seen_at_since.clear();
-            }
-            seen_at_since.insert(key);
-            output::log_line(line);
+/// Prints the function's log lines as they arrive over the live-follow stream.
+async fn print_logs(live: reqwest::Response) {
+    let mut events = crate::client::sse_events(live);
+    while let Some(Ok(event)) = events.next().await {
+        if let Ok(line) = serde_json::from_str::<serde_json::Value>(&event.data) {
+            output::log_line(&line);
         }
     }
 }
