@@ -243,7 +243,10 @@ async fn log_filters_and_live_follow() {
         .to_str()
         .unwrap()
         .to_string();
+    // Clear of the first line's millisecond, and of the next ones'.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let started = glint_store_now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
     for i in 0..5 {
         node.call(&format!("/hello/n{i}")).await;
     }
