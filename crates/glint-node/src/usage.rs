@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use glint_runtime::Usage;
 use glint_store::{FunctionName, Store, TenantId, UsageRecord, VersionId, now_ms};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::watch;
 
 use crate::metrics::{FunctionLabels, Metrics, RequestLabels, status_class};
@@ -76,13 +79,18 @@ impl Recent {
     }
 }
 
-/// What one version's requests and guests add to.
+/// What one version's requests and guests add to. The metric handles are looked up once,
+/// here, so a request allocates nothing to be counted.
 pub struct VersionMeter {
     counters: Counters,
     pub recent: Arc<Recent>,
     labels: FunctionLabels,
-    version: String,
     metrics: Arc<Metrics>,
+    /// `glint_requests_total` for status classes 1xx..5xx.
+    requests: [Counter; 5],
+    duration: Histogram,
+    in_flight: Gauge,
+    queued: Gauge,
 }
 
 impl VersionMeter {
@@ -92,12 +100,12 @@ impl VersionMeter {
 
     /// A request is waiting for a concurrency slot; the guard counts it until dropped.
     pub fn queued(&self) -> GaugeGuard {
-        GaugeGuard::inc(self.metrics.queued.get_or_create(&self.labels).clone())
+        GaugeGuard::inc(self.queued.clone())
     }
 
     /// A request is running in a guest; the guard counts it until dropped.
     pub fn in_flight(&self) -> GaugeGuard {
-        GaugeGuard::inc(self.metrics.in_flight.get_or_create(&self.labels).clone())
+        GaugeGuard::inc(self.in_flight.clone())
     }
 
     /// One finished request: its status, size and time from arrival to the end of its
@@ -111,19 +119,9 @@ impl VersionMeter {
         c.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         c.wall_ms
             .fetch_add(took.as_millis() as u64, Ordering::Relaxed);
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                tenant: self.labels.tenant.clone(),
-                function: self.labels.function.clone(),
-                version: self.version.clone(),
-                status: status_class(status),
-            })
-            .inc();
-        self.metrics
-            .duration
-            .get_or_create(&self.labels)
-            .observe(took.as_secs_f64());
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.requests[class].inc();
+        self.duration.observe(took.as_secs_f64());
         push_bounded(
             &self.recent.requests,
             Sample {
@@ -177,10 +175,10 @@ impl VersionMeter {
 }
 
 /// Adds one to a gauge now and takes it off when dropped.
-pub struct GaugeGuard(prometheus_client::metrics::gauge::Gauge);
+pub struct GaugeGuard(Gauge);
 
 impl GaugeGuard {
-    fn inc(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+    fn inc(gauge: Gauge) -> Self {
         gauge.inc();
         Self(gauge)
     }
@@ -222,15 +220,30 @@ impl Meter {
         versions
             .entry((tenant.clone(), function.clone(), version))
             .or_insert_with(|| {
+                let labels = FunctionLabels {
+                    tenant: tenant.to_string(),
+                    function: function.to_string(),
+                };
+                let m = &self.metrics;
+                let requests = [100, 200, 300, 400, 500].map(|status| {
+                    m.requests
+                        .get_or_create(&RequestLabels {
+                            tenant: labels.tenant.clone(),
+                            function: labels.function.clone(),
+                            version: version.to_string(),
+                            status: status_class(status),
+                        })
+                        .clone()
+                });
                 Arc::new(VersionMeter {
                     counters: Counters::default(),
                     recent,
-                    labels: FunctionLabels {
-                        tenant: tenant.to_string(),
-                        function: function.to_string(),
-                    },
-                    version: version.to_string(),
-                    metrics: self.metrics.clone(),
+                    requests,
+                    duration: m.duration.get_or_create(&labels).clone(),
+                    in_flight: m.in_flight.get_or_create(&labels).clone(),
+                    queued: m.queued.get_or_create(&labels).clone(),
+                    labels,
+                    metrics: m.clone(),
                 })
             })
             .clone()
