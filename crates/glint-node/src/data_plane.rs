@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glint_runtime::{GuestResponse, Invocation, into_boxed_body};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
@@ -109,6 +109,30 @@ async fn dispatch(
     let entry = entry.clone();
     drop(routes);
     run(node, &entry, &slot, req, guest_path, execution_id).await
+}
+
+/// Browsers send a cookie to every port of its host, so the dashboard's session cookie
+/// would reach guests on the data plane; it never does.
+fn strip_session_cookie(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(COOKIE) {
+        return;
+    }
+    let prefix = format!("{}=", crate::admin::SESSION_COOKIE);
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !pair.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, v);
+    }
 }
 
 /// The path and query the guest sees: what follows its route, `/` at the least.
@@ -282,6 +306,7 @@ async fn invoke(
     if let Ok(prefix) = HeaderValue::from_str(&entry.route) {
         parts.headers.insert("x-forwarded-prefix", prefix);
     }
+    strip_session_cookie(&mut parts.headers);
     let request = Request::from_parts(parts, body);
 
     let compiled = node.compiled(&entry.tenant, slot).await?;
@@ -302,4 +327,26 @@ async fn invoke(
     };
     let response = node.runtime.invoke(&compiled, request, invocation).await?;
     Ok((response, permit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_never_reaches_a_guest() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; glint_key=glint_secret; b=2"),
+        );
+        headers.append(COOKIE, HeaderValue::from_static("glint_key=again"));
+        strip_session_cookie(&mut headers);
+        assert_eq!(headers.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(headers[COOKIE], "a=1; b=2");
+        let mut only = http::HeaderMap::new();
+        only.insert(COOKIE, HeaderValue::from_static("glint_key=x"));
+        strip_session_cookie(&mut only);
+        assert!(only.get(COOKIE).is_none());
+    }
 }

@@ -63,7 +63,10 @@ async fn auth(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match caller(&node, needed, req.headers()) {
+    // The dashboard's cookie only reads: a page elsewhere on this host (a function, on
+    // the data plane) cannot make a signed-in browser deploy or delete anything.
+    let cookie_allowed = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    match caller(&node, needed, req.headers(), cookie_allowed) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -79,7 +82,7 @@ async fn auth(
 pub const SESSION_COOKIE: &str = "glint_key";
 
 /// The key in the dashboard's session cookie, if the request carries one.
-fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
+pub(crate) fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
@@ -92,7 +95,12 @@ fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
 }
 
 /// Who the request's key belongs to, if the key is live and its role is enough.
-fn caller(node: &Node, needed: Role, headers: &http::HeaderMap) -> Result<Caller, ApiError> {
+fn caller(
+    node: &Node,
+    needed: Role,
+    headers: &http::HeaderMap,
+    cookie_allowed: bool,
+) -> Result<Caller, ApiError> {
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -102,7 +110,8 @@ fn caller(node: &Node, needed: Role, headers: &http::HeaderMap) -> Result<Caller
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let Some(key) = bearer.or_else(|| session_cookie(headers)) else {
+    let cookie = cookie_allowed.then(|| session_cookie(headers)).flatten();
+    let Some(key) = bearer.or(cookie) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

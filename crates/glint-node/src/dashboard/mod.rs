@@ -1,11 +1,284 @@
 //! The web dashboard, served on the admin listener under `/dashboard`.
+//!
+//! The server's part is small: a sign-in form that checks an API key and keeps it in an
+//! HttpOnly cookie, and a page and its assets built into the binary (no CDN, no network
+//! fonts, so it works offline). What the page shows, `assets/app.js` reads from the same
+//! `/api/v1` the CLI uses, authenticated by that cookie, so the dashboard never sees more
+//! than its key may.
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{Form, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Router, http};
+use glint_store::ApiKeyRecord;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use serde::Deserialize;
 
+use crate::admin::{SESSION_COOKIE, session_cookie};
 use crate::node::Node;
+
+const APP_HTML: &str = include_str!("assets/app.html");
+const SIGN_IN_HTML: &str = include_str!("assets/sign-in.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const APP_CSS: &str = include_str!("assets/app.css");
+const ICON_SVG: &str = include_str!("assets/icon.svg");
+
+/// Where the dashboard lives, and where signing in and out land.
+const HOME: &str = "/dashboard";
+const SIGN_IN: &str = "/dashboard/sign-in";
+
+/// The page may load only what the node itself serves; the script builds its DOM with
+/// `textContent`, and this keeps a log line that slipped into markup from ever running.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+     style-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 pub fn router(_node: Arc<Node>) -> Router<Arc<Node>> {
     Router::new()
+        .route("/", get(|| async { Redirect::to(HOME) }))
+        .route("/dashboard", get(app))
+        .route("/dashboard/", get(|| async { Redirect::to(HOME) }))
+        .route("/dashboard/sign-in", get(sign_in_form).post(sign_in))
+        .route("/dashboard/sign-out", axum::routing::post(sign_out))
+        .route("/dashboard/assets/{file}", get(asset))
+}
+
+/// The dashboard for a signed-in key; anyone else is sent to the sign-in form.
+async fn app(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    match session_cookie(&headers) {
+        Some(key) => match node.keys.check(key) {
+            Some(record) => page(StatusCode::OK, app_page(&record)),
+            // A revoked key: forget it, and say why the operator is asked again.
+            None => with_cookie(
+                sign_in_page(
+                    StatusCode::UNAUTHORIZED,
+                    "Your API key is no longer valid. Sign in with a current key.",
+                ),
+                &clear_cookie(&node),
+            ),
+        },
+        None => Redirect::to(SIGN_IN).into_response(),
+    }
+}
+
+async fn sign_in_form() -> Response {
+    sign_in_page(StatusCode::OK, "")
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    key: String,
+}
+
+/// Checks the posted key; a live one goes into the session cookie.
+async fn sign_in(
+    State(node): State<Arc<Node>>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if !same_origin(&uri, &headers) {
+        return cross_origin_refused();
+    }
+    let key = form.key.trim();
+    if key.is_empty() {
+        return sign_in_page(StatusCode::BAD_REQUEST, "Enter an API key.");
+    }
+    if node.keys.check(key).is_none() {
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            "That key is not valid: it may be mistyped or revoked. The node's first admin key \
+             is in its data dir, in the file admin-key.",
+        );
+    }
+    let Some(cookie) = session_cookie_for(&node, key) else {
+        return sign_in_page(
+            StatusCode::BAD_REQUEST,
+            "This key has characters a browser cookie cannot hold; use it with the CLI, or \
+             make a key for the dashboard with `glint keys create dashboard --role read`.",
+        );
+    };
+    with_cookie(Redirect::to(HOME).into_response(), &cookie)
+}
+
+async fn sign_out(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap) -> Response {
+    if !same_origin(&uri, &headers) {
+        return cross_origin_refused();
+    }
+    with_cookie(Redirect::to(SIGN_IN).into_response(), &clear_cookie(&node))
+}
+
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (body, content_type) = match file.as_str() {
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        "icon.svg" => (ICON_SVG, "image/svg+xml"),
+        _ => return (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response(),
+    };
+    // Revalidated on every load, so a new build of the node is never paired with an
+    // old script; the files are small and come from the same machine.
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response()
+}
+
+/// The page shell, with who is signed in, for the header.
+fn app_page(record: &ApiKeyRecord) -> String {
+    APP_HTML
+        .replace("{{tenant}}", &escape_html(record.tenant.as_str()))
+        .replace("{{role}}", &escape_html(record.role.as_str()))
+        .replace("{{key_name}}", &escape_html(&record.name))
+        .replace("{{key_prefix}}", &escape_html(&record.prefix))
+}
+
+fn sign_in_page(status: StatusCode, error: &str) -> Response {
+    let error = if error.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r#"<p class="form-error" role="alert" id="sign-in-error">{}</p>"#,
+            escape_html(error)
+        )
+    };
+    page(status, SIGN_IN_HTML.replace("{{error}}", &error))
+}
+
+/// An HTML page that is never cached and never framed.
+fn page(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (CACHE_CONTROL, "no-store"),
+            (
+                http::header::CONTENT_SECURITY_POLICY,
+                CONTENT_SECURITY_POLICY,
+            ),
+            (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Not `no-referrer`: under it a browser sends `Origin: null` with form
+            // posts, and `same_origin` could no longer tell ours from a forged one.
+            (http::header::REFERRER_POLICY, "same-origin"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// Whether cookies must be `Secure`: both listeners speak TLS or neither does, and the
+/// node's public URL says which.
+fn tls(node: &Node) -> bool {
+    node.public_url.starts_with("https://")
+}
+
+/// The session cookie holding `key`, or None if the key cannot be a cookie value (an
+/// admin key from `GLINT_ADMIN_KEY` may hold any character; generated keys always can).
+fn session_cookie_for(node: &Node, key: &str) -> Option<String> {
+    let cookie_safe = key
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'));
+    // A session cookie (no Max-Age): signing in again after the browser closes is cheap,
+    // and a key is not left on disk in a profile longer than needed.
+    cookie_safe.then(|| cookie_attributes(node, &format!("{SESSION_COOKIE}={key}")))
+}
+
+fn clear_cookie(node: &Node) -> String {
+    cookie_attributes(node, &format!("{SESSION_COOKIE}=; Max-Age=0"))
+}
+
+/// `Path=/` because the page's script calls `/api/v1`, outside `/dashboard`.
+fn cookie_attributes(node: &Node, pair: &str) -> String {
+    let secure = if tls(node) { "; Secure" } else { "" };
+    format!("{pair}; Path=/; HttpOnly; SameSite=Strict{secure}")
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
+}
+
+/// Whether a form post came from a page of this node. Browsers send `Origin` with every
+/// POST; refusing a foreign one stops another site from signing a visitor in with its
+/// own key, or out.
+fn same_origin(uri: &Uri, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return true; // not a browser form post (curl, a script): nothing to forge
+    };
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+fn cross_origin_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "this form must be sent from the dashboard's own page\n",
+    )
+        .into_response()
+}
+
+/// Escapes text for HTML. The pages are fixed templates with a few holes, so this is all
+/// the templating they need.
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape_html(r#"<b a="1">&'"#),
+            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;"
+        );
+    }
+
+    #[test]
+    fn form_posts_must_come_from_this_origin() {
+        let uri: Uri = "/dashboard/sign-in".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::HOST, "127.0.0.1:9090".parse().unwrap());
+        assert!(same_origin(&uri, &headers), "no Origin: not a browser");
+        headers.insert(
+            http::header::ORIGIN,
+            "http://127.0.0.1:9090".parse().unwrap(),
+        );
+        assert!(same_origin(&uri, &headers));
+        headers.insert(
+            http::header::ORIGIN,
+            "http://127.0.0.1:8080".parse().unwrap(),
+        );
+        assert!(
+            !same_origin(&uri, &headers),
+            "the data plane is another origin"
+        );
+        headers.insert(http::header::ORIGIN, "null".parse().unwrap());
+        assert!(!same_origin(&uri, &headers));
+    }
 }
