@@ -110,6 +110,12 @@ async fn metrics_and_usage_match_the_requests_sent() {
         204
     );
     assert_eq!(node.call("/caps/kv/other/k").await.0, 500);
+    // A function with no [outbound] section: its one call out is denied.
+    admin.deploy_ok("closed", "", guest("fetcher")).await;
+    let (_, denied) = node
+        .call("/closed/?url=http%3A%2F%2F127.0.0.1%3A9%2F")
+        .await;
+    assert!(denied.contains("Denied"), "{denied}");
 
     let samples = scrape(&node).await;
     let hello = [("function", "hello")];
@@ -158,9 +164,25 @@ async fn metrics_and_usage_match_the_requests_sent() {
         ),
         1.0
     );
+    assert_eq!(
+        sample(
+            &samples,
+            "glint_outbound_requests_total",
+            &[("function", "closed"), ("result", "denied")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "glint_outbound_requests_total",
+            &[("function", "closed"), ("result", "allowed")]
+        ),
+        0.0
+    );
     assert_eq!(sample(&samples, "glint_requests_in_flight", &hello), 0.0);
     assert!(sample(&samples, "process_resident_memory_bytes", &[]) > 1e6);
-    assert!(sample(&samples, "glint_compiles_total", &[]) >= 3.0);
+    assert!(sample(&samples, "glint_compiles_total", &[]) >= 4.0);
     // Bounded labels: nothing like an execution id or a path.
     for (name, labels, _) in &samples {
         for (k, v) in labels {
@@ -396,9 +418,20 @@ async fn old_and_excess_log_lines_are_pruned() {
         )
         .await;
     assert_eq!(status, 204);
+    let mut last_id = String::new();
     for _ in 0..400 {
-        assert_eq!(node.call("/caps/print/LONG").await.0, 204);
+        let resp = node.get("/caps/print/LONG").await;
+        assert_eq!(resp.status(), 204);
+        last_id = resp.headers()["x-glint-execution-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
     }
+    // Every line is stored before the size is judged.
+    let last = admin
+        .wait_for_logs("caps", &last_id, |l| !l.is_empty())
+        .await;
+    assert_eq!(last.len(), 1);
     let lines = async || -> Vec<Value> { admin.logs("caps", "lines=10000&since=1h").await };
     let kept = eventually(10, async || {
         let l = lines().await;
@@ -407,8 +440,7 @@ async fn old_and_excess_log_lines_are_pruned() {
     .await
     .expect("lines over the size limit are pruned");
     // The oldest went first: the newest line is still there.
-    let newest = admin.logs("caps", "lines=1&since=1h").await;
-    assert_eq!(kept.last(), newest.last());
+    assert_eq!(kept.last(), last.last());
     // ...and after the age limit, none are left.
     eventually(20, async || lines().await.is_empty().then_some(()))
         .await

@@ -5,18 +5,8 @@ use glint_e2e::{Node, glint_bin};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn both_listeners_speak_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-
-    let node = Node::start_with_args(&[
-        "--tls-cert",
-        cert_path.to_str().unwrap(),
-        "--tls-key",
-        key_path.to_str().unwrap(),
-    ]);
+    let (node, cert) = Node::start_tls();
+    let cert_path = &cert.path;
     assert!(
         node.data_url.starts_with("https://localhost:"),
         "{}",
@@ -29,7 +19,7 @@ async fn both_listeners_speak_tls() {
     );
 
     let trusted = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.pem.as_bytes()).unwrap())
         .build()
         .unwrap();
     let mut admin = node.admin();
@@ -77,7 +67,7 @@ async fn both_listeners_speak_tls() {
             &node.key,
             "--ca-cert",
         ])
-        .arg(&cert_path)
+        .arg(cert_path)
         .output()
         .unwrap();
     assert!(

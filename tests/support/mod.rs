@@ -84,6 +84,13 @@ pub fn upstream() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     (port, hits)
 }
 
+/// A self-signed certificate a test node serves, kept on disk while the test runs.
+pub struct TestCert {
+    pub path: PathBuf,
+    pub pem: String,
+    _dir: tempfile::TempDir,
+}
+
 /// One running `glint serve`, killed when dropped.
 pub struct Node {
     pub data_dir: PathBuf,
@@ -124,6 +131,31 @@ impl Node {
         let mut node = Node::launch(tmp.path(), None, args);
         node._tmp = Some(tmp);
         node
+    }
+
+    /// Starts a node serving both listeners over TLS with a fresh self-signed certificate
+    /// for `localhost`. Returns the node and the certificate (PEM file and text).
+    pub fn start_tls() -> (Node, TestCert) {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        let node = Node::start_with_args(&[
+            "--tls-cert",
+            cert_path.to_str().unwrap(),
+            "--tls-key",
+            key_path.to_str().unwrap(),
+        ]);
+        let pem = cert.cert.pem();
+        (
+            node,
+            TestCert {
+                path: cert_path,
+                pem,
+                _dir: dir,
+            },
+        )
     }
 
     fn launch(data_dir: &Path, admin_key: Option<&str>, extra_args: &[&str]) -> Node {

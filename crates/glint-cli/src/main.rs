@@ -568,25 +568,11 @@ fn command() -> clap::Command {
     inherit(Cli::command(), None)
 }
 
-/// `90s`, `10m`, `12h`, `7d` (or plain seconds) as a duration.
+/// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write 90s, 10m, 12h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?} has an unknown unit; use s, m, h or d")),
-    };
-    Ok(std::time::Duration::from_secs(
-        n.saturating_mul(secs).max(1),
-    ))
+    glint_store::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration; write 90s, 10m, 12h or 7d"))
 }
 
 fn main() -> ExitCode {

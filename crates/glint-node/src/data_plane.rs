@@ -7,7 +7,6 @@
 //! `x-glint-execution-id`, the id on each of the invocation's log lines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -188,7 +187,7 @@ async fn run(
         started: Instant::now(),
         status: 500,
         bytes_in: 0,
-        bytes_out: AtomicU64::new(0),
+        bytes_out: 0,
         _in_flight: None,
     };
     match invoke(node, entry, slot, req, guest_path, execution_id, &mut timer).await {
@@ -203,11 +202,10 @@ async fn run(
             Ok(response.map(|body| {
                 into_boxed_body(body)
                     .map_frame(move |frame| {
-                        let _held = &permit;
+                        // Whole places, so the closure owns the permit and the timer.
+                        let (_held, timer) = (&permit, &mut timer);
                         if let Some(data) = frame.data_ref() {
-                            timer
-                                .bytes_out
-                                .fetch_add(data.len() as u64, Ordering::Relaxed);
+                            timer.bytes_out += data.len() as u64;
                         }
                         frame
                     })

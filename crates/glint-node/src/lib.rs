@@ -154,7 +154,8 @@ impl Server {
         let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
 
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (log_pipe, log_writer) = logs::start_writer(store.clone(), stop_rx.clone());
+        let identity = (config.node_id.clone(), config.region.clone());
+        let (log_pipe, log_writer) = logs::start_writer(store.clone(), identity, stop_rx.clone());
         let routed = Arc::new(std::sync::OnceLock::<std::sync::Weak<Node>>::new());
         let collector = metrics::NodeCollector {
             runtime: runtime.clone(),

@@ -66,8 +66,10 @@ impl LogSink for InvocationLog {
             level,
             stream: stream.as_str().to_string(),
             message: self.context.redact(message),
-            node: self.context.node.to_string(),
-            region: self.context.region.to_string(),
+            // The node and region are the same for every line: the writer and the live
+            // followers stamp them, off the request path.
+            node: String::new(),
+            region: String::new(),
         };
         if self.pipe.live.receiver_count() > 0 {
             let _ = self.pipe.live.send(Arc::new(record.clone()));
@@ -81,8 +83,10 @@ impl LogSink for InvocationLog {
 /// Starts the writer. It stops, after storing every queued line, when `shutdown` flips.
 pub fn start_writer(
     store: Arc<dyn Store>,
+    identity: (String, String),
     mut shutdown: watch::Receiver<bool>,
 ) -> (LogPipe, tokio::task::JoinHandle<()>) {
+    let (node, region) = identity;
     let (tx, mut rx) = mpsc::channel::<LogRecord>(CHANNEL_CAPACITY);
     let pipe = LogPipe {
         tx,
@@ -105,6 +109,10 @@ pub fn start_writer(
                     Ok(r) => batch.push(r),
                     Err(_) => break,
                 }
+            }
+            for line in &mut batch {
+                line.node.clone_from(&node);
+                line.region.clone_from(&region);
             }
             if !batch.is_empty()
                 && let Err(e) = store.append_logs(std::mem::take(&mut batch)).await

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -338,8 +337,6 @@ impl Node {
                 function: name.clone(),
                 version: v.version,
                 min_level: config.log_level,
-                node: self.node_id.clone(),
-                region: self.region.clone(),
                 secret_values,
             });
             slots.insert(
@@ -415,9 +412,7 @@ impl Node {
                 let store = self.store.clone();
                 let (tenant, sha) = (tenant.clone(), slot.sha256.clone());
                 let handle = tokio::runtime::Handle::current();
-                let compiles_before = runtime.stats.compiles.load(Ordering::Relaxed);
-                let counter = runtime.clone();
-                let compiled = tokio::task::spawn_blocking(move || {
+                let (compiled, from_cache) = tokio::task::spawn_blocking(move || {
                     runtime.load_or_compile(&sha, || {
                         Ok(handle.block_on(store.artifact(&tenant, &sha))?)
                     })
@@ -425,9 +420,7 @@ impl Node {
                 .await
                 .map_err(|e| ApiError::internal(format!("load task failed: {e}")))?
                 .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))?;
-                let compiled_now =
-                    counter.stats.compiles.load(Ordering::Relaxed) != compiles_before;
-                let source = if compiled_now { "compile" } else { "cache" };
+                let source = if from_cache { "cache" } else { "compile" };
                 self.count_cold_start(&slot.meter, source);
                 Ok(compiled)
             })

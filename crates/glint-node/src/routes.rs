@@ -36,9 +36,6 @@ pub struct LogContext {
     pub function: FunctionName,
     pub version: VersionId,
     pub min_level: Level,
-    /// The node and region its lines come from.
-    pub node: Arc<str>,
-    pub region: Arc<str>,
     /// Values of the secrets the version can read, masked in its log lines.
     pub secret_values: Vec<String>,
 }

@@ -359,7 +359,7 @@ pub struct RequestTimer {
     pub started: Instant,
     pub status: u16,
     pub bytes_in: u64,
-    pub bytes_out: AtomicU64,
+    pub bytes_out: u64,
     pub _in_flight: Option<GaugeGuard>,
 }
 
@@ -368,7 +368,7 @@ impl Drop for RequestTimer {
         self.meter.request_finished(
             self.status,
             self.bytes_in,
-            self.bytes_out.load(Ordering::Relaxed),
+            self.bytes_out,
             self.started.elapsed(),
         );
     }

@@ -284,16 +284,18 @@ impl Runtime {
     }
 
     /// The cached artefact if present, else a fresh compile of `bytes()`.
+    /// Also says whether the component came from the compile cache (`true`) or had to
+    /// be compiled.
     pub fn load_or_compile(
         &self,
         sha256: &str,
         bytes: impl FnOnce() -> anyhow::Result<Vec<u8>>,
-    ) -> anyhow::Result<Compiled> {
+    ) -> anyhow::Result<(Compiled, bool)> {
         if let Some(c) = self.load_cached(sha256) {
-            return Ok(c);
+            return Ok((c, true));
         }
         let bytes = bytes()?;
-        Ok(self.compile(&bytes, sha256)?)
+        Ok((self.compile(&bytes, sha256)?, false))
     }
 }
 

@@ -153,43 +153,35 @@ macro_rules! call {
 }
 
 impl store::Host for KvView<'_> {
+    /// Checks the grant only: a deploy creates every store its manifest lists, so opening
+    /// costs no storage round trip; a store deleted since answers `no-such-store` on use.
     async fn open(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
-        let result = self.open_store(identifier).await?;
-        self.tally(&result);
-        Ok(result)
-    }
-}
-
-impl KvView<'_> {
-    async fn open_store(
-        &mut self,
-        identifier: String,
-    ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
-        let grant = match self.grant() {
-            Ok(g) => g,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Some(store) = grant.stores.iter().find(|s| s.as_str() == identifier) else {
-            self.log.line(
-                LogStream::Host,
-                Level::Warn,
-                format!(
-                    "KV store {identifier:?} denied: add it to `[kv] stores` in glint.toml and deploy"
-                ),
-            );
-            return Ok(Err(store::Error::AccessDenied));
-        };
-        match grant.backend.store_exists(&grant.tenant, store).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(Err(store::Error::NoSuchStore)),
-            Err(e) => return Ok(Err(kv_error(e))),
+        let granted = self
+            .grant()
+            .and_then(|g| {
+                g.stores
+                    .iter()
+                    .find(|s| s.as_str() == identifier)
+                    .ok_or(store::Error::AccessDenied)
+            })
+            .cloned();
+        self.tally(&granted);
+        match granted {
+            Ok(store) => Ok(Ok(self.table.push(Bucket { store })?)),
+            Err(e) => {
+                self.log.line(
+                    LogStream::Host,
+                    Level::Warn,
+                    format!(
+                        "KV store {identifier:?} denied: add it to `[kv] stores` in glint.toml and deploy"
+                    ),
+                );
+                Ok(Err(e))
+            }
         }
-        Ok(Ok(self.table.push(Bucket {
-            store: store.clone(),
-        })?))
     }
 }
 

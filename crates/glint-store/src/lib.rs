@@ -184,7 +184,6 @@ pub trait KeyValue: Send + Sync {
     /// Creates the store if it does not exist yet.
     async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()>;
     async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>>;
-    async fn store_exists(&self, tenant: &TenantId, store: &KvStoreName) -> Result<bool>;
     async fn get(
         &self,
         tenant: &TenantId,

@@ -9,7 +9,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use glint_store::{FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms};
+use glint_store::{
+    FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms, parse_duration,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -50,21 +52,11 @@ pub fn parse_time(key: &str, text: &str) -> Result<i64, ApiError> {
             ),
         )
     };
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let unit_ms: i64 = match unit {
-        "" => return Ok(n),
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    Ok(now_ms().saturating_sub(n.saturating_mul(unit_ms)))
+    if let Ok(epoch_ms) = text.parse::<i64>() {
+        return Ok(epoch_ms);
+    }
+    let back = parse_duration(text).ok_or_else(bad)?;
+    Ok(now_ms().saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX)))
 }
 
 fn level(text: Option<&str>) -> Result<Option<Level>, ApiError> {
@@ -152,6 +144,9 @@ struct Follow {
     version: Option<VersionId>,
     min_level: Option<Level>,
     execution_id: Option<String>,
+    /// This node's identity, stamped on each line sent.
+    node: Arc<str>,
+    region: Arc<str>,
 }
 
 impl Follow {
@@ -181,13 +176,18 @@ pub async fn follow(
         version: q.version.as_deref().map(str::parse).transpose()?,
         min_level: level(q.level.as_deref())?,
         execution_id: q.execution_id,
+        node: node.node_id.clone(),
+        region: node.region.clone(),
     };
     let rx = node.logs.follow();
     let stream = futures::stream::unfold((rx, follow), |(mut rx, follow)| async move {
         loop {
             let event = match rx.recv().await {
                 Ok(line) if follow.wants(&line) => {
-                    Event::default().data(serde_json::to_string(&*line).unwrap_or_default())
+                    let mut line = (*line).clone();
+                    line.node = follow.node.to_string();
+                    line.region = follow.region.to_string();
+                    Event::default().data(serde_json::to_string(&line).unwrap_or_default())
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(n)) => Event::default().event("skipped").data(n.to_string()),

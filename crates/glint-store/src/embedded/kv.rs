@@ -239,17 +239,6 @@ impl KeyValue for EmbeddedKv {
             .await
     }
 
-    async fn store_exists(&self, tenant: &TenantId, store: &KvStoreName) -> Result<bool> {
-        let (tenant, store) = (tenant.clone(), store.clone());
-        self.db
-            .with(move |conn| match require_store(conn, &tenant, &store) {
-                Ok(()) => Ok(true),
-                Err(StoreError::NotFound(_)) => Ok(false),
-                Err(e) => Err(e),
-            })
-            .await
-    }
-
     async fn get(
         &self,
         tenant: &TenantId,
