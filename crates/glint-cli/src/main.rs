@@ -129,6 +129,12 @@ enum Command {
         /// How often old log lines are pruned.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         log_prune_every: std::time::Duration,
+        /// Drop a version's compiled code from memory after it has served nothing for
+        /// this long, unless its manifest pins it with `[scaling] min_instances >= 1`;
+        /// its next request maps it back in from the compile cache (no recompile).
+        /// 0 keeps everything loaded.
+        #[arg(long, default_value = "10m", value_parser = parse_duration_or_zero)]
+        evict_idle_after: std::time::Duration,
     },
     /// Make a new function project, ready to build and run.
     #[command(
@@ -569,6 +575,19 @@ fn command() -> clap::Command {
 }
 
 /// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(
+            "use whole seconds or more (idle time is counted in seconds), or 0 for never".into(),
+        );
+    }
+    Ok(d)
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     glint_store::parse_duration(text)
         .filter(|d| !d.is_zero())
@@ -636,6 +655,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             log_max_age,
             log_max_mb,
             log_prune_every,
+            evict_idle_after,
         } => {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
@@ -660,6 +680,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_bytes: log_max_mb * 1024 * 1024,
                     every: log_prune_every,
                 },
+                evict_idle_after,
             };
             glint_node::run(config, shutdown_signal()).await?;
         }

@@ -322,6 +322,7 @@ async fn invoke(
         outbound: slot.config.outbound.clone(),
         kv: slot.kv.clone(),
         config: slot.config_vars.clone(),
+        pool: slot.pool.clone(),
     };
     let response = node.runtime.invoke(&compiled, request, invocation).await?;
     Ok((response, permit))

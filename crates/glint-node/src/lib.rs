@@ -64,6 +64,9 @@ pub struct NodeConfig {
     pub node_id: String,
     pub region: String,
     pub log_retention: logs::Retention,
+    /// Compiled code of a version idle this long is dropped (unless pinned by
+    /// `min_instances`); zero keeps it all loaded.
+    pub evict_idle_after: Duration,
 }
 
 /// The machine's host name, a node's default name.
@@ -84,6 +87,26 @@ fn url_for(addr: SocketAddr, tls: bool) -> String {
         (false, true) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{port}"),
         (false, _) => format!("http://{addr}"),
     }
+}
+
+/// Every second: reused instances past their age are dropped, and idle versions'
+/// compiled code evicted ([`Node::sweep`]).
+fn start_housekeeping(
+    node: Arc<Node>,
+    evict_after: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            node.sweep(evict_after);
+        }
+    })
 }
 
 /// Runs a node until `shutdown` resolves, then drains in-flight requests, stores the
@@ -191,6 +214,9 @@ impl Server {
         node.keys.reload(store.as_ref()).await?;
         node.load_all().await?;
 
+        let housekeeping =
+            start_housekeeping(node.clone(), config.evict_idle_after, stop_rx.clone());
+
         let data_service = {
             let node = node.clone();
             hyper::service::service_fn(move |req| {
@@ -217,7 +243,7 @@ impl Server {
             admin_url,
             data_dir: config.data_dir,
             stop_tx,
-            tasks: vec![data, admin, retention],
+            tasks: vec![data, admin, retention, housekeeping],
             log_writer,
             usage_flusher,
             embedded,

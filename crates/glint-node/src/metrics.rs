@@ -261,6 +261,34 @@ impl Collector for NodeCollector {
         )?;
         counter(
             e,
+            "glint_instantiations",
+            "Guest instances created",
+            None,
+            stats.instantiations.load(Ordering::Relaxed) as f64,
+        )?;
+        counter(
+            e,
+            "glint_instance_reuses",
+            "Requests served by a kept instance ([scaling] reuse = true)",
+            None,
+            stats.reuses.load(Ordering::Relaxed) as f64,
+        )?;
+        gauge(
+            e,
+            "glint_instances_idle",
+            "Instances kept idle for reuse",
+            None,
+            self.runtime.idle_budget.idle() as f64,
+        )?;
+        counter(
+            e,
+            "glint_evictions",
+            "Versions whose compiled code was dropped after sitting idle",
+            None,
+            stats.evictions.load(Ordering::Relaxed) as f64,
+        )?;
+        counter(
+            e,
             "glint_log_lines_dropped",
             "Guest log lines dropped because the log writer fell behind",
             None,

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use glint_runtime::{Compiled, ConfigVars, KvGrant, Manifest, Runtime, check_header};
+use glint_runtime::{Compiled, ConfigVars, InstancePool, KvGrant, Manifest, Runtime, check_header};
 use glint_store::{
     AliasName, FunctionName, KeyValue, NewVersion, Store, StoreError, TenantId, VersionId,
     VersionRecord,
 };
 use sha2::{Digest, Sha256};
-use tokio::sync::{Mutex, OnceCell, Semaphore};
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::error::ApiError;
 use crate::keys::KeyTable;
@@ -105,6 +105,9 @@ impl Node {
         let config = manifest.config(name)?;
         self.check_secrets(tenant, &config.secrets).await?;
         check_header(&component)?;
+        if config.scaling.reuse && glint_runtime::is_starlingmonkey(&component) {
+            return Err(glint_runtime::ManifestError(glint_runtime::JS_REUSE.into()).into());
+        }
         let sha256 = hex::encode(Sha256::digest(&component));
 
         let runtime = self.runtime.clone();
@@ -316,9 +319,7 @@ impl Node {
                 .as_ref()
                 .and_then(|o| o.versions.get(&v.version))
                 .filter(|p| p.sha256 == v.sha256);
-            let compiled = previous
-                .map(|p| p.compiled.clone())
-                .unwrap_or_else(|| Arc::new(OnceCell::new()));
+            let compiled = previous.map(|p| p.compiled.clone()).unwrap_or_default();
             let concurrency = previous
                 .filter(|p| p.config.scaling == config.scaling)
                 .map(|p| p.concurrency.clone())
@@ -328,10 +329,18 @@ impl Node {
             let meter = self.meter.version(tenant, name, v.version);
             if let Some((fresh_version, c)) = &fresh
                 && *fresh_version == v.version
-                && compiled.set(c.clone()).is_ok()
+                && compiled.current().set(c.clone()).is_ok()
             {
+                compiled.touch(self.clock());
                 self.count_cold_start(&meter, "compile");
             }
+            // A new pool with every rebuild: its instances started with the old env.
+            let pool = config.scaling.reuse.then(|| {
+                Arc::new(InstancePool::new(
+                    &config.scaling,
+                    self.runtime.idle_budget.clone(),
+                ))
+            });
             let log_context = Arc::new(LogContext {
                 tenant: tenant.clone(),
                 function: name.clone(),
@@ -350,6 +359,7 @@ impl Node {
                     kv,
                     compiled,
                     concurrency,
+                    pool,
                     log_context,
                     meter,
                 }),
@@ -399,6 +409,11 @@ impl Node {
             .inc();
     }
 
+    /// Seconds since the node started: the coarse clock of idle eviction.
+    pub fn clock(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
     /// The version's compiled component: in memory, else from the compile cache, else
     /// compiled from the stored bytes.
     pub async fn compiled(
@@ -406,7 +421,12 @@ impl Node {
         tenant: &TenantId,
         slot: &VersionSlot,
     ) -> Result<Compiled, ApiError> {
+        slot.compiled.touch(self.clock());
+        if let Some(c) = slot.compiled.get() {
+            return Ok(c);
+        }
         slot.compiled
+            .current()
             .get_or_try_init(|| async {
                 let runtime = self.runtime.clone();
                 let store = self.store.clone();
@@ -426,5 +446,40 @@ impl Node {
             })
             .await
             .cloned()
+    }
+
+    /// One round of housekeeping: drops reused instances past their age, and the
+    /// compiled code of versions idle for `evict_after` (zero: never) unless
+    /// `min_instances` pins them. Returns how many versions it evicted.
+    pub fn sweep(&self, evict_after: std::time::Duration) -> usize {
+        let now = self.clock();
+        let mut evicted = 0;
+        let routes = self.routes.load();
+        for slot in routes.functions().flat_map(|f| f.versions.values()) {
+            if let Some(pool) = &slot.pool {
+                pool.sweep();
+            }
+            let pinned = slot.config.scaling.min_instances > 0;
+            if pinned
+                || evict_after.is_zero()
+                || slot.compiled.idle_for(now) < evict_after.as_secs()
+            {
+                continue;
+            }
+            if slot.compiled.evict() {
+                if let Some(pool) = &slot.pool {
+                    pool.clear();
+                }
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            self.runtime
+                .stats
+                .evictions
+                .fetch_add(evicted as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(versions = evicted, "evicted idle compiled code");
+        }
+        evicted
     }
 }

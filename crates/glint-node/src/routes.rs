@@ -6,10 +6,60 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use glint_runtime::{Compiled, ConfigVars, FunctionConfig, KvGrant};
+use arc_swap::ArcSwap;
+use glint_runtime::{Compiled, ConfigVars, FunctionConfig, InstancePool, KvGrant};
 use glint_store::{AliasName, FunctionName, Level, TenantId, VersionId};
 use tokio::sync::{OnceCell, Semaphore};
+
+/// A version's compiled component in memory, loaded on first use and dropped again when
+/// the version sits idle long enough (unless `min_instances` pins it).
+#[derive(Default)]
+pub struct CompiledCell {
+    cell: ArcSwap<OnceCell<Compiled>>,
+    /// When a request last used it, in seconds of the node's clock ([`crate::Node::clock`]).
+    last_used: AtomicU64,
+}
+
+impl CompiledCell {
+    /// The cell to load into or read from. A request holds its own `Arc`, so an eviction
+    /// meanwhile only drops the node's reference; the request's code stays alive.
+    pub fn current(&self) -> Arc<OnceCell<Compiled>> {
+        self.cell.load_full()
+    }
+
+    /// The compiled component, if it is in memory now.
+    pub fn get(&self) -> Option<Compiled> {
+        self.cell.load().get().cloned()
+    }
+
+    pub fn initialized(&self) -> bool {
+        self.cell.load().initialized()
+    }
+
+    /// Notes a use. A store only when the second changed, so busy versions do not
+    /// bounce the cache line between cores.
+    pub fn touch(&self, now: u64) {
+        if self.last_used.load(Ordering::Relaxed) != now {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    pub fn idle_for(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_used.load(Ordering::Relaxed))
+    }
+
+    /// Drops the in-memory code; the next request loads it from the compile cache.
+    /// Says whether there was anything to drop.
+    pub fn evict(&self) -> bool {
+        if !self.initialized() {
+            return false;
+        }
+        self.cell.store(Arc::new(OnceCell::new()));
+        true
+    }
+}
 
 /// One deployed version as the data plane needs it.
 pub struct VersionSlot {
@@ -23,8 +73,12 @@ pub struct VersionSlot {
     /// The tenant's KV stores that the manifest lists.
     pub kv: Option<Arc<KvGrant>>,
     /// Loaded on first use (or at deploy and start-up for aliased versions).
-    pub compiled: Arc<OnceCell<Compiled>>,
+    pub compiled: Arc<CompiledCell>,
     pub concurrency: Arc<Semaphore>,
+    /// Idle instances kept for the next request, when `[scaling] reuse = true`. Each
+    /// version has its own, rebuilt with the slot: never shared across versions,
+    /// functions or tenants, and never carried past a change of env or secrets.
+    pub pool: Option<Arc<InstancePool>>,
     pub log_context: Arc<LogContext>,
     /// Usage and metrics of this version on this node.
     pub meter: Arc<crate::usage::VersionMeter>,

@@ -55,6 +55,11 @@ pub struct RuntimeStats {
     pub compiles: AtomicU64,
     pub compile_micros: AtomicU64,
     pub cache_loads: AtomicU64,
+    /// Instances created, and requests served by a kept instance (reuse mode).
+    pub instantiations: AtomicU64,
+    pub reuses: AtomicU64,
+    /// Versions whose compiled code the node dropped after they sat idle.
+    pub evictions: AtomicU64,
 }
 
 /// Which compiler turns components into machine code.
@@ -98,6 +103,8 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     cache_dir: PathBuf,
     pub stats: Arc<RuntimeStats>,
+    /// Caps the instances kept idle for reuse, across every function of the node.
+    pub idle_budget: Arc<crate::reuse::IdleBudget>,
     ticker_stop: Arc<AtomicBool>,
     /// Serialising and writing compiled code happens off the deploy's path, on a thread
     /// of its own; a deploy is acknowledged once it is compiled and stored.
@@ -210,6 +217,8 @@ impl Runtime {
             linker,
             cache_dir,
             stats: Arc::default(),
+            // Half the pool at most sits idle, so reuse never starves fresh instances.
+            idle_budget: crate::reuse::IdleBudget::new(config.max_instances as usize / 2),
             ticker_stop,
             cache_jobs,
         })

@@ -61,6 +61,9 @@ pub struct Invocation {
     pub kv: Option<Arc<KvGrant>>,
     /// What `wasi:config/store` answers: the same pairs as `env`.
     pub config: Arc<ConfigVars>,
+    /// The version's idle instances, when its manifest sets `[scaling] reuse = true`;
+    /// `None` runs every request in a fresh instance.
+    pub pool: Option<Arc<crate::reuse::InstancePool>>,
 }
 
 /// Caps linear memory; remembers whether the cap was hit so a trap can be explained.
@@ -105,6 +108,9 @@ pub struct GuestState {
     pub(crate) kv_counts: KvCounts,
     pub(crate) config: Arc<ConfigVars>,
     log: Arc<dyn LogSink>,
+    /// The guest's stdout and stderr, kept to point them at the next invocation's log
+    /// when the instance is reused.
+    output: [GuestOutput; 2],
     pub(crate) memory: MemoryCap,
     pub(crate) cpu_ticks: u64,
     pub(crate) max_cpu_ticks: u64,
@@ -112,9 +118,13 @@ pub struct GuestState {
 
 impl GuestState {
     pub(crate) fn new(inv: &Invocation) -> Self {
+        let output = [
+            GuestOutput::new(LogStream::Stdout, inv.log.clone()),
+            GuestOutput::new(LogStream::Stderr, inv.log.clone()),
+        ];
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(GuestOutput::new(LogStream::Stdout, inv.log.clone()))
-            .stderr(GuestOutput::new(LogStream::Stderr, inv.log.clone()))
+        wasi.stdout(output[0].clone())
+            .stderr(output[1].clone())
             .envs(&inv.env)
             .allow_tcp(false)
             .allow_udp(false)
@@ -130,6 +140,7 @@ impl GuestState {
             kv_counts: KvCounts::default(),
             config: inv.config.clone(),
             log: inv.log.clone(),
+            output,
             memory: MemoryCap {
                 max_bytes: inv.limits.memory_bytes(),
                 hit: false,
@@ -142,6 +153,27 @@ impl GuestState {
 }
 
 impl GuestState {
+    /// Readies a reused instance's state for the next invocation of the same version:
+    /// its log, its tallies and its CPU budget start over. Everything else (env, grants,
+    /// the guest's own memory) stays, which is the point of reuse.
+    pub(crate) fn restart(&mut self, inv: &Invocation) {
+        for out in &self.output {
+            out.restart(inv.log.clone());
+        }
+        self.hooks.restart(inv.log.clone());
+        self.log = inv.log.clone();
+        self.kv_counts = KvCounts::default();
+        self.memory.hit = false;
+        self.cpu_ticks = 0;
+    }
+
+    /// Flushes partial output lines at the end of an invocation whose instance is kept.
+    pub(crate) fn finish_output(&self) {
+        for out in &self.output {
+            out.finish();
+        }
+    }
+
     pub(crate) fn kv_view(&mut self) -> KvView<'_> {
         KvView::new(
             self.kv.as_deref(),

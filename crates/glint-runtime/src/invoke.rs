@@ -21,6 +21,7 @@ use crate::Runtime;
 use crate::engine::Compiled;
 use crate::guest::{GuestState, Invocation, Usage};
 use crate::logs::LogStream;
+use crate::reuse::Warm;
 
 /// A guest's response; the body streams while the guest keeps running.
 pub type GuestResponse = http::Response<HyperOutgoingBody>;
@@ -50,6 +51,21 @@ pub enum InvokeError {
 struct CpuLimitExceeded;
 
 impl Runtime {
+    /// A store for a new instance, with the invocation's limits wired in.
+    fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
+        let mut store = Store::new(&self.engine, GuestState::new(inv));
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > state.max_cpu_ticks {
+                return Err(wasmtime::Error::new(CpuLimitExceeded));
+            }
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
     /// Runs `compiled` on one request. Returns once the guest has set its response (or
     /// failed); the body may still be streaming from the guest after that.
     /// The request body comes whole: the node reads it, up to the function's limit, first.
@@ -64,17 +80,17 @@ impl Runtime {
                 .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
         });
         let limits = inv.limits;
-        let mut store = Store::new(&self.engine, GuestState::new(&inv));
-        store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > state.max_cpu_ticks {
-                return Err(wasmtime::Error::new(CpuLimitExceeded));
+        // In reuse mode, an idle instance of this version if there is one.
+        let warm = inv.pool.as_ref().and_then(|pool| pool.take());
+        let (mut store, proxy, born, served) = match warm {
+            Some(mut w) => {
+                w.store.data_mut().restart(&inv);
+                self.stats.reuses.fetch_add(1, Ordering::Relaxed);
+                (w.store, Some(w.proxy), w.born, w.served)
             }
-            Ok(UpdateDeadline::Yield(1))
-        });
+            None => (self.new_store(&inv), None, Instant::now(), 0),
+        };
+        store.set_epoch_deadline(1);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let failed = |e: wasmtime::Error| InvokeError::Instantiate(format!("{e:#}"));
@@ -92,19 +108,27 @@ impl Runtime {
         let pre = compiled.pre.clone();
         let log = inv.log.clone();
         let usage = inv.usage.clone();
+        let pool = inv.pool.clone();
+        let stats = self.stats.clone();
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let busy_nanos = AtomicU64::new(0);
             let run = async {
-                let proxy = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| (true, e))?;
+                let proxy = match proxy {
+                    Some(p) => p,
+                    None => {
+                        stats.instantiations.fetch_add(1, Ordering::Relaxed);
+                        pre.instantiate_async(&mut store)
+                            .await
+                            .map_err(|e| (true, e))?
+                    }
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
                     .await
-                    .map_err(|e| (false, e))
+                    .map_err(|e| (false, e))?;
+                Ok(proxy)
             };
             // Each poll of the guest is time it ran: the sum is its CPU time, without the
             // waits on timers, outbound calls or the client.
@@ -118,7 +142,7 @@ impl Runtime {
             });
             let outcome = match tokio::time::timeout(limits.timeout(), timed).await {
                 Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
-                Ok(Ok(())) => Ok(()),
+                Ok(Ok(proxy)) => Ok(proxy),
                 Ok(Err((instantiating, e))) => {
                     let (error, detail) = classify(&store, &limits, instantiating, e);
                     if let Some(detail) = detail {
@@ -141,7 +165,21 @@ impl Runtime {
                 kv: state.kv_counts,
                 failed: outcome.is_err(),
             });
-            outcome
+            match (outcome, pool) {
+                // Only an instance that finished cleanly is kept: after a trap, a limit or
+                // a timeout its state may be half-written.
+                (Ok(proxy), Some(pool)) => {
+                    store.data().finish_output();
+                    pool.put(Warm {
+                        store,
+                        proxy,
+                        born,
+                        served: served + 1,
+                    });
+                    Ok(())
+                }
+                (outcome, _) => outcome.map(drop),
+            }
         });
 
         match receiver.await {

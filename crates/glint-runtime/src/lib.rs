@@ -5,6 +5,7 @@
 //! - [`guest`]: the per-request sandbox, [`GuestState`], and the [`Invocation`] limits.
 //! - [`invoke`]: [`Runtime::invoke`] runs the guest's `wasi:http/incoming-handler` under
 //!   its CPU, wall-clock and memory limits.
+//! - [`reuse`]: the opt-in pool of one version's instances kept between requests.
 //! - [`logs`]: guest stdout/stderr become log lines with levels.
 //! - [`manifest`]: `glint.toml`, parsed and validated into a [`FunctionConfig`].
 //! - Host capabilities, one module each, all shaped alike (link once, check the manifest
@@ -20,6 +21,7 @@ pub mod kv;
 pub mod logs;
 pub mod manifest;
 pub mod outbound;
+pub mod reuse;
 
 pub use config::ConfigVars;
 pub use engine::{
@@ -29,5 +31,8 @@ pub use guest::{GuestState, Invocation, KvCounts, Usage, UsageSink};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use kv::KvGrant;
 pub use logs::{LogSink, LogStream};
-pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
+pub use manifest::{
+    FunctionConfig, JS_REUSE, Limits, Manifest, ManifestError, Scaling, is_starlingmonkey,
+};
 pub use outbound::OutboundRules;
+pub use reuse::{IdleBudget, InstancePool};

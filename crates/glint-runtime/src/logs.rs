@@ -128,12 +128,18 @@ impl Lines {
     }
 }
 
-impl Drop for Lines {
-    fn drop(&mut self) {
+impl Lines {
+    fn finish(&mut self) {
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.emit(&line);
         }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -151,6 +157,24 @@ impl GuestOutput {
             logged: 0,
             truncated: false,
         })))
+    }
+
+    /// Ends one invocation's output and starts the next one's, for a reused instance:
+    /// the last partial line goes to the old sink, and the byte cap starts over.
+    pub(crate) fn restart(&self, sink: Arc<dyn LogSink>) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.finish();
+            lines.sink = sink;
+            lines.logged = 0;
+            lines.truncated = false;
+        }
+    }
+
+    /// Flushes the last partial line, as the end of an invocation does.
+    pub(crate) fn finish(&self) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.finish();
+        }
     }
 
     fn write_bytes(&self, bytes: &[u8]) {

@@ -20,6 +20,16 @@ const MAX_CONCURRENCY: u32 = 10_000;
 #[error("glint.toml: {0}")]
 pub struct ManifestError(pub String);
 
+/// Why a JavaScript function cannot reuse instances (yet).
+pub const JS_REUSE: &str = "`scaling.reuse` is not available for JavaScript functions: the JS runtime      componentize-js 0.23 builds in (StarlingMonkey) cannot answer a second request in the same      instance (it waits for ever; StarlingMonkey issue 247). Remove `reuse` from [scaling]";
+
+/// Whether a component carries the StarlingMonkey JS runtime, which cannot serve two
+/// requests in one instance. A byte search: deploys only, never per request.
+pub fn is_starlingmonkey(component: &[u8]) -> bool {
+    const MARK: &[u8] = b"StarlingMonkey engine initializing";
+    component.windows(MARK.len()).any(|w| w == MARK)
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -73,6 +83,9 @@ pub struct ScalingSection {
     pub min_instances: Option<u32>,
     pub max_concurrency: Option<u32>,
     pub max_queue_ms: Option<u64>,
+    pub reuse: Option<bool>,
+    pub reuse_max_requests: Option<u32>,
+    pub reuse_max_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -113,11 +126,21 @@ impl Limits {
 /// Per-function scaling on one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scaling {
+    /// At least 1 pins the version's compiled code in memory; at 0 the node may evict
+    /// it after a while idle, and the next request loads it back from the compile cache.
     pub min_instances: u32,
     /// Requests of one version that may run at once on a node.
     pub max_concurrency: u32,
     /// How long a request above `max_concurrency` waits for a slot before it gets 503.
     pub max_queue_ms: u64,
+    /// Keep an instance between requests instead of a fresh one per request: module
+    /// state (globals, caches) survives from one request to the next, and the start-up
+    /// of a large guest (Python, JS) is paid once. One request at a time per instance.
+    pub reuse: bool,
+    /// A reused instance is retired after serving this many requests...
+    pub reuse_max_requests: u32,
+    /// ...or once it is this old, whichever comes first.
+    pub reuse_max_seconds: u64,
 }
 
 impl Default for Scaling {
@@ -126,6 +149,9 @@ impl Default for Scaling {
             min_instances: 0,
             max_concurrency: 100,
             max_queue_ms: 10_000,
+            reuse: false,
+            reuse_max_requests: 10_000,
+            reuse_max_seconds: 300,
         }
     }
 }
@@ -274,6 +300,30 @@ impl Manifest {
             "instances",
         )?;
         range_check("scaling.max_queue_ms", s.max_queue_ms, 0, 60_000, "ms")?;
+        range_check(
+            "scaling.reuse_max_requests",
+            s.reuse_max_requests.map(u64::from),
+            1,
+            1_000_000,
+            "requests",
+        )?;
+        range_check(
+            "scaling.reuse_max_seconds",
+            s.reuse_max_seconds,
+            1,
+            86_400,
+            "seconds",
+        )?;
+        if s.reuse != Some(true)
+            && (s.reuse_max_requests.is_some() || s.reuse_max_seconds.is_some())
+        {
+            return Err(ManifestError(
+                "`scaling.reuse_max_requests` and `scaling.reuse_max_seconds` apply only to reused instances; add `reuse = true` under [scaling] or remove them".into(),
+            ));
+        }
+        if s.reuse == Some(true) && matches!(self.lang.as_deref(), Some("js" | "javascript")) {
+            return Err(ManifestError(JS_REUSE.into()));
+        }
         let scaling_defaults = Scaling::default();
         let scaling = Scaling {
             min_instances: s.min_instances.unwrap_or(scaling_defaults.min_instances),
@@ -281,6 +331,13 @@ impl Manifest {
                 .max_concurrency
                 .unwrap_or(scaling_defaults.max_concurrency),
             max_queue_ms: s.max_queue_ms.unwrap_or(scaling_defaults.max_queue_ms),
+            reuse: s.reuse.unwrap_or(scaling_defaults.reuse),
+            reuse_max_requests: s
+                .reuse_max_requests
+                .unwrap_or(scaling_defaults.reuse_max_requests),
+            reuse_max_seconds: s
+                .reuse_max_seconds
+                .unwrap_or(scaling_defaults.reuse_max_seconds),
         };
         let log_level = match &self.logs.level {
             None => Level::Info,
@@ -362,6 +419,12 @@ mod tests {
             ("secrets = [\"1X\"]\n", "secrets"),
             ("secrets = [\"X\"]\n[env]\nX = \"1\"\n", "[env]"),
             ("[kv]\nstore = [\"a\"]\n", "store"),
+            ("[scaling]\nreuse_max_requests = 5\n", "reuse = true"),
+            (
+                "[scaling]\nreuse = true\nreuse_max_seconds = 0\n",
+                "reuse_max_seconds",
+            ),
+            ("lang = \"js\"\n[scaling]\nreuse = true\n", "JavaScript"),
         ] {
             let e = Manifest::parse(text).and_then(|m| m.config(&name()));
             let e = e.unwrap_err().to_string();

@@ -272,6 +272,13 @@ impl OutboundPolicy {
         (self.made, self.denied)
     }
 
+    /// Starts a new invocation's tally and log, for a reused instance.
+    pub(crate) fn restart(&mut self, log: Arc<dyn LogSink>) {
+        self.made = 0;
+        self.denied = 0;
+        self.log = log;
+    }
+
     fn deny(
         &mut self,
         why: String,

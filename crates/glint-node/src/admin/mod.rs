@@ -255,6 +255,17 @@ async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<ser
         "compiles": stats.compiles.load(Relaxed),
         "compile_ms_total": stats.compile_micros.load(Relaxed) / 1000,
         "cache_loads": stats.cache_loads.load(Relaxed),
+        "loaded_versions": node
+            .routes
+            .load()
+            .functions()
+            .flat_map(|f| f.versions.values())
+            .filter(|v| v.compiled.initialized())
+            .count(),
+        "evictions": stats.evictions.load(Relaxed),
+        "instantiations": stats.instantiations.load(Relaxed),
+        "instance_reuses": stats.reuses.load(Relaxed),
+        "instances_idle": node.runtime.idle_budget.idle(),
         "log_lines_dropped": node.logs.dropped.load(Relaxed),
     }))
 }

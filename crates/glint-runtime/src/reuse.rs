@@ -1,0 +1,155 @@
+//! Instance reuse (`[scaling] reuse = true`): one version's instances kept between
+//! requests, the way Cloudflare Workers keep an isolate warm.
+//!
+//! A fresh instance per request is the default and the safest: nothing survives a
+//! request. A Python or JavaScript guest, though, spends most of a small request starting
+//! its interpreter's instance, so a version may opt in to reuse. Then:
+//! - an instance serves one request at a time: it is in the pool only while idle;
+//! - it is thrown away after any failure (trap, limit, timeout), since its state may be
+//!   broken, and retired after `reuse_max_requests` requests or `reuse_max_seconds`;
+//! - each [`InstancePool`] belongs to one version of one function of one tenant (the node
+//!   keeps it in the version's route slot), so an instance never serves anything else;
+//! - idle instances hold pooling-allocator slots, so the node caps how many sit idle in
+//!   all, and [`InstancePool::sweep`] drops the expired ones.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
+use crate::guest::GuestState;
+use crate::manifest::Scaling;
+
+/// An instance between requests.
+pub(crate) struct Warm {
+    pub(crate) store: Store<GuestState>,
+    pub(crate) proxy: Proxy,
+    pub(crate) born: Instant,
+    pub(crate) served: u32,
+}
+
+/// How many instances sit idle across a node, and the most that may.
+#[derive(Debug)]
+pub struct IdleBudget {
+    idle: AtomicUsize,
+    max: usize,
+}
+
+impl IdleBudget {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            idle: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Instances idle in every pool of the node right now.
+    pub fn idle(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self) -> bool {
+        self.idle
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.idle.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// The idle instances of one version.
+pub struct InstancePool {
+    idle: Mutex<Vec<Warm>>,
+    max_requests: u32,
+    max_age: Duration,
+    budget: Arc<IdleBudget>,
+}
+
+impl InstancePool {
+    pub fn new(scaling: &Scaling, budget: Arc<IdleBudget>) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            max_requests: scaling.reuse_max_requests,
+            max_age: Duration::from_secs(scaling.reuse_max_seconds),
+            budget,
+        }
+    }
+
+    fn expired(&self, warm: &Warm, now: Instant) -> bool {
+        warm.served >= self.max_requests || now.duration_since(warm.born) >= self.max_age
+    }
+
+    /// An idle instance, if one is still young enough; the most recently used first, as
+    /// its memory is likeliest to be in cache.
+    pub(crate) fn take(&self) -> Option<Warm> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(warm) = idle.pop() {
+            self.budget.give_back(1);
+            if !self.expired(&warm, now) {
+                return Some(warm);
+            }
+        }
+        None
+    }
+
+    /// Keeps an instance that just served a request successfully, unless it is due to
+    /// retire or the node has enough idle instances already.
+    pub(crate) fn put(&self, warm: Warm) {
+        if self.expired(&warm, Instant::now()) || !self.budget.try_take() {
+            return;
+        }
+        match self.idle.lock() {
+            Ok(mut idle) => idle.push(warm),
+            Err(_) => self.budget.give_back(1),
+        }
+    }
+
+    /// Drops instances past their age. The node calls this now and then, so an idle
+    /// version does not hold instances (and their memory) for ever.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let retired: Vec<Warm> = match self.idle.lock() {
+            Ok(mut idle) => {
+                let (keep, retire) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|w| !self.expired(w, now));
+                *idle = keep;
+                retire
+            }
+            Err(_) => return,
+        };
+        self.budget.give_back(retired.len());
+        // Dropped outside the lock: freeing an instance returns its memory to the pool.
+        drop(retired);
+    }
+
+    /// Drops every idle instance, as when the version's code is evicted.
+    pub fn clear(&self) {
+        let all = match self.idle.lock() {
+            Ok(mut idle) => std::mem::take(&mut *idle),
+            Err(_) => return,
+        };
+        self.budget.give_back(all.len());
+        drop(all);
+    }
+
+    /// Instances idle in this pool now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
+    }
+}
+
+impl Drop for InstancePool {
+    fn drop(&mut self) {
+        let n = self.idle.get_mut().map_or(0, |i| i.len());
+        self.budget.give_back(n);
+    }
+}
