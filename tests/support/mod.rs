@@ -100,6 +100,8 @@ pub struct Node {
     /// What the node printed to stdout before it was ready.
     pub banner: String,
     child: Option<Child>,
+    /// The extra `glint serve` arguments, kept for `restart`.
+    args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -227,6 +229,7 @@ impl Node {
             key,
             banner,
             child: Some(child),
+            args: extra_args.iter().map(|a| a.to_string()).collect(),
             _tmp: None,
         }
     }
@@ -260,13 +263,14 @@ impl Node {
         let _ = child.wait();
     }
 
-    /// Starts a new process on the same data dir (after `stop` or `kill9`).
+    /// Starts a new process on the same data dir and arguments (after `stop` or `kill9`).
     pub fn restart(&mut self) {
         assert!(
             self.child.is_none(),
             "stop or kill the node before restarting it"
         );
-        let fresh = Node::start_in(&self.data_dir);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let fresh = Node::launch(&self.data_dir, None, &args);
         self.data_url = fresh.data_url.clone();
         self.admin_url = fresh.admin_url.clone();
         self.key = fresh.key.clone();

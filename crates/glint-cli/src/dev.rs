@@ -53,7 +53,10 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
         node_id: glint_node::default_node_id(),
         region: "local".to_string(),
         log_retention: glint_node::logs::Retention::default(),
-        evict_idle_after: std::time::Duration::ZERO,
+        eviction: glint_node::node::Eviction {
+            idle_after: std::time::Duration::ZERO,
+            max_loaded: usize::MAX,
+        },
     })
     .await?;
     let client = Client::new(&server.admin_url, read_key(&data_dir), None)?;

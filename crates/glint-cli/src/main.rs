@@ -135,6 +135,10 @@ enum Command {
         /// 0 keeps everything loaded.
         #[arg(long, default_value = "10m", value_parser = parse_duration_or_zero)]
         evict_idle_after: std::time::Duration,
+        /// Most versions whose compiled code stays in memory; beyond it, the least
+        /// recently used (unpinned) are dropped, as for idleness.
+        #[arg(long, default_value_t = glint_node::node::Eviction::default().max_loaded)]
+        max_loaded_versions: usize,
     },
     /// Make a new function project, ready to build and run.
     #[command(
@@ -656,6 +660,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             log_max_mb,
             log_prune_every,
             evict_idle_after,
+            max_loaded_versions,
         } => {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
@@ -680,7 +685,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     max_bytes: log_max_mb * 1024 * 1024,
                     every: log_prune_every,
                 },
-                evict_idle_after,
+                eviction: glint_node::node::Eviction {
+                    idle_after: evict_idle_after,
+                    max_loaded: max_loaded_versions,
+                },
             };
             glint_node::run(config, shutdown_signal()).await?;
         }

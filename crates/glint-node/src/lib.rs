@@ -64,9 +64,8 @@ pub struct NodeConfig {
     pub node_id: String,
     pub region: String,
     pub log_retention: logs::Retention,
-    /// Compiled code of a version idle this long is dropped (unless pinned by
-    /// `min_instances`); zero keeps it all loaded.
-    pub evict_idle_after: Duration,
+    /// When compiled code is dropped from memory.
+    pub eviction: node::Eviction,
 }
 
 /// The machine's host name, a node's default name.
@@ -93,7 +92,6 @@ fn url_for(addr: SocketAddr, tls: bool) -> String {
 /// compiled code evicted ([`Node::sweep`]).
 fn start_housekeeping(
     node: Arc<Node>,
-    evict_after: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -104,7 +102,7 @@ fn start_housekeeping(
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            node.sweep(evict_after);
+            node.sweep();
         }
     })
 }
@@ -208,14 +206,14 @@ impl Server {
             public_url: data_url.clone(),
             node_id: config.node_id.clone(),
             region: config.region.clone(),
+            eviction: config.eviction,
         }));
         let _ = routed.set(Arc::downgrade(&node));
         keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
         node.keys.reload(store.as_ref()).await?;
         node.load_all().await?;
 
-        let housekeeping =
-            start_housekeeping(node.clone(), config.evict_idle_after, stop_rx.clone());
+        let housekeeping = start_housekeeping(node.clone(), stop_rx.clone());
 
         let data_service = {
             let node = node.clone();

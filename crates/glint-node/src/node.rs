@@ -36,6 +36,25 @@ pub struct NodeParts {
     pub public_url: String,
     pub node_id: String,
     pub region: String,
+    pub eviction: Eviction,
+}
+
+/// When the node drops compiled code from memory: versions idle for `idle_after`, and
+/// the least recently used beyond `max_loaded`. Versions with `min_instances >= 1` stay.
+#[derive(Clone, Copy, Debug)]
+pub struct Eviction {
+    /// Zero: never for idleness.
+    pub idle_after: std::time::Duration,
+    pub max_loaded: usize,
+}
+
+impl Default for Eviction {
+    fn default() -> Self {
+        Self {
+            idle_after: std::time::Duration::from_secs(600),
+            max_loaded: 1000,
+        }
+    }
 }
 
 pub struct Node {
@@ -57,6 +76,7 @@ pub struct Node {
     pub public_url: String,
     /// Serialises changes to functions, so two rebuilds never race.
     changes: Mutex<()>,
+    pub eviction: Eviction,
 }
 
 impl Node {
@@ -75,16 +95,31 @@ impl Node {
             started: Instant::now(),
             public_url: parts.public_url,
             changes: Mutex::new(()),
+            eviction: parts.eviction,
         }
     }
 
     /// Loads every function into the route table, mapping aliased versions in from the
-    /// compile cache. Versions whose cache entry is missing are compiled now.
+    /// compile cache (up to `max_loaded` of them; the rest load on first use). Versions
+    /// whose cache entry is missing are compiled now.
     pub async fn load_all(&self) -> anyhow::Result<()> {
         let _guard = self.changes.lock().await;
+        let mut loaded = 0;
         for f in self.store.all_functions().await? {
-            if let Err(e) = self.rebuild(&f.tenant, &f.name, None).await {
+            let warm = loaded < self.eviction.max_loaded;
+            if let Err(e) = self.rebuild(&f.tenant, &f.name, None, warm).await {
                 tracing::error!(function = %f.name, error = %e, "cannot load function; it will not be served");
+            }
+            if let Some(entry) = self
+                .routes
+                .load()
+                .function(f.tenant.as_str(), f.name.as_str())
+            {
+                loaded += entry
+                    .versions
+                    .values()
+                    .filter(|v| v.compiled.initialized())
+                    .count();
             }
         }
         Ok(())
@@ -141,7 +176,7 @@ impl Node {
             })
             .await?;
         let stored_at = Instant::now();
-        self.rebuild(tenant, name, Some((record.version, compiled)))
+        self.rebuild(tenant, name, Some((record.version, compiled)), true)
             .await?;
         tracing::info!(
             function = %name,
@@ -168,7 +203,7 @@ impl Node {
     {
         let _guard = self.changes.lock().await;
         let out = change(self.store.clone()).await?;
-        self.rebuild(tenant, name, None).await?;
+        self.rebuild(tenant, name, None, true).await?;
         Ok(out)
     }
 
@@ -249,18 +284,21 @@ impl Node {
 
     async fn rebuild_tenant(&self, tenant: &TenantId) -> Result<(), ApiError> {
         for f in self.store.functions(tenant).await? {
-            self.rebuild(tenant, &f.name, None).await?;
+            // Versions loaded now stay loaded; evicted ones load on their next request.
+            self.rebuild(tenant, &f.name, None, false).await?;
         }
         Ok(())
     }
 
     /// Rebuilds one function's entry from the store and swaps it into the route table.
-    /// Versions that are already loaded keep their compiled code and concurrency limit.
+    /// Versions that are already loaded keep their compiled code and concurrency limit;
+    /// with `warm`, aliased versions not in memory are loaded now.
     async fn rebuild(
         &self,
         tenant: &TenantId,
         name: &FunctionName,
         fresh: Option<(VersionId, Compiled)>,
+        warm: bool,
     ) -> Result<(), ApiError> {
         let key = (tenant.clone(), name.clone());
         let function = match self.store.function(tenant, name).await {
@@ -374,7 +412,7 @@ impl Node {
                 .filter_map(|t| slots.get(&t.version).map(|s| (t.weight, s.clone())))
                 .collect();
             // Aliased versions are warmed now, so their first request does not wait.
-            for (_, slot) in &weighted {
+            for (_, slot) in weighted.iter().filter(|_| warm) {
                 if let Err(e) = self.compiled(tenant, slot).await {
                     tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
                 }
@@ -409,9 +447,9 @@ impl Node {
             .inc();
     }
 
-    /// Seconds since the node started: the coarse clock of idle eviction.
+    /// Milliseconds since the node started: the clock of idle eviction.
     pub fn clock(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.started.elapsed().as_millis() as u64
     }
 
     /// The version's compiled component: in memory, else from the compile cache, else
@@ -448,23 +486,38 @@ impl Node {
             .cloned()
     }
 
-    /// One round of housekeeping: drops reused instances past their age, and the
-    /// compiled code of versions idle for `evict_after` (zero: never) unless
-    /// `min_instances` pins them. Returns how many versions it evicted.
-    pub fn sweep(&self, evict_after: std::time::Duration) -> usize {
+    /// One round of housekeeping: drops reused instances past their age, then evicts
+    /// the compiled code of versions idle for `idle_after`, and of the least recently
+    /// used beyond `max_loaded`. Pinned versions (`min_instances >= 1`) stay, but count
+    /// towards `max_loaded`. Returns how many versions it evicted.
+    pub fn sweep(&self) -> usize {
+        let Eviction {
+            idle_after,
+            max_loaded,
+        } = self.eviction;
         let now = self.clock();
-        let mut evicted = 0;
         let routes = self.routes.load();
+        let mut loaded = 0;
+        let mut candidates = Vec::new();
         for slot in routes.functions().flat_map(|f| f.versions.values()) {
             if let Some(pool) = &slot.pool {
                 pool.sweep();
             }
-            let pinned = slot.config.scaling.min_instances > 0;
-            if pinned
-                || evict_after.is_zero()
-                || slot.compiled.idle_for(now) < evict_after.as_secs()
-            {
+            if !slot.compiled.initialized() {
                 continue;
+            }
+            loaded += 1;
+            if slot.config.scaling.min_instances == 0 {
+                candidates.push((slot.compiled.idle_for(now), slot));
+            }
+        }
+        // Longest idle first: those go for idleness, then for room.
+        candidates.sort_by_key(|(idle, _)| std::cmp::Reverse(*idle));
+        let mut evicted = 0;
+        for (idle, slot) in candidates {
+            let too_idle = !idle_after.is_zero() && idle >= idle_after.as_millis() as u64;
+            if !too_idle && loaded - evicted <= max_loaded {
+                break;
             }
             if slot.compiled.evict() {
                 if let Some(pool) = &slot.pool {

@@ -18,7 +18,8 @@ use tokio::sync::{OnceCell, Semaphore};
 #[derive(Default)]
 pub struct CompiledCell {
     cell: ArcSwap<OnceCell<Compiled>>,
-    /// When a request last used it, in seconds of the node's clock ([`crate::Node::clock`]).
+    /// When a request last used it, in milliseconds of the node's clock
+    /// ([`crate::Node::clock`]).
     last_used: AtomicU64,
 }
 
@@ -38,8 +39,8 @@ impl CompiledCell {
         self.cell.load().initialized()
     }
 
-    /// Notes a use. A store only when the second changed, so busy versions do not
-    /// bounce the cache line between cores.
+    /// Notes a use. A store only when the millisecond changed, so busy versions do not
+    /// bounce the cache line between cores on every request.
     pub fn touch(&self, now: u64) {
         if self.last_used.load(Ordering::Relaxed) != now {
             self.last_used.store(now, Ordering::Relaxed);

@@ -1,6 +1,13 @@
-//! Instance reuse (`[scaling] reuse = true`) end to end: what a kept instance remembers,
-//! and where that memory must stop. The `caps` fixtures count, in module state, the
-//! requests their instance has served (`GET /instance`), so a fresh instance answers 1.
+//! Scaling on one node, end to end.
+//!
+//! - Instance reuse (`[scaling] reuse = true`): what a kept instance remembers, and where
+//!   that memory must stop. The `caps` fixtures count, in module state, the requests
+//!   their instance has served (`GET /instance`), so a fresh instance answers 1.
+//! - Eviction of compiled code: idle versions leave memory and come back from the compile
+//!   cache, the least recently used go beyond `--max-loaded-versions`, and
+//!   `min_instances` pins a version in memory.
+
+use std::time::{Duration, Instant};
 
 use glint_e2e::{Node, built, guest};
 
@@ -191,4 +198,113 @@ async fn javascript_functions_are_refused_reuse_with_the_reason() {
     assert_eq!(admin.get("/api/v1/functions/caps-js").await.0, 404);
     admin.deploy_ok("caps-js", "", component).await;
     assert_eq!(counts(&node, "caps-js", 2).await, ["1", "1"]);
+}
+
+/// Whether each version of `function` has its compiled code in memory.
+async fn loaded(node: &Node, function: &str) -> bool {
+    let (status, body) = node
+        .admin()
+        .get(&format!("/api/v1/functions/{function}/status"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["versions"][0]["loaded"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no loaded flag: {body}"))
+}
+
+/// Polls `check` every 100 ms for up to 20 s; true once it holds.
+async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_code_leaves_memory_and_comes_back_from_the_cache_unless_pinned() {
+    let node = Node::start_with_args(&["--evict-idle-after", "2s"]);
+    let admin = node.admin();
+    let hello = guest("hello");
+    admin.deploy_ok("idle", "", hello.clone()).await;
+    admin
+        .deploy_ok("pinned", "[scaling]\nmin_instances = 1\n", hello)
+        .await;
+    for f in ["idle", "pinned"] {
+        assert_eq!(node.call(&format!("/{f}")).await.0, 200);
+        assert!(loaded(&node, f).await, "{f} is loaded after its deploy");
+    }
+
+    assert!(
+        eventually(|| async { !loaded(&node, "idle").await }).await,
+        "an idle version was never evicted"
+    );
+    assert!(
+        loaded(&node, "pinned").await,
+        "a pinned version was evicted"
+    );
+    assert!(node_stat(&node, "evictions").await >= 1);
+
+    // The next request maps the code back in from the compile cache: no compile.
+    let compiles = node_stat(&node, "compiles").await;
+    let cache_loads = node_stat(&node, "cache_loads").await;
+    let (status, body) = node.call("/idle").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello"), "{body}");
+    assert!(loaded(&node, "idle").await);
+    assert_eq!(node_stat(&node, "compiles").await, compiles);
+    assert_eq!(node_stat(&node, "cache_loads").await, cache_loads + 1);
+    let metrics = node.admin().request(reqwest::Method::GET, "/metrics");
+    let text = metrics.send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("glint_cold_starts_total")
+                && l.contains("function=\"idle\"")
+                && l.contains("source=\"cache\"")),
+        "no cache cold start counted for idle:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_most_max_loaded_versions_stay_in_memory_also_across_a_restart() {
+    let mut node = Node::start_with_args(&["--max-loaded-versions", "3"]);
+    let admin = node.admin();
+    let hello = guest("hello");
+    admin
+        .deploy_ok("pinned", "[scaling]\nmin_instances = 1\n", hello.clone())
+        .await;
+    let names = ["f1", "f2", "f3", "f4", "f5"];
+    for f in names {
+        admin.deploy_ok(f, "", hello.clone()).await;
+    }
+    assert!(
+        eventually(|| async { node_stat(&node, "loaded_versions").await <= 3 }).await,
+        "more than 3 versions stayed loaded"
+    );
+    assert!(
+        loaded(&node, "pinned").await,
+        "the pinned version was evicted"
+    );
+    // The most recently used stay; the oldest went first.
+    assert!(loaded(&node, "f5").await);
+    assert!(!loaded(&node, "f1").await);
+    for f in names {
+        assert_eq!(node.call(&format!("/{f}")).await.0, 200, "{f}");
+    }
+
+    // A restart loads no more than the cap up front, compiles nothing, and serves all.
+    assert!(node.stop());
+    node.restart();
+    assert!(node_stat(&node, "loaded_versions").await <= 3);
+    for f in names.iter().chain(&["pinned"]) {
+        assert_eq!(node.call(&format!("/{f}")).await.0, 200, "{f}");
+    }
+    assert_eq!(node_stat(&node, "compiles").await, 0);
 }
