@@ -585,9 +585,7 @@ fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
     }
     let d = parse_duration(text)?;
     if d < std::time::Duration::from_secs(1) {
-        return Err(
-            "use whole seconds or more (idle time is counted in seconds), or 0 for never".into(),
-        );
+        return Err("use 1s or more (the node checks once a second), or 0 for never".into());
     }
     Ok(d)
 }
