@@ -88,20 +88,27 @@ fn url_for(addr: SocketAddr, tls: bool) -> String {
     }
 }
 
-/// Every second: reused instances past their age are dropped, and idle versions'
-/// compiled code evicted ([`Node::sweep`]).
+/// Every second, or sooner when more versions were loaded than `--max-loaded-versions`
+/// allows: reused instances past their age are dropped, and compiled code evicted
+/// ([`Node::sweep`]).
 fn start_housekeeping(
     node: Arc<Node>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // A full sweep each second, and one within 100 ms when loads pass the cap.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => break,
             }
+            if last.elapsed() < Duration::from_secs(1) && !node.over_loaded_cap() {
+                continue;
+            }
+            last = tokio::time::Instant::now();
             if node.sweep() > 0 {
                 // Evicted code leaves freed heap behind; hand it back to the OS so RSS
                 // falls with the number of loaded versions. Off the async workers: on a

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -77,6 +78,10 @@ pub struct Node {
     /// Serialises changes to functions, so two rebuilds never race.
     changes: Mutex<()>,
     pub eviction: Eviction,
+    /// Versions loaded since the last sweep, and how many were loaded after it: the
+    /// housekeeper sweeps early when together they pass `max_loaded`.
+    loads_since_sweep: AtomicUsize,
+    loaded_at_sweep: AtomicUsize,
 }
 
 impl Node {
@@ -96,6 +101,8 @@ impl Node {
             public_url: parts.public_url,
             changes: Mutex::new(()),
             eviction: parts.eviction,
+            loads_since_sweep: AtomicUsize::new(0),
+            loaded_at_sweep: AtomicUsize::new(0),
         }
     }
 
@@ -370,6 +377,7 @@ impl Node {
                 && compiled.current().set(c.clone()).is_ok()
             {
                 compiled.touch(self.clock());
+                self.loads_since_sweep.fetch_add(1, Ordering::Relaxed);
                 self.count_cold_start(&meter, "compile");
             }
             // A new pool with every rebuild: its instances started with the old env.
@@ -480,10 +488,19 @@ impl Node {
                 .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))?;
                 let source = if from_cache { "cache" } else { "compile" };
                 self.count_cold_start(&slot.meter, source);
+                self.loads_since_sweep.fetch_add(1, Ordering::Relaxed);
                 Ok(compiled)
             })
             .await
             .cloned()
+    }
+
+    /// Whether versions loaded since the last sweep may have passed `max_loaded`, so a
+    /// sweep should not wait for its second.
+    pub fn over_loaded_cap(&self) -> bool {
+        self.loaded_at_sweep.load(Ordering::Relaxed)
+            + self.loads_since_sweep.load(Ordering::Relaxed)
+            > self.eviction.max_loaded
     }
 
     /// One round of housekeeping: drops reused instances past their age, then evicts
@@ -495,6 +512,7 @@ impl Node {
             idle_after,
             max_loaded,
         } = self.eviction;
+        self.loads_since_sweep.store(0, Ordering::Relaxed);
         let now = self.clock();
         let routes = self.routes.load();
         let mut loaded = 0;
@@ -526,11 +544,13 @@ impl Node {
                 evicted += 1;
             }
         }
+        self.loaded_at_sweep
+            .store(loaded - evicted, Ordering::Relaxed);
         if evicted > 0 {
             self.runtime
                 .stats
                 .evictions
-                .fetch_add(evicted as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(evicted as u64, Ordering::Relaxed);
             tracing::debug!(versions = evicted, "evicted idle compiled code");
         }
         evicted
