@@ -112,23 +112,43 @@ impl Node {
     pub async fn load_all(&self) -> anyhow::Result<()> {
         let _guard = self.changes.lock().await;
         let mut loaded = 0;
+        let mut secrets: HashMap<TenantId, HashMap<String, String>> = HashMap::new();
+        let mut entries = Vec::new();
         for f in self.store.all_functions().await? {
+            let tenant_secrets = match secrets.entry(f.tenant.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    match self.open_secrets(&f.tenant).await {
+                        Ok(opened) => v.insert(opened),
+                        Err(e) => {
+                            tracing::error!(tenant = %f.tenant, error = %e, "cannot read the tenant's secrets; its function {} will not be served", f.name);
+                            continue;
+                        }
+                    }
+                }
+            };
             let warm = loaded < self.eviction.max_loaded;
-            if let Err(e) = self.rebuild(&f.tenant, &f.name, None, warm).await {
-                tracing::error!(function = %f.name, error = %e, "cannot load function; it will not be served");
-            }
-            if let Some(entry) = self
-                .routes
-                .load()
-                .function(f.tenant.as_str(), f.name.as_str())
+            match self
+                .build_entry(&f.tenant, &f.name, None, warm, tenant_secrets)
+                .await
             {
-                loaded += entry
-                    .versions
-                    .values()
-                    .filter(|v| v.compiled.initialized())
-                    .count();
+                Ok(Some(entry)) => {
+                    loaded += entry
+                        .versions
+                        .values()
+                        .filter(|v| v.compiled.initialized())
+                        .count();
+                    entries.push(Arc::new(entry));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(function = %f.name, error = %e, "cannot load function; it will not be served")
+                }
             }
         }
+        // One table for all: swapping in a copy per function would cost N² at start-up.
+        self.routes
+            .store(Arc::new(RouteTable::from_entries(entries)));
         Ok(())
     }
 
@@ -307,20 +327,34 @@ impl Node {
         fresh: Option<(VersionId, Compiled)>,
         warm: bool,
     ) -> Result<(), ApiError> {
+        let secrets = self.open_secrets(tenant).await?;
+        let entry = self
+            .build_entry(tenant, name, fresh, warm, &secrets)
+            .await?;
         let key = (tenant.clone(), name.clone());
+        let table = self.routes.load().with(key, entry.map(Arc::new));
+        self.routes.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// A function's route entry as the store has it now, or `None` if it is gone.
+    /// `secrets` are the tenant's, opened.
+    async fn build_entry(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        fresh: Option<(VersionId, Compiled)>,
+        warm: bool,
+        secrets: &HashMap<String, String>,
+    ) -> Result<Option<FunctionEntry>, ApiError> {
         let function = match self.store.function(tenant, name).await {
             Ok(f) => f,
-            Err(StoreError::FunctionNotFound(_)) => {
-                let table = self.routes.load().with(key, None);
-                self.routes.store(Arc::new(table));
-                return Ok(());
-            }
+            Err(StoreError::FunctionNotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let versions = self.store.versions(tenant, name).await?;
         let aliases = self.store.aliases(tenant, name).await?;
         let api_env = self.store.env(tenant, name).await?;
-        let secrets = self.open_secrets(tenant).await?;
         let old = self
             .routes
             .load()
@@ -430,16 +464,13 @@ impl Node {
             }
         }
 
-        let entry = FunctionEntry {
+        Ok(Some(FunctionEntry {
             tenant: tenant.clone(),
             name: name.clone(),
             route: function.route,
             aliases: alias_table,
             versions: slots,
-        };
-        let table = self.routes.load().with(key, Some(Arc::new(entry)));
-        self.routes.store(Arc::new(table));
-        Ok(())
+        }))
     }
 
     fn count_cold_start(&self, meter: &crate::usage::VersionMeter, source: &'static str) {

@@ -179,6 +179,20 @@ impl RouteTable {
         self.by_name.values().flat_map(|f| f.values())
     }
 
+    /// A table of these functions.
+    pub fn from_entries(entries: impl IntoIterator<Item = Arc<FunctionEntry>>) -> Self {
+        let mut table = Self::default();
+        for e in entries {
+            table.by_route.insert(e.route.clone(), e.clone());
+            table
+                .by_name
+                .entry(e.tenant.clone())
+                .or_default()
+                .insert(e.name.clone(), e);
+        }
+        table
+    }
+
     /// A copy with one function replaced (or removed, with `None`).
     pub fn with(&self, key: (TenantId, FunctionName), entry: Option<Arc<FunctionEntry>>) -> Self {
         let mut by_name = self.by_name.clone();
