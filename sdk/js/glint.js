@@ -8,7 +8,10 @@
 //
 // Outbound HTTP is the standard global `fetch`. This module wraps the WIT imports that
 // componentize-js exposes as `wasi:keyvalue/...` and `wasi:config/...` modules; `glint
-// build` bundles it into the function with esbuild.
+// build` bundles it into the function with esbuild. `http.js` is the function's HTTP
+// entry point, which calls the `fetch` listener the function adds.
+
+export { incomingHandler } from "./http.js";
 
 import { open as openBucket } from "wasi:keyvalue/store@0.2.0-draft2";
 import { Cas, increment, swap } from "wasi:keyvalue/atomics@0.2.0-draft2";

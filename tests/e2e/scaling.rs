@@ -3,6 +3,7 @@
 //! - Instance reuse (`[scaling] reuse = true`): what a kept instance remembers, and where
 //!   that memory must stop. The `caps` fixtures count, in module state, the requests
 //!   their instance has served (`GET /instance`), so a fresh instance answers 1.
+//!   Python and JS (through the JS SDK's own HTTP entry point) reuse alike.
 //! - Eviction of compiled code: idle versions leave memory and come back from the compile
 //!   cache, the least recently used go beyond `--max-loaded-versions`, and
 //!   `min_instances` pins a version in memory.
@@ -150,54 +151,88 @@ async fn a_reused_instance_logs_under_each_request_s_own_execution_id() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn python_instances_are_reused_when_asked() {
+async fn python_and_js_instances_are_reused_when_asked() {
     let node = Node::start();
     let admin = node.admin();
-    let component = built("tests/fixtures/caps-python", "caps-py");
-    admin
-        .deploy_ok(
-            "caps-py",
-            &format!("{REUSE}[kv]\nstores = [\"counters\"]\n"),
-            component.clone(),
-        )
-        .await;
-    admin.deploy_ok("caps-py-fresh", "", component).await;
-
-    assert_eq!(counts(&node, "caps-py", 3).await, ["1", "2", "3"]);
-    assert_eq!(counts(&node, "caps-py-fresh", 2).await, ["1", "1"]);
-    // Host calls work on a kept instance as on a fresh one.
-    for expected in ["1", "2"] {
-        let (status, body) = node
-            .send(
-                reqwest::Method::POST,
-                "/caps-py/kv/counters/hits/increment",
-                Vec::new(),
+    for (name, component) in [
+        ("caps-py", built("tests/fixtures/caps-python", "caps-py")),
+        ("caps-js", built("tests/fixtures/caps-js", "caps-js")),
+    ] {
+        admin
+            .deploy_ok(
+                name,
+                &format!("{REUSE}[kv]\nstores = [\"counters\"]\n"),
+                component.clone(),
             )
             .await;
-        assert_eq!((status, body.as_str()), (200, expected));
+        let fresh = format!("{name}-fresh");
+        admin.deploy_ok(&fresh, "", component).await;
+
+        assert_eq!(counts(&node, name, 3).await, ["1", "2", "3"], "{name}");
+        assert_eq!(counts(&node, &fresh, 2).await, ["1", "1"], "{fresh}");
+        // Host calls, request bodies and error answers work on a kept instance as on a
+        // fresh one.
+        for expected in ["1", "2"] {
+            let path = format!("/{name}/kv/counters/{name}-hits/increment");
+            let (status, body) = node.send(reqwest::Method::POST, &path, Vec::new()).await;
+            assert_eq!((status, body.as_str()), (200, expected), "{name}");
+        }
+        let path = format!("/{name}/kv/counters/{name}-greeting");
+        let put = node
+            .send(reqwest::Method::PUT, &path, b"hello, body".to_vec())
+            .await;
+        assert_eq!(put.0, 204, "{name}: {}", put.1);
+        assert_eq!(node.call(&path).await, (200, "hello, body".to_string()));
+        assert_eq!(node.call(&format!("/{name}/no-such-route")).await.0, 404);
+        // The same instance served every request in between (they do not count).
+        assert_eq!(count(&node, name).await, "4", "{name}");
     }
-    // The same instance served the KV requests in between (they do not count).
-    assert_eq!(count(&node, "caps-py").await, "4");
 }
 
-/// componentize-js 0.23's runtime hangs on a second request in one instance, so a JS
-/// function asking for reuse is refused at deploy, by its manifest or by its bytes.
+/// A custom section (id 0) holding `payload`, as a toolchain may append to a component.
+fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut section = vec![0];
+    leb(content.len(), &mut section);
+    section.extend(content);
+    section
+}
+
+/// A JS component that answers through StarlingMonkey's built-in fetch event hangs on a
+/// second request in one instance, so asking it for reuse is refused at deploy. The
+/// component here is the Rust hello carrying the runtime's marker, as such a one does.
 #[tokio::test(flavor = "multi_thread")]
-async fn javascript_functions_are_refused_reuse_with_the_reason() {
+async fn a_component_that_cannot_be_reused_is_refused_reuse_with_the_reason() {
     let node = Node::start();
     let admin = node.admin();
-    let component = built("tests/fixtures/caps-js", "caps-js");
-    for manifest in [REUSE.to_string(), format!("lang = \"js\"\n{REUSE}")] {
-        let (status, body) = admin.deploy("caps-js", &manifest, component.clone()).await;
-        assert_eq!(status, 400, "{body}");
-        let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains("scaling.reuse"), "{body}");
-        assert!(message.contains("Remove `reuse`"), "{body}");
-    }
+    let mut component = guest("hello");
+    component.extend(custom_section(
+        "glint-test",
+        b"StarlingMonkey engine initializing",
+    ));
+    let (status, body) = admin.deploy("js-like", REUSE, component.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("scaling.reuse"), "{body}");
+    assert!(message.contains("glint build"), "{body}");
     // Nothing was stored; without reuse the same bytes deploy and serve.
-    assert_eq!(admin.get("/api/v1/functions/caps-js").await.0, 404);
-    admin.deploy_ok("caps-js", "", component).await;
-    assert_eq!(counts(&node, "caps-js", 2).await, ["1", "1"]);
+    assert_eq!(admin.get("/api/v1/functions/js-like").await.0, 404);
+    admin.deploy_ok("js-like", "", component).await;
+    assert_eq!(node.call("/js-like").await.0, 200);
 }
 
 /// Whether each version of `function` has its compiled code in memory.

@@ -276,12 +276,31 @@ fn build_js(project: &Project, output: &Path) -> Result<()> {
     })?;
     let source_name = source.file_name().unwrap_or_default().to_string_lossy();
 
+    // The bundle's entry: Glint's HTTP entry point first (it takes the fetch listeners
+    // the function adds), then the function's module. Exporting `incomingHandler` makes
+    // componentize-js leave out StarlingMonkey's own fetch event, which cannot serve a
+    // second request in one instance (`[scaling] reuse`).
+    let entry = project.dir.join(".glint/build/entry.js");
+    let source_path = serde_json::to_string(&source.to_string_lossy())?;
+    let entry_text = format!(
+        "// Written by `glint build`: the function behind Glint's HTTP entry point.\n\
+         import {{ incomingHandler }} from \"glint\";\n\
+         import {source_path};\n\
+         export {{ incomingHandler }};\n"
+    );
+    if let Some(parent) = entry.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&entry, entry_text)
+        .with_context(|| format!("cannot write {}", entry.display()))?;
+
     // componentize-js resolves only relative imports inside the project folder, so
     // esbuild first makes one file of the source, the SDK (`import ... from "glint"`)
     // and any npm packages. The `wasi:*` imports stay: componentize-js binds them to WIT.
     let bundle = project.dir.join(".glint/build/app.js");
     let mut cmd = Command::new(&tools.esbuild);
-    cmd.arg(&source)
+    cmd.arg(&entry)
         .args([
             "--bundle",
             "--format=esm",

@@ -167,7 +167,7 @@ impl Node {
         let config = manifest.config(name)?;
         self.check_secrets(tenant, &config.secrets).await?;
         check_header(&component)?;
-        if config.scaling.reuse && glint_runtime::is_starlingmonkey(&component) {
+        if config.scaling.reuse && glint_runtime::fetch_event_only(&component) {
             return Err(glint_runtime::ManifestError(glint_runtime::JS_REUSE.into()).into());
         }
         let sha256 = hex::encode(Sha256::digest(&component));

@@ -32,7 +32,7 @@ pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use kv::KvGrant;
 pub use logs::{LogSink, LogStream};
 pub use manifest::{
-    FunctionConfig, JS_REUSE, Limits, Manifest, ManifestError, Scaling, is_starlingmonkey,
+    FunctionConfig, JS_REUSE, Limits, Manifest, ManifestError, Scaling, fetch_event_only,
 };
 pub use outbound::OutboundRules;
 pub use reuse::{IdleBudget, InstancePool};

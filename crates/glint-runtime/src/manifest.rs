@@ -20,14 +20,28 @@ const MAX_CONCURRENCY: u32 = 10_000;
 #[error("glint.toml: {0}")]
 pub struct ManifestError(pub String);
 
-/// Why a JavaScript function cannot reuse instances (yet).
-pub const JS_REUSE: &str = "`scaling.reuse` is not available for JavaScript functions: the JS runtime      componentize-js 0.23 builds in (StarlingMonkey) cannot answer a second request in the same      instance (it waits for ever; StarlingMonkey issue 247). Remove `reuse` from [scaling]";
+/// Why this JavaScript component cannot reuse instances.
+pub const JS_REUSE: &str = concat!(
+    "`scaling.reuse` needs a JavaScript component whose module exports its HTTP handler, ",
+    "as `glint build` makes them; this one answers through StarlingMonkey's built-in fetch ",
+    "event, which cannot serve a second request in one instance (StarlingMonkey issue 247). ",
+    "Build it with `glint build`, or remove `reuse` from [scaling]"
+);
 
-/// Whether a component carries the StarlingMonkey JS runtime, which cannot serve two
-/// requests in one instance. A byte search: deploys only, never per request.
-pub fn is_starlingmonkey(component: &[u8]) -> bool {
-    const MARK: &[u8] = b"StarlingMonkey engine initializing";
-    component.windows(MARK.len()).any(|w| w == MARK)
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether a component is JavaScript (StarlingMonkey, by componentize-js) answering
+/// through the runtime's built-in fetch event rather than a handler its module exports:
+/// such an instance hangs on its second request. A byte search for markers the two
+/// tools write; at deploy only, never per request.
+pub fn fetch_event_only(component: &[u8]) -> bool {
+    contains(component, b"StarlingMonkey engine initializing")
+        && !contains(
+            component,
+            b"getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@",
+        )
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -321,9 +335,6 @@ impl Manifest {
                 "`scaling.reuse_max_requests` and `scaling.reuse_max_seconds` apply only to reused instances; add `reuse = true` under [scaling] or remove them".into(),
             ));
         }
-        if s.reuse == Some(true) && matches!(self.lang.as_deref(), Some("js" | "javascript")) {
-            return Err(ManifestError(JS_REUSE.into()));
-        }
         let scaling_defaults = Scaling::default();
         let scaling = Scaling {
             min_instances: s.min_instances.unwrap_or(scaling_defaults.min_instances),
@@ -404,6 +415,18 @@ mod tests {
     }
 
     #[test]
+    fn js_components_answering_through_the_fetch_event_are_told_apart() {
+        let engine = b"..StarlingMonkey engine initializing..".to_vec();
+        assert!(fetch_event_only(&engine));
+        let mut exported = engine.clone();
+        exported.extend_from_slice(
+            b"__iface = getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@0.2.10');",
+        );
+        assert!(!fetch_event_only(&exported));
+        assert!(!fetch_event_only(b"\0asm a Rust component"));
+    }
+
+    #[test]
     fn kv_stores_and_secrets_are_checked() {
         let ok = Manifest::parse(
             "secrets = [\"API_TOKEN\"]\n[kv]\nstores = [\"counters\", \"cache\"]\n",
@@ -424,7 +447,6 @@ mod tests {
                 "[scaling]\nreuse = true\nreuse_max_seconds = 0\n",
                 "reuse_max_seconds",
             ),
-            ("lang = \"js\"\n[scaling]\nreuse = true\n", "JavaScript"),
         ] {
             let e = Manifest::parse(text).and_then(|m| m.config(&name()));
             let e = e.unwrap_err().to_string();
