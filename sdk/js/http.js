@@ -117,24 +117,27 @@ function text(status, message) {
   return new Response(message, { status, headers: { "content-type": "text/plain" } });
 }
 
+/** The listener's answer, and the work it asked to finish with `waitUntil`. */
 async function respond(request) {
-  if (listeners.length === 0) {
-    return text(500, 'the function has no fetch handler; add addEventListener("fetch", (event) => event.respondWith(...))\n');
-  }
   const event = new FetchEvent(request);
+  if (listeners.length === 0) {
+    const help = 'the function has no fetch handler; add addEventListener("fetch", (event) => event.respondWith(...))\n';
+    return { response: text(500, help), pending: [] };
+  }
   for (const listener of listeners) {
     if (typeof listener === "function") listener(event);
     else listener.handleEvent(event);
     if (event.response !== undefined) break;
   }
+  const answer = (response) => ({ response, pending: event.pending });
   if (event.response === undefined) {
-    return text(500, "the fetch handler did not call event.respondWith\n");
+    return answer(text(500, "the fetch handler did not call event.respondWith\n"));
   }
   const response = await event.response;
   if (!(response instanceof Response)) {
-    return text(500, "the fetch handler responded with something that is not a Response\n");
+    return answer(text(500, "the fetch handler responded with something that is not a Response\n"));
   }
-  return [response, event.pending];
+  return answer(response);
 }
 
 function send(response, body, out) {
@@ -160,8 +163,7 @@ export const incomingHandler = {
     let response;
     let pending = [];
     try {
-      const answer = await respond(toRequest(incoming));
-      [response, pending] = Array.isArray(answer) ? answer : [answer, []];
+      ({ response, pending } = await respond(toRequest(incoming)));
     } catch (e) {
       console.error(`ERROR: the fetch handler threw: ${e?.stack ?? e}`);
       response = text(500, "the function failed; its log has the error\n");

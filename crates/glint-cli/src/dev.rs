@@ -57,6 +57,8 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
             idle_after: std::time::Duration::ZERO,
             max_loaded: usize::MAX,
         },
+        edge: glint_node::listener::EdgeLimits::default(),
+        dns_servers: Vec::new(),
     })
     .await?;
     let client = Client::new(&server.admin_url, read_key(&data_dir), None)?;

@@ -436,6 +436,9 @@ pub async fn logs(client: &Client, name: &str, filter: &LogFilter, format: Forma
             eprintln!("({} lines skipped: this terminal fell behind)", event.data);
             continue;
         }
+        if event.name.as_deref() == Some("revoked") {
+            anyhow::bail!("{}; sign in again with a live key (`glint login`)", event.data);
+        }
         let Ok(line) = serde_json::from_str::<Value>(&event.data) else {
             continue;
         };

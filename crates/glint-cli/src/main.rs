@@ -139,6 +139,23 @@ enum Command {
         /// recently used (unpinned) are dropped, as for idleness.
         #[arg(long, default_value_t = glint_node::node::Eviction::default().max_loaded)]
         max_loaded_versions: usize,
+        /// Open connections each listener accepts; more are closed at once.
+        #[arg(long, default_value_t = glint_node::listener::EdgeLimits::default().max_connections)]
+        max_connections: usize,
+        /// Largest request line plus headers, in bytes; bigger requests get 431.
+        #[arg(long, default_value_t = glint_node::listener::EdgeLimits::default().max_header_bytes)]
+        max_header_bytes: usize,
+        /// Time a client has to send its request headers (and how long an idle HTTP/1
+        /// connection stays open).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        header_read_timeout: std::time::Duration,
+        /// Time a client has to send a request's whole body; slower ones get 408.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        body_read_timeout: std::time::Duration,
+        /// A DNS server for guests' outbound requests, as IP or IP:PORT (repeat for
+        /// more). Default: the system's resolver configuration.
+        #[arg(long = "dns-server", value_name = "ADDR", value_parser = parse_dns_server)]
+        dns_servers: Vec<SocketAddr>,
     },
     /// Make a new function project, ready to build and run.
     #[command(
@@ -181,10 +198,11 @@ enum Command {
     },
     /// Deploy a function folder (with glint.toml) or a .wasm component.
     #[command(
-        after_help = "Examples:\n  glint deploy examples/hello\n  glint deploy app.wasm --name app\n  glint deploy . --alias canary"
+        after_help = "Examples:\n  glint deploy\n  glint deploy examples/hello\n  glint deploy app.wasm --name app\n  glint deploy --alias canary"
     )]
     Deploy {
-        path: PathBuf,
+        /// The function folder or .wasm file (default: this folder).
+        path: Option<PathBuf>,
         /// Function name; defaults to the manifest's `name`, else the folder or file name.
         #[arg(long)]
         name: Option<String>,
@@ -411,11 +429,15 @@ enum EnvCommand {
     /// List the env vars set through the API.
     List { name: String },
     /// Set an env var (it overrides the manifest's [env]).
+    #[command(
+        after_help = "Examples:\n  glint env set hello GREETING Hi\n  glint env set hello GREETING=Hi"
+    )]
     Set {
         name: String,
+        /// KEY, followed by VALUE, or KEY=VALUE in one word.
         #[arg(value_name = "KEY")]
         var: String,
-        value: String,
+        value: Option<String>,
     },
     /// Unset an env var.
     Unset {
@@ -578,7 +600,7 @@ fn command() -> clap::Command {
     inherit(Cli::command(), None)
 }
 
-/// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
+/// A duration of 1s or more, or `0` for never, for clap.
 fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
     if text.trim() == "0" {
         return Ok(std::time::Duration::ZERO);
@@ -590,6 +612,17 @@ fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `10.0.0.53` or `10.0.0.53:5353` (port 53 when left out), for clap.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{text:?} is not an IP address or IP:PORT, e.g. 10.0.0.53 or 127.0.0.1:5353"))
+}
+
+/// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     glint_store::parse_duration(text)
         .filter(|d| !d.is_zero())
@@ -659,6 +692,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             log_prune_every,
             evict_idle_after,
             max_loaded_versions,
+            max_connections,
+            max_header_bytes,
+            header_read_timeout,
+            body_read_timeout,
+            dns_servers,
         } => {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
@@ -687,6 +725,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     idle_after: evict_idle_after,
                     max_loaded: max_loaded_versions,
                 },
+                edge: glint_node::listener::EdgeLimits {
+                    max_connections,
+                    max_header_bytes,
+                    header_read_timeout,
+                    body_read_timeout,
+                    ..Default::default()
+                },
+                dns_servers,
             };
             glint_node::run(config, shutdown_signal()).await?;
         }
@@ -729,6 +775,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             no_build,
         } => {
             let alias = (!no_alias).then_some(alias.as_str());
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
             lifecycle::deploy(&connect()?, &path, name, alias, !no_build, format).await?
         }
         Command::List => lifecycle::list(&connect()?, format).await?,
@@ -761,6 +808,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             lifecycle::env_list(&connect()?, &name, format).await?
         }
         Command::Env(EnvCommand::Set { name, var, value }) => {
+            let (var, value) = match (value, var.split_once('=')) {
+                (Some(value), _) => (var, value),
+                (None, Some((k, v))) => (k.to_string(), v.to_string()),
+                (None, None) => anyhow::bail!(
+                    "no value for {var}: write `glint env set {name} {var} VALUE` or `glint env set {name} {var}=VALUE`"
+                ),
+            };
             lifecycle::env_set(&connect()?, &name, &var, &value).await?
         }
         Command::Env(EnvCommand::Unset { name, var }) => {

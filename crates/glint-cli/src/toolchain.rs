@@ -73,10 +73,21 @@ pub fn build(project: &Project) -> Result<PathBuf> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    if let Some(command) = &project.manifest.build.command {
+    let build = &project.manifest.build;
+    if let Some(command) = &build.command {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command).current_dir(&project.dir);
         run(cmd, &format!("`{command}`"))?;
+    } else if let (Some(component), None) = (&build.component, &project.manifest.lang) {
+        // A component built elsewhere (another toolchain, a CI artefact): used as it is.
+        if !output.exists() {
+            bail!(
+                "glint.toml names the prebuilt component {component:?} (`[build] component`, with no \
+                 build command and no `lang`), and {} is not there; build it first, or add \
+                 `[build] command` or `lang` so glint builds it",
+                output.display()
+            );
+        }
     } else {
         match project.lang {
             Lang::Rust => build_rust(project, &output)?,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glint_runtime::{GuestResponse, Invocation, into_boxed_body};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
@@ -22,7 +22,6 @@ use crate::logs::InvocationLog;
 use crate::node::Node;
 use crate::routes::{FunctionEntry, VersionSlot};
 use crate::usage::RequestTimer;
-use tokio::sync::OwnedSemaphorePermit;
 
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -134,6 +133,34 @@ fn strip_session_cookie(headers: &mut http::HeaderMap) {
     }
 }
 
+/// A guest shares its host with the dashboard, and cookies ignore ports: a guest that
+/// sets Glint's session cookie could sign a visitor's browser into the dashboard with a
+/// key of its choosing (cookie tossing). Such a `Set-Cookie` never leaves the node.
+fn strip_glint_cookies(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(SET_COOKIE) {
+        return;
+    }
+    let glint_cookie = |v: &HeaderValue| {
+        let name = v
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default();
+        name.trim_ascii()
+            .eq_ignore_ascii_case(crate::admin::SESSION_COOKIE.as_bytes())
+    };
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| !glint_cookie(v))
+        .cloned()
+        .collect();
+    headers.remove(SET_COOKIE);
+    for v in kept {
+        headers.append(SET_COOKIE, v);
+    }
+}
+
 /// The path and query the guest sees: what follows its route, `/` at the least.
 fn guest_path(rest: &str, query: Option<&str>) -> String {
     let rest = if rest.is_empty() { "/" } else { rest };
@@ -195,15 +222,16 @@ async fn run(
             timer.status = e.status.as_u16();
             Err(e)
         }
-        Ok((response, permit)) => {
+        Ok(mut response) => {
             timer.status = response.status().as_u16();
-            // The permit and the timer live as long as the body, which streams while the
-            // guest still runs.
+            strip_glint_cookies(response.headers_mut());
+            // The timer lives as long as the body, which streams while the guest still
+            // runs.
             Ok(response.map(|body| {
                 into_boxed_body(body)
                     .map_frame(move |frame| {
-                        // Whole places, so the closure owns the permit and the timer.
-                        let (_held, timer) = (&permit, &mut timer);
+                        // A whole place, so the closure owns the timer.
+                        let timer = &mut timer;
                         if let Some(data) = frame.data_ref() {
                             timer.bytes_out += data.len() as u64;
                         }
@@ -223,7 +251,7 @@ async fn invoke(
     guest_path: String,
     execution_id: &Arc<str>,
     timer: &mut RequestTimer,
-) -> Result<(GuestResponse, OwnedSemaphorePermit), ApiError> {
+) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
     let too_large = || {
         ApiError::new(
@@ -243,6 +271,33 @@ async fn invoke(
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(too_large());
     }
+
+    // The body comes first, under its own deadline: a client that sends slowly holds
+    // its connection, never a place among the function's running guests.
+    let (mut parts, body) = req.into_parts();
+    let reading = Limited::new(body, limits.max_body_bytes as usize).collect();
+    let body = match tokio::time::timeout(node.body_read_timeout, reading).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s; send it faster, or raise the node's --body-read-timeout",
+                    node.body_read_timeout.as_secs()
+                ),
+            ));
+        }
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(too_large());
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_request(
+                "body_read_failed",
+                format!("cannot read the request body: {e}"),
+            ));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
 
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
     let waiting = slot.concurrency.clone().acquire_owned();
@@ -264,24 +319,6 @@ async fn invoke(
             return Err(e);
         }
     };
-
-    let (mut parts, body) = req.into_parts();
-    let body = Limited::new(body, limits.max_body_bytes as usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large()
-            } else {
-                ApiError::bad_request(
-                    "body_read_failed",
-                    format!("cannot read the request body: {e}"),
-                )
-            }
-        })?
-        .to_bytes();
     drop(queued);
     timer.bytes_in = body.len() as u64;
     timer._in_flight = Some(slot.meter.in_flight());
@@ -324,8 +361,13 @@ async fn invoke(
         config: slot.config_vars.clone(),
         pool: slot.pool.clone(),
     };
-    let response = node.runtime.invoke(&compiled, request, invocation).await?;
-    Ok((response, permit))
+    // The permit goes with the guest's task: it counts guests that run, so a client
+    // that resets its request (an HTTP/2 stream, say) cannot start more than the limit.
+    let response = node
+        .runtime
+        .invoke(&compiled, request, invocation, permit)
+        .await?;
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -337,15 +379,31 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.append(
             COOKIE,
-            HeaderValue::from_static("a=1; glint_key=glint_secret; b=2"),
+            HeaderValue::from_static("a=1; __Host-glint_key=glint_secret; b=2"),
         );
-        headers.append(COOKIE, HeaderValue::from_static("glint_key=again"));
+        headers.append(COOKIE, HeaderValue::from_static("__Host-glint_key=again"));
         strip_session_cookie(&mut headers);
         assert_eq!(headers.get_all(COOKIE).iter().count(), 1);
         assert_eq!(headers[COOKIE], "a=1; b=2");
         let mut only = http::HeaderMap::new();
-        only.insert(COOKIE, HeaderValue::from_static("glint_key=x"));
+        only.insert(COOKIE, HeaderValue::from_static("__Host-glint_key=x"));
         strip_session_cookie(&mut only);
         assert!(only.get(COOKIE).is_none());
+    }
+
+    #[test]
+    fn a_guest_cannot_set_the_session_cookie() {
+        let mut headers = http::HeaderMap::new();
+        for v in [
+            "theme=dark; Path=/",
+            "__Host-glint_key=glint_tossed; Path=/; Secure",
+            " __host-GLINT_KEY =glint_tossed; Path=/; Secure",
+            "glint_key_other=1",
+        ] {
+            headers.append(SET_COOKIE, HeaderValue::from_static(v));
+        }
+        strip_glint_cookies(&mut headers);
+        let left: Vec<_> = headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(left, ["theme=dark; Path=/", "glint_key_other=1"]);
     }
 }

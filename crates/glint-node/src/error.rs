@@ -33,6 +33,20 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// A failure inside the node whose text (a SQLite message, a path, an I/O error) is
+    /// not for clients: it goes to the node's log under an incident id, and the client
+    /// gets the id and a stable code.
+    pub fn hidden(what: &str, detail: impl std::fmt::Display) -> Self {
+        let incident = uuid::Uuid::now_v7().simple().to_string();
+        let incident = &incident[incident.len() - 12..];
+        tracing::error!(incident, error = %detail, "{what}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{what} (incident {incident}); the node's log has the details"),
+        )
+    }
+
     pub fn body_json(&self) -> String {
         serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
     }
@@ -58,8 +72,9 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", m)
             }
             StoreError::Backend(m) => {
-                tracing::error!(error = %m, "storage failure");
-                ApiError::internal(format!("{m}; the node's log has details"))
+                let mut e = ApiError::hidden("the node's storage failed", m);
+                e.code = "storage_error";
+                e
             }
         }
     }
@@ -80,7 +95,10 @@ impl From<ComponentError> for ApiError {
             ComponentError::Invalid(_) => "invalid_component",
             ComponentError::NoHttpHandler(_) => "missing_http_handler",
             ComponentError::UnsupportedImport(_) => "unsupported_import",
-            ComponentError::Cache(_) => return ApiError::internal(e.to_string()),
+            ComponentError::NotReusable => "not_reusable",
+            ComponentError::Cache(_) => {
+                return ApiError::hidden("the node cannot write its compile cache", e);
+            }
         };
         ApiError::bad_request(code, e.to_string())
     }

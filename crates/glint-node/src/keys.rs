@@ -41,51 +41,61 @@ impl KeyTable {
     pub fn check(&self, key: &str) -> Option<ApiKeyRecord> {
         self.0.load().get(&hash_key(key)).cloned()
     }
+
+    /// Whether the key with this id is still live (for callers that hold on, such as a
+    /// log follower).
+    pub fn is_live(&self, key_id: &str) -> bool {
+        self.0.load().values().any(|k| k.id == key_id)
+    }
 }
 
-/// Makes sure the node has an admin key, as `glint serve` promises:
-/// - `GLINT_ADMIN_KEY`, when set, is an admin key;
-/// - else `DIR/admin-key` from an earlier start stays valid;
-/// - else, on first start, a new key is made, printed once and written to `DIR/admin-key`.
+/// The shortest key `GLINT_ADMIN_KEY` may hold: a guessable admin key is a node given away.
+pub const MIN_KEY_CHARS: usize = 32;
+
+const ENV_KEY_NAME: &str = "admin (GLINT_ADMIN_KEY)";
+
+/// Makes sure the node has an admin key, as `glint serve` promises, without ever bringing
+/// a revoked key back:
+/// - `GLINT_ADMIN_KEY`, when set, is an admin key (unless it was revoked); a new value
+///   revokes the key the previous value made;
+/// - on the very first start (no key was ever made) without it, a new key is made,
+///   printed once and written to `DIR/admin-key`. Later starts only read the store.
 pub async fn bootstrap_admin_key(
     store: &Arc<dyn Store>,
     data_dir: &Path,
     from_env: Option<String>,
 ) -> anyhow::Result<()> {
     let tenant = TenantId::default_tenant();
-    let path = data_dir.join("admin-key");
-    if let Some(key) = from_env.filter(|k| !k.trim().is_empty()) {
-        let key = key.trim();
-        store
-            .create_key(
-                &tenant,
-                "admin (GLINT_ADMIN_KEY)",
-                Role::Admin,
-                &hash_key(key),
-                &key_prefix(key),
-            )
+    if let Some(key) = from_env.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
+        anyhow::ensure!(
+            key.chars().count() >= MIN_KEY_CHARS,
+            "GLINT_ADMIN_KEY is {} characters long; an admin key needs at least {MIN_KEY_CHARS}. \
+             Make one with `openssl rand -hex 32`, or unset GLINT_ADMIN_KEY to have the node make one",
+            key.chars().count()
+        );
+        let hash = hash_key(key);
+        let made = store
+            .create_key(&tenant, ENV_KEY_NAME, Role::Admin, &hash, &key_prefix(key))
             .await?;
-        return Ok(());
-    }
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let key = text.trim();
-        if !key.is_empty() {
-            store
-                .create_key(
-                    &tenant,
-                    "admin (first start)",
-                    Role::Admin,
-                    &hash_key(key),
-                    &key_prefix(key),
-                )
-                .await?;
-            return Ok(());
+        for old in store.keys(&tenant).await? {
+            if old.name == ENV_KEY_NAME && old.id != made.id {
+                store.revoke_key(&tenant, &old.id).await?;
+                tracing::warn!(key = %old.id, prefix = %old.prefix, "GLINT_ADMIN_KEY changed: the key its previous value made is revoked");
+            }
         }
-    }
-    if !store.all_key_hashes().await?.is_empty() {
+        if !store.all_key_hashes().await?.iter().any(|(h, _)| *h == hash) {
+            tracing::warn!(
+                "GLINT_ADMIN_KEY holds a key that was revoked; it stays revoked. Set a new value to get an admin key"
+            );
+        }
         return Ok(());
     }
+    if store.any_key_made().await? {
+        return Ok(());
+    }
+    let path = data_dir.join("admin-key");
     let key = generate_key();
+    write_private(&path, &key)?;
     store
         .create_key(
             &tenant,
@@ -95,7 +105,6 @@ pub async fn bootstrap_admin_key(
             &key_prefix(&key),
         )
         .await?;
-    write_private(&path, &key)?;
     println!(
         "Admin API key (shown once, also saved to {}):\n  {key}",
         path.display()

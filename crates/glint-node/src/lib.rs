@@ -66,6 +66,26 @@ pub struct NodeConfig {
     pub log_retention: logs::Retention,
     /// When compiled code is dropped from memory.
     pub eviction: node::Eviction,
+    /// What each listener allows a client: header time and size, connections, body time.
+    pub edge: listener::EdgeLimits,
+    /// DNS servers for guests' outbound requests; empty means the system's.
+    pub dns_servers: Vec<SocketAddr>,
+}
+
+/// Warns, once at start, about a listener that strangers may reach in clear text.
+fn warn_if_exposed(what: &str, addr: SocketAddr, tls: bool, admin_key_from_env: bool) {
+    if tls || addr.ip().is_loopback() {
+        return;
+    }
+    let key_note = if admin_key_from_env {
+        " (GLINT_ADMIN_KEY is set, so the most powerful key would cross it)"
+    } else {
+        ""
+    };
+    tracing::warn!(
+        "the {what} listens on {addr}, beyond loopback, without TLS: API keys and data cross the network in clear text{key_note}; \
+         serve TLS with --tls-cert/--tls-key, or put the node behind a TLS proxy"
+    );
 }
 
 /// The machine's host name, a node's default name.
@@ -172,6 +192,8 @@ impl Server {
             cache_dir: config.data_dir.join("compiled"),
             compiler: config.compiler,
             max_instances: config.max_instances,
+            dns_servers: config.dns_servers.clone(),
+            cache_key: secret_key.subkey("glint compile cache v1"),
         })?);
 
         let data_listener = TcpListener::bind(config.listen).await.with_context(|| {
@@ -192,6 +214,9 @@ impl Server {
             Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
             None => None,
         };
+        let key_from_env = config.admin_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        warn_if_exposed("data plane", config.listen, tls.is_some(), false);
+        warn_if_exposed("admin API", config.admin_listen, tls.is_some(), key_from_env);
         let data_url = url_for(data_listener.local_addr()?, tls.is_some());
         let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
 
@@ -228,6 +253,7 @@ impl Server {
             node_id: config.node_id.clone(),
             region: config.region.clone(),
             eviction: config.eviction,
+            body_read_timeout: config.edge.body_read_timeout,
         }));
         let _ = routed.set(Arc::downgrade(&node));
         keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
@@ -246,6 +272,7 @@ impl Server {
         let data = tokio::spawn(listener::serve(
             data_listener,
             tls.clone(),
+            config.edge,
             data_service,
             stop_rx.clone(),
         ));
@@ -253,6 +280,7 @@ impl Server {
         let admin = tokio::spawn(listener::serve(
             admin_listener,
             tls,
+            config.edge,
             admin_service,
             stop_rx.clone(),
         ));

@@ -2,7 +2,9 @@
 //!
 //! Both the data plane and the admin API go through [`serve`]. TLS handshakes run in the
 //! connection's own task with a deadline, so a slow or bad client never holds up the
-//! accept loop.
+//! accept loop. [`EdgeLimits`] bound what slow or greedy clients can hold: the time to
+//! send a request's headers (which is also how long an idle HTTP/1 connection stays
+//! open), their size, HTTP/2 liveness pings, and the number of open connections.
 
 use std::error::Error as StdError;
 use std::path::Path;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls_pki_types::pem::PemObject;
@@ -22,6 +24,52 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one listener allows each client.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeLimits {
+    /// Time to send a request's headers, from the moment the connection waits for them;
+    /// an idle HTTP/1 keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
+    /// Request line and headers together, in bytes; beyond it the answer is 431.
+    pub max_header_bytes: usize,
+    /// Open connections; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Time to send a request's whole body (the data plane reads it before the guest
+    /// runs).
+    pub body_read_timeout: Duration,
+    /// HTTP/2 ping interval; a peer that does not answer within it is dropped.
+    pub h2_keep_alive: Duration,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            body_read_timeout: Duration::from_secs(30),
+            h2_keep_alive: Duration::from_secs(20),
+        }
+    }
+}
+
+fn connection_builder(limits: &EdgeLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's read buffer bounds the head; 8 KiB is its floor.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(limits.h2_keep_alive)
+        .keep_alive_timeout(limits.h2_keep_alive);
+    builder
+}
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -62,6 +110,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 pub async fn serve<S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    limits: EdgeLimits,
     service: S,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -73,7 +122,9 @@ pub async fn serve<S, B>(
     B::Error: Into<BoxError>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let builder = Arc::new(connection_builder(&limits));
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -87,6 +138,19 @@ pub async fn serve<S, B>(
             },
             _ = stop.changed() => break,
         };
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            // At the cap: closed at once, so the node keeps its memory and descriptors
+            // for the connections it has; logged at most once a minute.
+            drop(stream);
+            if last_refusal_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                last_refusal_logged = Some(std::time::Instant::now());
+                tracing::warn!(
+                    max = limits.max_connections,
+                    "connection refused: the listener has --max-connections open; raise it or add nodes"
+                );
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (service, builder, tls, watcher) = (
             service.clone(),
@@ -95,6 +159,7 @@ pub async fn serve<S, B>(
             graceful.watcher(),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => {
                     let conn = builder

@@ -7,7 +7,7 @@
 //! endpoint, the dashboard's tail) read. A retention task prunes old lines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use glint_runtime::{LogSink, LogStream, Usage, UsageSink};
@@ -17,6 +17,9 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::routes::LogContext;
 
 const CHANNEL_CAPACITY: usize = 65_536;
+/// Bytes of lines waiting for the writer; beyond it new lines are dropped (and counted),
+/// so a flood of output cannot take the node's memory.
+const QUEUED_BYTES_MAX: usize = 32 * 1024 * 1024;
 const BATCH: usize = 2_048;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -29,6 +32,13 @@ pub struct LogPipe {
     tx: mpsc::Sender<LogRecord>,
     live: broadcast::Sender<Arc<LogRecord>>,
     pub dropped: Arc<AtomicU64>,
+    /// Bytes of the lines in the channel now.
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// What a line weighs in the channel: its text and the fields stored with it.
+fn weight(line: &LogRecord) -> usize {
+    std::mem::size_of::<LogRecord>() + line.message.len() + line.execution_id.len()
 }
 
 impl LogPipe {
@@ -74,7 +84,10 @@ impl LogSink for InvocationLog {
         if self.pipe.live.receiver_count() > 0 {
             let _ = self.pipe.live.send(Arc::new(record.clone()));
         }
-        if self.pipe.tx.try_send(record).is_err() {
+        let bytes = weight(&record);
+        let queued = self.pipe.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > QUEUED_BYTES_MAX || self.pipe.tx.try_send(record).is_err() {
+            self.pipe.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.pipe.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -92,7 +105,9 @@ pub fn start_writer(
         tx,
         live: broadcast::channel(LIVE_CAPACITY).0,
         dropped: Arc::default(),
+        queued_bytes: Arc::default(),
     };
+    let queued_bytes = pipe.queued_bytes.clone();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         loop {
@@ -110,6 +125,8 @@ pub fn start_writer(
                     Err(_) => break,
                 }
             }
+            let taken: usize = batch.iter().map(weight).sum();
+            queued_bytes.fetch_sub(taken, Ordering::Relaxed);
             for line in &mut batch {
                 line.node.clone_from(&node);
                 line.region.clone_from(&region);

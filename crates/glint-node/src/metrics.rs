@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use glint_runtime::{Runtime, Usage};
+use glint_store::VersionId;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -141,6 +142,46 @@ impl Metrics {
             guest_memory_peak,
             outbound,
             kv_ops,
+        }
+    }
+
+    /// Drops a deleted version's label sets, so series of deleted versions do not pile up.
+    pub fn forget_version(&self, labels: &FunctionLabels, version: VersionId) {
+        for status in [100, 200, 300, 400, 500] {
+            self.requests.remove(&RequestLabels {
+                tenant: labels.tenant.clone(),
+                function: labels.function.clone(),
+                version: version.to_string(),
+                status: status_class(status),
+            });
+        }
+    }
+
+    /// Drops every label set of a deleted function.
+    pub fn forget_function(&self, labels: &FunctionLabels, versions: &[VersionId]) {
+        for v in versions {
+            self.forget_version(labels, *v);
+        }
+        self.duration.remove(labels);
+        self.in_flight.remove(labels);
+        self.queued.remove(labels);
+        self.guest_cpu.remove(labels);
+        self.guest_memory_peak.remove(labels);
+        for source in ["cache", "compile"] {
+            self.cold_starts.remove(&ColdStartLabels {
+                tenant: labels.tenant.clone(),
+                function: labels.function.clone(),
+                source,
+            });
+        }
+        for result in ["allowed", "denied", "ok", "error"] {
+            let l = ResultLabels {
+                tenant: labels.tenant.clone(),
+                function: labels.function.clone(),
+                result,
+            };
+            self.outbound.remove(&l);
+            self.kv_ops.remove(&l);
         }
     }
 

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use glint_runtime::{Compiled, ConfigVars, InstancePool, KvGrant, Manifest, Runtime, check_header};
+use glint_runtime::{
+    Compiled, ConfigVars, InstancePool, KvGrant, Manifest, Runtime, check_header, check_reusable,
+};
 use glint_store::{
     AliasName, FunctionName, KeyValue, NewVersion, Store, StoreError, TenantId, VersionId,
     VersionRecord,
@@ -38,6 +40,8 @@ pub struct NodeParts {
     pub node_id: String,
     pub region: String,
     pub eviction: Eviction,
+    /// Time a client has to send a request's body to the data plane.
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// When the node drops compiled code from memory: versions idle for `idle_after`, and
@@ -78,6 +82,7 @@ pub struct Node {
     /// Serialises changes to functions, so two rebuilds never race.
     changes: Mutex<()>,
     pub eviction: Eviction,
+    pub body_read_timeout: std::time::Duration,
     /// Versions loaded since the last sweep, and how many were loaded after it: the
     /// housekeeper sweeps early when together they pass `max_loaded`.
     loads_since_sweep: AtomicUsize,
@@ -101,6 +106,7 @@ impl Node {
             public_url: parts.public_url,
             changes: Mutex::new(()),
             eviction: parts.eviction,
+            body_read_timeout: parts.body_read_timeout,
             loads_since_sweep: AtomicUsize::new(0),
             loaded_at_sweep: AtomicUsize::new(0),
         }
@@ -115,29 +121,24 @@ impl Node {
         let mut secrets: HashMap<TenantId, HashMap<String, String>> = HashMap::new();
         let mut entries = Vec::new();
         for f in self.store.all_functions().await? {
-            let tenant_secrets = match secrets.entry(f.tenant.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    match self.open_secrets(&f.tenant).await {
-                        Ok(opened) => v.insert(opened),
-                        Err(e) => {
-                            tracing::error!(tenant = %f.tenant, error = %e, "cannot read the tenant's secrets; its function {} will not be served", f.name);
-                            continue;
-                        }
+            if !secrets.contains_key(&f.tenant) {
+                match self.open_secrets(&f.tenant).await {
+                    Ok(opened) => secrets.insert(f.tenant.clone(), opened),
+                    Err(e) => {
+                        // One tenant's unreadable secrets must not keep the node from
+                        // serving everyone else.
+                        tracing::error!(tenant = %f.tenant, error = %e, "cannot read the tenant's secrets; its function {} will not be served", f.name);
+                        continue;
                     }
-                }
-            };
+                };
+            }
             let warm = loaded < self.eviction.max_loaded;
             match self
-                .build_entry(&f.tenant, &f.name, None, warm, tenant_secrets)
+                .build_entry(&f.tenant, &f.name, None, warm, &secrets[&f.tenant])
                 .await
             {
                 Ok(Some(entry)) => {
-                    loaded += entry
-                        .versions
-                        .values()
-                        .filter(|v| v.compiled.initialized())
-                        .count();
+                    loaded += entry.loaded_versions();
                     entries.push(Arc::new(entry));
                 }
                 Ok(None) => {}
@@ -167,8 +168,8 @@ impl Node {
         let config = manifest.config(name)?;
         self.check_secrets(tenant, &config.secrets).await?;
         check_header(&component)?;
-        if config.scaling.reuse && glint_runtime::fetch_event_only(&component) {
-            return Err(glint_runtime::ManifestError(glint_runtime::JS_REUSE.into()).into());
+        if config.scaling.reuse {
+            check_reusable(&component)?;
         }
         let sha256 = hex::encode(Sha256::digest(&component));
 
@@ -182,11 +183,14 @@ impl Node {
             (compiled, bytes)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("compile task failed: {e}")))?;
+        .map_err(|e| ApiError::hidden("the compile task failed", e))?;
         let compiled = compiled?;
         let compiled_at = Instant::now();
 
         let _guard = self.changes.lock().await;
+        // Whatever can fail comes before the version is stored: an error answer means the
+        // deploy did not happen.
+        let secrets = self.open_secrets(tenant).await?;
         for store in &config.kv_stores {
             self.kv.create_store(tenant, store).await?;
         }
@@ -203,8 +207,13 @@ impl Node {
             })
             .await?;
         let stored_at = Instant::now();
-        self.rebuild(tenant, name, Some((record.version, compiled)), true)
-            .await?;
+        // Stored is deployed: from here on the answer is success. Should the route table
+        // fail to rebuild now (a storage read failing right after a write), the version
+        // still serves after the next change or restart.
+        let fresh = Some((record.version, compiled));
+        if let Err(e) = self.rebuild_with(tenant, name, fresh, true, &secrets).await {
+            tracing::error!(function = %name, version = %record.version, error = %e, "deployed, but the route table was not updated; the version serves after the next change or restart");
+        }
         tracing::info!(
             function = %name,
             version = %record.version,
@@ -241,6 +250,7 @@ impl Node {
     ) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
         self.store.delete_function(tenant, name).await?;
+        self.meter.forget(tenant, name, &[]);
         let table = self
             .routes
             .load()
@@ -328,9 +338,27 @@ impl Node {
         warm: bool,
     ) -> Result<(), ApiError> {
         let secrets = self.open_secrets(tenant).await?;
+        self.rebuild_with(tenant, name, fresh, warm, &secrets).await
+    }
+
+    /// [`Node::rebuild`] with the tenant's secrets already opened.
+    async fn rebuild_with(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        fresh: Option<(VersionId, Compiled)>,
+        warm: bool,
+        secrets: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
         let entry = self
-            .build_entry(tenant, name, fresh, warm, &secrets)
+            .build_entry(tenant, name, fresh, warm, secrets)
             .await?;
+        // Meters and metric series of versions gone from the store go too.
+        let kept: Vec<VersionId> = entry
+            .as_ref()
+            .map(|e| e.versions.keys().copied().collect())
+            .unwrap_or_default();
+        self.meter.forget(tenant, name, &kept);
         let key = (tenant.clone(), name.clone());
         let table = self.routes.load().with(key, entry.map(Arc::new));
         self.routes.store(Arc::new(table));
@@ -515,8 +543,10 @@ impl Node {
                     })
                 })
                 .await
-                .map_err(|e| ApiError::internal(format!("load task failed: {e}")))?
-                .map_err(|e| ApiError::internal(format!("cannot load the component: {e:#}")))?;
+                .map_err(|e| ApiError::hidden("the node could not load the function", e))?
+                .map_err(|e| {
+                    ApiError::hidden("the node could not load the function", format!("{e:#}"))
+                })?;
                 let source = if from_cache { "cache" } else { "compile" };
                 self.count_cold_start(&slot.meter, source);
                 self.loads_since_sweep.fetch_add(1, Ordering::Relaxed);

@@ -155,6 +155,14 @@ pub struct FunctionEntry {
 }
 
 impl FunctionEntry {
+    /// Its versions with compiled code in memory.
+    pub fn loaded_versions(&self) -> usize {
+        self.versions
+            .values()
+            .filter(|v| v.compiled.initialized())
+            .count()
+    }
+
     pub fn alias(&self, name: &str) -> Option<&Alias> {
         self.aliases
             .iter()
@@ -195,19 +203,17 @@ impl RouteTable {
 
     /// A copy with one function replaced (or removed, with `None`).
     pub fn with(&self, key: (TenantId, FunctionName), entry: Option<Arc<FunctionEntry>>) -> Self {
-        let mut by_name = self.by_name.clone();
         let (tenant, name) = key;
-        let functions = by_name.entry(tenant).or_default();
-        match entry {
-            Some(e) => functions.insert(name, e),
-            None => functions.remove(&name),
-        };
-        let by_route = by_name
-            .values()
-            .flat_map(|f| f.values())
-            .map(|e| (e.route.clone(), e.clone()))
-            .collect();
-        Self { by_route, by_name }
+        let others = self
+            .functions()
+            .filter(|e| e.tenant != tenant || e.name != name)
+            .cloned();
+        Self::from_entries(others.chain(entry))
+    }
+
+    /// Versions with compiled code in memory, across all functions.
+    pub fn loaded_versions(&self) -> usize {
+        self.functions().map(|f| f.loaded_versions()).sum()
     }
 
     /// Longest route that is a whole-segment prefix of `path`, and the guest's path

@@ -20,6 +20,7 @@ const NONCE_LEN: usize = 24;
 
 pub struct SecretKey {
     cipher: XChaCha20Poly1305,
+    raw: [u8; 32],
 }
 
 impl SecretKey {
@@ -39,6 +40,7 @@ impl SecretKey {
                 tracing::info!(path = %path.display(), "made a new secret key; back it up apart from the data dir");
                 Ok(Self {
                     cipher: XChaCha20Poly1305::new(&key),
+                    raw: key.into(),
                 })
             }
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -50,9 +52,22 @@ impl SecretKey {
             .ok()
             .filter(|b| b.len() == 32)
             .context("the secret key must be 64 hex digits (32 bytes)")?;
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&bytes);
         Ok(Self {
             cipher: XChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            raw,
         })
+    }
+
+    /// A key for another purpose, derived from this one (HMAC-SHA256 of the purpose), so
+    /// one secret kept apart from the data dir protects more than secrets.
+    pub fn subkey(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.raw)
+            .expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     pub fn seal(&self, tenant: &TenantId, name: &str, value: &str) -> Vec<u8> {

@@ -191,12 +191,16 @@ impl Drop for GaugeGuard {
 }
 
 type VersionKey = (TenantId, FunctionName, VersionId);
+type FunctionKey = (TenantId, FunctionName);
 
 /// Every version's meter, and every function's recent history.
 pub struct Meter {
     pub metrics: Arc<Metrics>,
-    versions: Mutex<HashMap<VersionKey, Arc<VersionMeter>>>,
-    recent: Mutex<HashMap<(TenantId, FunctionName), Arc<Recent>>>,
+    /// By function, then version: forgetting one function's versions looks at no other.
+    versions: Mutex<HashMap<FunctionKey, HashMap<VersionId, Arc<VersionMeter>>>>,
+    recent: Mutex<HashMap<FunctionKey, Arc<Recent>>>,
+    /// Meters of deleted versions, kept until the next flush stores what they counted.
+    retired: Mutex<Vec<(VersionKey, Arc<VersionMeter>)>>,
 }
 
 impl Meter {
@@ -205,7 +209,57 @@ impl Meter {
             metrics,
             versions: Mutex::default(),
             recent: Mutex::default(),
+            retired: Mutex::default(),
         }
+    }
+
+    /// Forgets the versions of a function that are not in `keep` (all of them, for a
+    /// deleted function, whose recent history goes too): their meters leave after the
+    /// next flush, and their Prometheus series at once.
+    pub fn forget(&self, tenant: &TenantId, function: &FunctionName, keep: &[VersionId]) {
+        let key = (tenant.clone(), function.clone());
+        let gone: Vec<(VersionKey, Arc<VersionMeter>)> = {
+            let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(of_function) = versions.get_mut(&key) else {
+                return;
+            };
+            let ids: Vec<VersionId> = of_function
+                .keys()
+                .filter(|v| !keep.contains(v))
+                .copied()
+                .collect();
+            let gone = ids
+                .into_iter()
+                .filter_map(|v| of_function.remove(&v).map(|m| ((tenant.clone(), function.clone(), v), m)))
+                .collect();
+            if of_function.is_empty() {
+                versions.remove(&key);
+            }
+            gone
+        };
+        let labels = FunctionLabels {
+            tenant: tenant.to_string(),
+            function: function.to_string(),
+        };
+        if keep.is_empty() {
+            let versions: Vec<VersionId> = gone.iter().map(|((_, _, v), _)| *v).collect();
+            self.metrics.forget_function(&labels, &versions);
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.remove(&key);
+        } else {
+            for ((_, _, v), _) in &gone {
+                self.metrics.forget_version(&labels, *v);
+            }
+        }
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.extend(gone);
+    }
+
+    /// Meters held now, for tests of pruning.
+    pub fn versions_metered(&self) -> usize {
+        self.versions
+            .lock()
+            .map_or(0, |v| v.values().map(HashMap::len).sum())
     }
 
     /// The meter of a version, made on first use and kept across route rebuilds.
@@ -218,7 +272,9 @@ impl Meter {
         let recent = self.recent(tenant, function);
         let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         versions
-            .entry((tenant.clone(), function.clone(), version))
+            .entry((tenant.clone(), function.clone()))
+            .or_default()
+            .entry(version)
             .or_insert_with(|| {
                 let labels = FunctionLabels {
                     tenant: tenant.to_string(),
@@ -261,11 +317,25 @@ impl Meter {
     /// Moves every version's counters into usage records, per tenant.
     fn take_all(&self) -> HashMap<TenantId, Vec<UsageRecord>> {
         let minute_ms = now_ms() / 60_000 * 60_000;
-        let versions: Vec<(VersionKey, Arc<VersionMeter>)> = self
+        let mut versions: Vec<(VersionKey, Arc<VersionMeter>)> = self
             .versions
             .lock()
-            .map(|v| v.iter().map(|(k, m)| (k.clone(), m.clone())).collect())
+            .map(|by_function| {
+                by_function
+                    .iter()
+                    .flat_map(|((t, f), of)| {
+                        of.iter()
+                            .map(|(v, m)| ((t.clone(), f.clone(), *v), m.clone()))
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
+        versions.extend(
+            self.retired
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default(),
+        );
         let mut out: HashMap<TenantId, Vec<UsageRecord>> = HashMap::new();
         for ((tenant, function, version), meter) in versions {
             if let Some(record) = meter.take(&function, version, minute_ms) {

@@ -45,6 +45,13 @@ pub enum ComponentError {
     NoHttpHandler(String),
     #[error("the component imports something Glint does not provide: {0}")]
     UnsupportedImport(String),
+    #[error(
+        "`scaling.reuse` needs a JavaScript component whose module exports its HTTP handler, \
+         as `glint build` makes them; this one answers through StarlingMonkey's built-in fetch \
+         event, which cannot serve a second request in one instance (StarlingMonkey issue 247). \
+         Build it with `glint build`, or remove `reuse` from [scaling]"
+    )]
+    NotReusable,
     #[error("cannot write the compile cache: {0}")]
     Cache(String),
 }
@@ -81,6 +88,21 @@ pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     /// Instances that may run at once on this node, across all functions.
     pub max_instances: u32,
+    /// DNS servers for guests' outbound requests; empty means the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// The node's key for the compile cache's MACs: compiled code is machine code that
+    /// wasmtime maps in unchecked, so the node loads only files it wrote itself.
+    pub cache_key: [u8; 32],
+}
+
+type CacheMac = hmac::Hmac<sha2::Sha256>;
+const MAC_LEN: usize = 32;
+
+fn cache_mac(key: &[u8; 32], bytes: &[u8]) -> CacheMac {
+    use hmac::Mac;
+    let mut mac = <CacheMac as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(bytes);
+    mac
 }
 
 /// A component compiled for this engine and linked, ready to instantiate per request.
@@ -105,10 +127,13 @@ pub struct Runtime {
     pub stats: Arc<RuntimeStats>,
     /// Caps the instances kept idle for reuse, across every function of the node.
     pub idle_budget: Arc<crate::reuse::IdleBudget>,
+    /// Resolves the names guests send outbound requests to, once per request.
+    pub(crate) resolver: crate::outbound::NameResolver,
     ticker_stop: Arc<AtomicBool>,
     /// Serialising and writing compiled code happens off the deploy's path, on a thread
     /// of its own; a deploy is acknowledged once it is compiled and stored.
     cache_jobs: std::sync::mpsc::Sender<CacheJob>,
+    cache_key: [u8; 32],
 }
 
 impl Drop for Runtime {
@@ -171,6 +196,26 @@ pub fn check_header(bytes: &[u8]) -> Result<(), ComponentError> {
     }
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// For `[scaling] reuse`: refuses a JavaScript component (StarlingMonkey, by
+/// componentize-js) that answers through the runtime's built-in fetch event rather than
+/// a handler its module exports, as such an instance hangs on its second request. A byte
+/// search for markers the two tools write; at deploy only, never per request.
+pub fn check_reusable(bytes: &[u8]) -> Result<(), ComponentError> {
+    let fetch_event_only = contains(bytes, b"StarlingMonkey engine initializing")
+        && !contains(
+            bytes,
+            b"getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@",
+        );
+    if fetch_event_only {
+        return Err(ComponentError::NotReusable);
+    }
+    Ok(())
+}
+
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let engine = Engine::new(&engine_config(config.max_instances, config.compiler))
@@ -184,6 +229,7 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("cannot link wasi:keyvalue: {e}"))?;
         crate::config::add_to_linker(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link wasi:config: {e}"))?;
+        let resolver = crate::outbound::NameResolver::new(&config.dns_servers)?;
         let cache_dir = config.cache_dir.join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir).map_err(|e| {
             anyhow::anyhow!(
@@ -209,9 +255,10 @@ impl Runtime {
                 }
             })?;
         let (cache_jobs, jobs) = std::sync::mpsc::channel();
+        let cache_key = config.cache_key;
         std::thread::Builder::new()
             .name("glint-cache-writer".into())
-            .spawn(move || write_cache_files(jobs))?;
+            .spawn(move || write_cache_files(jobs, &cache_key))?;
         Ok(Self {
             engine,
             linker,
@@ -219,8 +266,10 @@ impl Runtime {
             stats: Arc::default(),
             // Half the pool at most sits idle, so reuse never starves fresh instances.
             idle_budget: crate::reuse::IdleBudget::new(config.max_instances as usize / 2),
+            resolver,
             ticker_stop,
             cache_jobs,
+            cache_key: config.cache_key,
         })
     }
 
@@ -268,27 +317,41 @@ impl Runtime {
         Ok(compiled)
     }
 
-    /// Maps a compiled artefact back in from the cache, if it is there and intact.
-    /// Blocking: call it on a blocking thread.
+    /// Maps a compiled artefact back in from the cache, if it is there and intact: its
+    /// MAC under the node's cache key must match, or the file is removed (and the caller
+    /// compiles again). Blocking: call it on a blocking thread.
     pub fn load_cached(&self, sha256: &str) -> Option<Compiled> {
         let path = self.cache_path(sha256);
-        if !path.exists() {
-            return None;
+        let file = match std::fs::read(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the compile cache; recompiling");
+                return None;
+            }
+        };
+        let unusable = |why: &str| {
+            tracing::warn!(path = %path.display(), "compile cache entry {why}; recompiling");
+            let _ = std::fs::remove_file(&path);
+            None
+        };
+        let Some(split) = file.len().checked_sub(MAC_LEN) else {
+            return unusable("is truncated");
+        };
+        let (code, mac) = file.split_at(split);
+        if hmac::Mac::verify_slice(cache_mac(&self.cache_key, code), mac).is_err() {
+            return unusable("does not match its MAC (changed on disk, or written under another node key)");
         }
-        // SAFETY: the file is one this runtime wrote with `Component::serialize` under the
-        // node's own data dir, renamed into place only once complete; wasmtime checks its
-        // header against the engine's configuration before using it.
-        let loaded = unsafe { Component::deserialize_file(&self.engine, &path) };
+        // SAFETY: `code` is exactly what this node's `Component::serialize` wrote (the
+        // MAC, under a key only the node holds, proves it), and wasmtime checks its header
+        // against the engine's configuration before using it.
+        let loaded = unsafe { Component::deserialize(&self.engine, code) };
         match loaded.ok().and_then(|c| self.link(&c, sha256).ok()) {
             Some(compiled) => {
                 self.stats.cache_loads.fetch_add(1, Ordering::Relaxed);
                 Some(compiled)
             }
-            None => {
-                tracing::warn!(path = %path.display(), "compile cache entry unusable; recompiling");
-                let _ = std::fs::remove_file(&path);
-                None
-            }
+            None => unusable("is unusable"),
         }
     }
 
@@ -308,14 +371,19 @@ impl Runtime {
     }
 }
 
-fn write_cache_files(jobs: std::sync::mpsc::Receiver<CacheJob>) {
+/// Writes each compiled component as its serialised code followed by its MAC.
+fn write_cache_files(jobs: std::sync::mpsc::Receiver<CacheJob>, key: &[u8; 32]) {
     for job in jobs {
         match job {
             CacheJob::Write(component, path) => {
                 let written = component
                     .serialize()
                     .map_err(|e| format!("{e:#}"))
-                    .and_then(|bytes| write_atomically(&path, &bytes).map_err(|e| e.to_string()));
+                    .and_then(|mut bytes| {
+                        let mac = hmac::Mac::finalize(cache_mac(key, &bytes)).into_bytes();
+                        bytes.extend_from_slice(&mac);
+                        write_atomically(&path, &bytes).map_err(|e| e.to_string())
+                    });
                 if let Err(e) = written {
                     // The node still serves; a restart compiles this component again.
                     tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache");
@@ -377,5 +445,20 @@ mod tests {
             Err(ComponentError::CoreModule)
         ));
         assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn js_components_answering_through_the_fetch_event_are_not_reusable() {
+        let engine = b"..StarlingMonkey engine initializing..".to_vec();
+        assert!(matches!(
+            check_reusable(&engine),
+            Err(ComponentError::NotReusable)
+        ));
+        let mut exported = engine.clone();
+        exported.extend_from_slice(
+            b"__iface = getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@0.2.10');",
+        );
+        assert!(check_reusable(&exported).is_ok());
+        assert!(check_reusable(b"\0asm a Rust component").is_ok());
     }
 }

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::config::ConfigVars;
 use crate::kv::{KvGrant, KvView};
 use crate::logs::{GuestOutput, LogSink, LogStream};
-use crate::outbound::OutboundPolicy;
+use crate::outbound::{NameResolver, OutboundPolicy};
 
 /// What one invocation used, reported when its guest finishes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -117,7 +117,7 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    pub(crate) fn new(inv: &Invocation) -> Self {
+    pub(crate) fn new(inv: &Invocation, resolver: &NameResolver) -> Self {
         let output = [
             GuestOutput::new(LogStream::Stdout, inv.log.clone()),
             GuestOutput::new(LogStream::Stderr, inv.log.clone()),
@@ -134,7 +134,7 @@ impl GuestState {
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy::new(inv.outbound.clone(), inv.log.clone()),
+            hooks: OutboundPolicy::new(inv.outbound.clone(), resolver.clone(), inv.log.clone()),
             table: ResourceTable::new(),
             kv: inv.kv.clone(),
             kv_counts: KvCounts::default(),

@@ -53,7 +53,7 @@ struct CpuLimitExceeded;
 impl Runtime {
     /// A store for a new instance, with the invocation's limits wired in.
     fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
-        let mut store = Store::new(&self.engine, GuestState::new(inv));
+        let mut store = Store::new(&self.engine, GuestState::new(inv, &self.resolver));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
@@ -69,11 +69,14 @@ impl Runtime {
     /// Runs `compiled` on one request. Returns once the guest has set its response (or
     /// failed); the body may still be streaming from the guest after that.
     /// The request body comes whole: the node reads it, up to the function's limit, first.
+    /// `held` (the function's concurrency permit) lives as long as the guest's task, not
+    /// the caller's future: a caller that goes away does not free it while the guest runs.
     pub async fn invoke(
         &self,
         compiled: &Compiled,
         request: http::Request<Bytes>,
         inv: Invocation,
+        held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
         let request = request.map(|body| {
             http_body_util::Full::new(body)
@@ -111,6 +114,7 @@ impl Runtime {
         let pool = inv.pool.clone();
         let stats = self.stats.clone();
         let task = tokio::spawn(async move {
+            let _held = held;
             let started = Instant::now();
             let busy_nanos = AtomicU64::new(0);
             let run = async {

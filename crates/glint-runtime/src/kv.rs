@@ -136,6 +136,11 @@ impl<'a> KvView<'a> {
 fn kv_error(e: StoreError) -> store::Error {
     match e {
         StoreError::NotFound(_) => store::Error::NoSuchStore,
+        // The backend's own text (SQLite's) is for the node's log, not for guests.
+        StoreError::Backend(detail) => {
+            tracing::error!(error = %detail, "KV storage failure");
+            store::Error::Other("the KV store failed; the node's log has the details".into())
+        }
         other => store::Error::Other(other.to_string()),
     }
 }

@@ -26,13 +26,12 @@ pub mod reuse;
 pub use config::ConfigVars;
 pub use engine::{
     Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
+    check_reusable,
 };
 pub use guest::{GuestState, Invocation, KvCounts, Usage, UsageSink};
 pub use invoke::{GuestResponse, InvokeError, into_boxed_body};
 pub use kv::KvGrant;
 pub use logs::{LogSink, LogStream};
-pub use manifest::{
-    FunctionConfig, JS_REUSE, Limits, Manifest, ManifestError, Scaling, fetch_event_only,
-};
+pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
 pub use outbound::OutboundRules;
 pub use reuse::{IdleBudget, InstancePool};

@@ -159,11 +159,10 @@ impl GuestOutput {
         })))
     }
 
-    /// Ends one invocation's output and starts the next one's, for a reused instance:
-    /// the last partial line goes to the old sink, and the byte cap starts over.
+    /// Starts the next invocation's output on a reused instance (the last one's was
+    /// flushed by [`GuestOutput::finish`]): its sink, and the byte cap anew.
     pub(crate) fn restart(&self, sink: Arc<dyn LogSink>) {
         if let Ok(mut lines) = self.0.lock() {
-            lines.finish();
             lines.sink = sink;
             lines.logged = 0;
             lines.truncated = false;

@@ -20,30 +20,6 @@ const MAX_CONCURRENCY: u32 = 10_000;
 #[error("glint.toml: {0}")]
 pub struct ManifestError(pub String);
 
-/// Why this JavaScript component cannot reuse instances.
-pub const JS_REUSE: &str = concat!(
-    "`scaling.reuse` needs a JavaScript component whose module exports its HTTP handler, ",
-    "as `glint build` makes them; this one answers through StarlingMonkey's built-in fetch ",
-    "event, which cannot serve a second request in one instance (StarlingMonkey issue 247). ",
-    "Build it with `glint build`, or remove `reuse` from [scaling]"
-);
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Whether a component is JavaScript (StarlingMonkey, by componentize-js) answering
-/// through the runtime's built-in fetch event rather than a handler its module exports:
-/// such an instance hangs on its second request. A byte search for markers the two
-/// tools write; at deploy only, never per request.
-pub fn fetch_event_only(component: &[u8]) -> bool {
-    contains(component, b"StarlingMonkey engine initializing")
-        && !contains(
-            component,
-            b"getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@",
-        )
-}
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -412,18 +388,6 @@ mod tests {
         assert!(m.config(&name()).unwrap_err().to_string().contains("route"));
         let m = Manifest::parse("name = \"other\"\n").unwrap();
         assert!(m.config(&name()).unwrap_err().to_string().contains("name"));
-    }
-
-    #[test]
-    fn js_components_answering_through_the_fetch_event_are_told_apart() {
-        let engine = b"..StarlingMonkey engine initializing..".to_vec();
-        assert!(fetch_event_only(&engine));
-        let mut exported = engine.clone();
-        exported.extend_from_slice(
-            b"__iface = getInterfaceExport($source_mod, 'incomingHandler', 'wasi:http/incoming-handler@0.2.10');",
-        );
-        assert!(!fetch_event_only(&exported));
-        assert!(!fetch_event_only(b"\0asm a Rust component"));
     }
 
     #[test]

@@ -90,14 +90,14 @@ impl InstancePool {
     /// its memory is likeliest to be in cache.
     pub(crate) fn take(&self) -> Option<Warm> {
         let now = Instant::now();
-        let mut idle = self.idle.lock().ok()?;
-        while let Some(warm) = idle.pop() {
+        loop {
+            // The lock is held only for the pop: an expired instance is freed after it.
+            let warm = self.idle.lock().ok()?.pop()?;
             self.budget.give_back(1);
             if !self.expired(&warm, now) {
                 return Some(warm);
             }
         }
-        None
     }
 
     /// Keeps an instance that just served a request successfully, unless it is due to
@@ -116,34 +116,26 @@ impl InstancePool {
     /// version does not hold instances (and their memory) for ever.
     pub fn sweep(&self) {
         let now = Instant::now();
+        self.drop_where(|w| self.expired(w, now));
+    }
+
+    /// Drops every idle instance, as when the version's code is evicted.
+    pub fn clear(&self) {
+        self.drop_where(|_| true);
+    }
+
+    fn drop_where(&self, retire: impl Fn(&Warm) -> bool) {
         let retired: Vec<Warm> = match self.idle.lock() {
             Ok(mut idle) => {
-                let (keep, retire) = std::mem::take(&mut *idle)
-                    .into_iter()
-                    .partition(|w| !self.expired(w, now));
+                let (gone, keep) = std::mem::take(&mut *idle).into_iter().partition(retire);
                 *idle = keep;
-                retire
+                gone
             }
             Err(_) => return,
         };
         self.budget.give_back(retired.len());
         // Dropped outside the lock: freeing an instance returns its memory to the pool.
         drop(retired);
-    }
-
-    /// Drops every idle instance, as when the version's code is evicted.
-    pub fn clear(&self) {
-        let all = match self.idle.lock() {
-            Ok(mut idle) => std::mem::take(&mut *idle),
-            Err(_) => return,
-        };
-        self.budget.give_back(all.len());
-        drop(all);
-    }
-
-    /// Instances idle in this pool now.
-    pub fn idle(&self) -> usize {
-        self.idle.lock().map_or(0, |i| i.len())
     }
 }
 

@@ -146,6 +146,8 @@ pub trait UsageStore: Send + Sync {
 /// API keys. Only a key's sha256 is stored; the key itself is shown once, at creation.
 #[async_trait]
 pub trait KeyStore: Send + Sync {
+    /// Stores a key. A key whose hash is stored already keeps its record as it is, and a
+    /// revoked key stays revoked: revocation is final.
     async fn create_key(
         &self,
         tenant: &TenantId,
@@ -158,6 +160,8 @@ pub trait KeyStore: Send + Sync {
     /// Every live key with its hash, for the node's in-memory auth table.
     async fn all_key_hashes(&self) -> Result<Vec<(String, ApiKeyRecord)>>;
     async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()>;
+    /// Whether any key was ever stored, revoked ones included.
+    async fn any_key_made(&self) -> Result<bool>;
 }
 
 /// Secret values, sealed by the node before they get here: the store never sees plaintext.

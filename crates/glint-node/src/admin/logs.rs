@@ -53,11 +53,25 @@ pub fn parse_time(key: &str, text: &str) -> Result<i64, ApiError> {
         )
     };
     if let Ok(epoch_ms) = text.parse::<i64>() {
+        // 1970 to the end of year 9999: arithmetic on the bounds can then never overflow.
+        if !(0..=MAX_EPOCH_MS).contains(&epoch_ms) {
+            return Err(ApiError::bad_request(
+                "invalid_time",
+                format!(
+                    "{key} {text} is out of range; epoch milliseconds run from 0 to {MAX_EPOCH_MS} (year 9999)"
+                ),
+            ));
+        }
         return Ok(epoch_ms);
     }
     let back = parse_duration(text).ok_or_else(bad)?;
-    Ok(now_ms().saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX)))
+    Ok(now_ms()
+        .saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
+        .max(0))
 }
+
+/// 9999-12-31T23:59:59.999Z.
+const MAX_EPOCH_MS: i64 = 253_402_300_799_999;
 
 fn level(text: Option<&str>) -> Result<Option<Level>, ApiError> {
     Ok(text.map(str::parse::<Level>).transpose()?)
@@ -82,7 +96,7 @@ impl LogsQuery {
             .transpose()?;
         let since_ms = match (since_ms, until_ms) {
             (None, None) => Some(now_ms() - DEFAULT_RANGE_MS),
-            (None, Some(end)) => Some(end - DEFAULT_RANGE_MS),
+            (None, Some(end)) => Some(end.saturating_sub(DEFAULT_RANGE_MS)),
             (since, _) => since,
         };
         Ok(LogQuery {
@@ -180,20 +194,43 @@ pub async fn follow(
         region: node.region.clone(),
     };
     let rx = node.logs.follow();
-    let stream = futures::stream::unfold((rx, follow), |(mut rx, follow)| async move {
-        loop {
-            let event = match rx.recv().await {
-                Ok(line) if follow.wants(&line) => {
-                    let mut line = (*line).clone();
-                    line.node = follow.node.to_string();
-                    line.region = follow.region.to_string();
-                    Event::default().data(serde_json::to_string(&line).unwrap_or_default())
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => Event::default().event("skipped").data(n.to_string()),
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok::<_, Infallible>(event), (rx, follow)));
+    // The key is checked again each second: revoking it ends the stream within one.
+    let mut recheck = tokio::time::interval(Duration::from_secs(1));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = Some((rx, follow, recheck));
+    let key_id = caller.key_id;
+    let stream = futures::stream::unfold(state, move |state| {
+        let (node, key_id) = (node.clone(), key_id.clone());
+        async move {
+            let (mut rx, follow, mut recheck) = state?;
+            loop {
+                let received = tokio::select! {
+                    received = rx.recv() => received,
+                    _ = recheck.tick() => {
+                        if node.keys.is_live(&key_id) {
+                            continue;
+                        }
+                        let end = Event::default()
+                            .event("revoked")
+                            .data("the API key of this stream was revoked");
+                        return Some((Ok::<_, Infallible>(end), None));
+                    }
+                };
+                let event = match received {
+                    Ok(line) if follow.wants(&line) => {
+                        let mut line = (*line).clone();
+                        line.node = follow.node.to_string();
+                        line.region = follow.region.to_string();
+                        Event::default().data(serde_json::to_string(&line).unwrap_or_default())
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        Event::default().event("skipped").data(n.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((Ok(event), Some((rx, follow, recheck))));
+            }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -212,10 +249,15 @@ mod tests {
             parse_time("start", "1700000000000").unwrap(),
             1_700_000_000_000
         );
-        assert!(
-            parse_time("start", "99999999999999999d").unwrap() < 0,
-            "huge values saturate, not panic"
+        assert_eq!(
+            parse_time("start", "99999999999999999d").unwrap(),
+            0,
+            "huge durations saturate at the epoch, not panic"
         );
+        for out_of_range in [i64::MIN.to_string(), "-1".into(), i64::MAX.to_string()] {
+            let e = parse_time("end", &out_of_range).unwrap_err();
+            assert_eq!(e.code, "invalid_time", "{out_of_range}");
+        }
         assert!(parse_time("start", "ten").is_err());
         assert!(parse_time("end", "5y").unwrap_err().message.contains("end"));
     }

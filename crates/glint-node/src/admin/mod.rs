@@ -78,8 +78,11 @@ async fn auth(
     }
 }
 
-/// The cookie the dashboard keeps the signed-in key in.
-pub const SESSION_COOKIE: &str = "glint_key";
+/// The cookie the dashboard keeps the signed-in key in. The `__Host-` prefix makes a
+/// browser refuse it unless it was set `Secure`, with `Path=/` and no `Domain`, by a
+/// secure page of this very host: a plain-HTTP page cannot plant one, and guests on the
+/// data plane cannot send one at all ([`crate::data_plane`] drops it from responses).
+pub const SESSION_COOKIE: &str = "__Host-glint_key";
 
 /// The key in the dashboard's session cookie, if the request carries one.
 pub(crate) fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
@@ -255,13 +258,7 @@ async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<ser
         "compiles": stats.compiles.load(Relaxed),
         "compile_ms_total": stats.compile_micros.load(Relaxed) / 1000,
         "cache_loads": stats.cache_loads.load(Relaxed),
-        "loaded_versions": node
-            .routes
-            .load()
-            .functions()
-            .flat_map(|f| f.versions.values())
-            .filter(|v| v.compiled.initialized())
-            .count(),
+        "loaded_versions": node.routes.load().loaded_versions(),
         "evictions": stats.evictions.load(Relaxed),
         "instantiations": stats.instantiations.load(Relaxed),
         "instance_reuses": stats.reuses.load(Relaxed),

@@ -209,7 +209,7 @@ pub async fn usage(
         .unwrap_or(now);
     let start = match q.start.as_deref() {
         Some(t) => parse_time("start", t)?,
-        None => end - period.default_span(),
+        None => end.saturating_sub(period.default_span()),
     };
     // Whole buckets: a range that starts mid-hour still counts that hour's first minutes.
     let (start, _) = period.bucket(start);

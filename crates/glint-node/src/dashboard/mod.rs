@@ -29,6 +29,8 @@ const ICON_SVG: &str = include_str!("assets/icon.svg");
 /// Where the dashboard lives, and where signing in and out land.
 const HOME: &str = "/dashboard";
 const SIGN_IN: &str = "/dashboard/sign-in";
+/// The query of the page a sign-in lands on, to tell a refused cookie from no sign-in.
+const JUST_SIGNED_IN: &str = "signed-in";
 
 /// The page may load only what the node itself serves; the script builds its DOM with
 /// `textContent`, and this keeps a log line that slipped into markup from ever running.
@@ -47,7 +49,7 @@ pub fn router(_node: Arc<Node>) -> Router<Arc<Node>> {
 }
 
 /// The dashboard for a signed-in key; anyone else is sent to the sign-in form.
-async fn app(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+async fn app(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap) -> Response {
     match session_cookie(&headers) {
         Some(key) => match node.keys.check(key) {
             Some(record) => page(StatusCode::OK, app_page(&record)),
@@ -57,9 +59,16 @@ async fn app(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
                     StatusCode::UNAUTHORIZED,
                     "Your API key is no longer valid. Sign in with a current key.",
                 ),
-                &clear_cookie(&node),
+                &clear_cookie(),
             ),
         },
+        // Straight from signing in, yet no cookie: the browser would not keep it.
+        None if uri.query() == Some(JUST_SIGNED_IN) => sign_in_page(
+            StatusCode::BAD_REQUEST,
+            "Your browser did not keep the session cookie. Browsers keep it over HTTPS, or \
+             over plain HTTP only on a loopback address: serve the node with --tls-cert and \
+             --tls-key, or reach the admin API through an SSH tunnel to 127.0.0.1.",
+        ),
         None => Redirect::to(SIGN_IN).into_response(),
     }
 }
@@ -95,21 +104,22 @@ async fn sign_in(
              is in its data dir, in the file admin-key.",
         );
     }
-    let Some(cookie) = session_cookie_for(&node, key) else {
+    let Some(cookie) = session_cookie_for(key) else {
         return sign_in_page(
             StatusCode::BAD_REQUEST,
             "This key has characters a browser cookie cannot hold; use it with the CLI, or \
              make a key for the dashboard with `glint keys create dashboard --role read`.",
         );
     };
-    with_cookie(Redirect::to(HOME).into_response(), &cookie)
+    let home = format!("{HOME}?{JUST_SIGNED_IN}");
+    with_cookie(Redirect::to(&home).into_response(), &cookie)
 }
 
-async fn sign_out(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn sign_out(uri: Uri, headers: HeaderMap) -> Response {
     if !same_origin(&uri, &headers) {
         return cross_origin_refused();
     }
-    with_cookie(Redirect::to(SIGN_IN).into_response(), &clear_cookie(&node))
+    with_cookie(Redirect::to(SIGN_IN).into_response(), &clear_cookie())
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -169,31 +179,26 @@ fn page(status: StatusCode, html: String) -> Response {
         .into_response()
 }
 
-/// Whether cookies must be `Secure`: both listeners speak TLS or neither does, and the
-/// node's public URL says which.
-fn tls(node: &Node) -> bool {
-    node.public_url.starts_with("https://")
-}
-
 /// The session cookie holding `key`, or None if the key cannot be a cookie value (an
 /// admin key from `GLINT_ADMIN_KEY` may hold any character; generated keys always can).
-fn session_cookie_for(node: &Node, key: &str) -> Option<String> {
+fn session_cookie_for(key: &str) -> Option<String> {
     let cookie_safe = key
         .bytes()
         .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'));
     // A session cookie (no Max-Age): signing in again after the browser closes is cheap,
     // and a key is not left on disk in a profile longer than needed.
-    cookie_safe.then(|| cookie_attributes(node, &format!("{SESSION_COOKIE}={key}")))
+    cookie_safe.then(|| cookie_attributes(&format!("{SESSION_COOKIE}={key}")))
 }
 
-fn clear_cookie(node: &Node) -> String {
-    cookie_attributes(node, &format!("{SESSION_COOKIE}=; Max-Age=0"))
+fn clear_cookie() -> String {
+    cookie_attributes(&format!("{SESSION_COOKIE}=; Max-Age=0"))
 }
 
-/// `Path=/` because the page's script calls `/api/v1`, outside `/dashboard`.
-fn cookie_attributes(node: &Node, pair: &str) -> String {
-    let secure = if tls(node) { "; Secure" } else { "" };
-    format!("{pair}; Path=/; HttpOnly; SameSite=Strict{secure}")
+/// `Path=/` because the page's script calls `/api/v1`, outside `/dashboard`, and the
+/// `__Host-` prefix needs it. `Secure` always, as that prefix demands: browsers keep such
+/// a cookie over HTTPS, and over plain HTTP only on loopback (`localhost`, 127.0.0.1).
+fn cookie_attributes(pair: &str) -> String {
+    format!("{pair}; Path=/; HttpOnly; SameSite=Strict; Secure")
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS kv_stores (
     keys INTEGER NOT NULL DEFAULT 0,
     bytes INTEGER NOT NULL DEFAULT 0,
     created_at_ms INTEGER NOT NULL,
+    last_version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS kv (
@@ -44,10 +45,12 @@ pub struct EmbeddedKv {
 
 impl EmbeddedKv {
     pub fn open(path: &Path, limits: KvLimits) -> Result<Self> {
-        Ok(Self {
-            db: Db::open(path, SCHEMA)?,
-            limits,
-        })
+        let db = Db::open(path, SCHEMA)?;
+        {
+            let conn = db.conn.lock().map_err(|_| super::poisoned())?;
+            migrate(&conn)?;
+        }
+        Ok(Self { db, limits })
     }
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
@@ -90,6 +93,23 @@ impl EmbeddedKv {
         }
         Ok(())
     }
+}
+
+/// Files from before `last_version`: each store's counter starts above its keys' versions.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('kv_stores') WHERE name = 'last_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(
+            "ALTER TABLE kv_stores ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
+             UPDATE kv_stores SET last_version = (SELECT COALESCE(MAX(version), 0) FROM kv
+                 WHERE kv.tenant = kv_stores.tenant AND kv.store = kv_stores.name);",
+        )?;
+    }
+    Ok(())
 }
 
 fn no_store(store: &KvStoreName) -> StoreError {
@@ -157,21 +177,24 @@ fn write(
             limits.store_quota_bytes
         )));
     }
-    let version = old.as_ref().map_or(1, |o| o.version + 1);
-    tx.execute(
-        "INSERT INTO kv (tenant, store, key, value, version, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (tenant, store, key) DO UPDATE SET value = ?4, version = ?5, updated_at_ms = ?6",
-        params![tenant.as_str(), store.as_str(), key, value, version, now_ms()],
-    )?;
-    tx.execute(
-        "UPDATE kv_stores SET bytes = bytes + ?3, keys = keys + ?4 WHERE tenant = ?1 AND name = ?2",
+    // Versions come from one counter per store, never reused: a compare-and-swap handle
+    // taken before a key was deleted and written again cannot match the new value.
+    let version: i64 = tx.query_row(
+        "UPDATE kv_stores SET bytes = bytes + ?3, keys = keys + ?4, last_version = last_version + 1
+         WHERE tenant = ?1 AND name = ?2 RETURNING last_version",
         params![
             tenant.as_str(),
             store.as_str(),
             new_bytes - old_bytes,
             i64::from(old.is_none())
         ],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO kv (tenant, store, key, value, version, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant, store, key) DO UPDATE SET value = ?4, version = ?5, updated_at_ms = ?6",
+        params![tenant.as_str(), store.as_str(), key, value, version, now_ms()],
     )?;
     Ok(())
 }
@@ -205,9 +228,12 @@ impl KeyValue for EmbeddedKv {
         let (tenant, store) = (tenant.clone(), store.clone());
         self.db
             .with(move |conn| {
+                // A store made again after a delete starts its versions past any handle
+                // taken before: at the clock, in microseconds.
                 conn.execute(
-                    "INSERT OR IGNORE INTO kv_stores (tenant, name, created_at_ms) VALUES (?1, ?2, ?3)",
-                    params![tenant.as_str(), store.as_str(), now_ms()],
+                    "INSERT OR IGNORE INTO kv_stores (tenant, name, created_at_ms, last_version)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![tenant.as_str(), store.as_str(), now_ms(), now_ms().saturating_mul(1000)],
                 )?;
                 Ok(())
             })
@@ -521,6 +547,25 @@ mod tests {
             Ok(())
         );
         assert_eq!(kv.get(&t, &s, "k").await.unwrap().unwrap().value, b"2");
+    }
+
+    #[tokio::test]
+    async fn a_handle_from_before_a_delete_does_not_match_the_key_written_again() {
+        let (dir, kv, t, s) = setup(KvLimits::default());
+        kv.create_store(&t, &s).await.unwrap();
+        kv.set(&t, &s, "k", b"old".to_vec()).await.unwrap();
+        let stale = kv.get(&t, &s, "k").await.unwrap().unwrap().version;
+        kv.delete(&t, &s, "k").await.unwrap();
+        kv.set(&t, &s, "k", b"new".to_vec()).await.unwrap();
+        let lost = kv.swap(&t, &s, "k", Some(stale), b"x".to_vec()).await.unwrap();
+        assert_eq!(lost.unwrap_err().unwrap().value, b"new");
+        // Across a reopen too: the counter is stored.
+        drop(kv);
+        let kv = EmbeddedKv::open(&dir.path().join("kv.db"), KvLimits::default()).unwrap();
+        let before = kv.get(&t, &s, "k").await.unwrap().unwrap().version;
+        kv.delete(&t, &s, "k").await.unwrap();
+        kv.set(&t, &s, "k", b"again".to_vec()).await.unwrap();
+        assert!(kv.get(&t, &s, "k").await.unwrap().unwrap().version > before);
     }
 
     #[tokio::test]

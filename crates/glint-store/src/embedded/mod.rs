@@ -1002,7 +1002,7 @@ impl KeyStore for EmbeddedStore {
             conn.execute(
                 "INSERT INTO api_keys (id, tenant, name, role, key_hash, prefix, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (key_hash) DO UPDATE SET revoked_at_ms = NULL, role = excluded.role",
+                 ON CONFLICT (key_hash) DO NOTHING",
                 params![
                     record.id,
                     record.tenant.as_str(),
@@ -1043,6 +1043,13 @@ impl KeyStore for EmbeddedStore {
                 Ok((hash, key_record(row)?))
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn any_key_made(&self) -> Result<bool> {
+        self.with(|conn| {
+            Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM api_keys)", [], |r| r.get(0))?)
         })
         .await
     }

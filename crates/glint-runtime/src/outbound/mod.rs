@@ -13,6 +13,13 @@
 //!   them, are reached only through an entry that names that host exactly: wildcards never
 //!   open them (SSRF protection).
 //! - Each invocation may make at most `max_requests` calls, each bounded by `timeout_ms`.
+//! - A name is resolved once and the connection goes to an address that was checked
+//!   ([`dial`]), so DNS rebinding cannot reach what the check refused.
+
+mod dial;
+
+pub use dial::NameResolver;
+use dial::SendResult;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -226,25 +233,54 @@ impl OutboundRules {
     }
 }
 
-/// Loopback, private, link-local, unspecified and similar non-public addresses.
+/// Addresses a guest must not reach through a wildcard: loopback, private, link-local,
+/// shared (CGNAT), reserved, documentation-free special ranges and multicast, also when
+/// written inside IPv6 (IPv4-mapped, IPv4-compatible, NAT64 and 6to4).
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_loopback()
+            let [a, b, c, _] = v4.octets();
+            a == 0 // 0.0.0.0/8, "this network"
+                || v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
-                || v4.is_unspecified()
                 || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // CGNAT 100.64/10
+                || v4.is_multicast()
+                || a == 100 && (b & 0xc0) == 64 // shared address space 100.64.0.0/10
+                || a == 192 && b == 0 && c == 0 // IETF protocol assignments 192.0.0.0/24
+                || a == 198 && (b & 0xfe) == 18 // benchmarking 198.18.0.0/15
+                || a >= 240 // reserved 240.0.0.0/4
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::new(
+                    (hi >> 8) as u8,
+                    hi as u8,
+                    (lo >> 8) as u8,
+                    lo as u8,
+                ))
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
+            // IPv4-compatible ::a.b.c.d (deprecated, still routed by some stacks).
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_internal(embedded(s[6], s[7]));
+            }
+            // NAT64 64:ff9b::/96 and 6to4 2002::/16 reach the IPv4 address they embed.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return true;
+            }
+            if s[0] == 0x2002 {
+                return true;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated)
         }
     }
 }
@@ -252,15 +288,17 @@ pub fn is_internal(ip: IpAddr) -> bool {
 /// One request's outbound state: the rules, the calls made so far, and the log.
 pub struct OutboundPolicy {
     rules: Arc<OutboundRules>,
+    resolver: NameResolver,
     made: u32,
     denied: u32,
     log: Arc<dyn LogSink>,
 }
 
 impl OutboundPolicy {
-    pub fn new(rules: Arc<OutboundRules>, log: Arc<dyn LogSink>) -> Self {
+    pub fn new(rules: Arc<OutboundRules>, resolver: NameResolver, log: Arc<dyn LogSink>) -> Self {
         Self {
             rules,
+            resolver,
             made: 0,
             denied: 0,
             log,
@@ -288,11 +326,6 @@ impl OutboundPolicy {
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 }
-
-type SendResult = (
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-);
 
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
@@ -372,32 +405,20 @@ impl WasiHttpHooks for OutboundPolicy {
                     .min(timeout),
             ),
         };
+        let resolver = self.resolver.clone();
         Box::new(async move {
-            // A name may resolve to an internal address: that needs an exact entry too.
-            if !literal_internal && host.parse::<IpAddr>().is_err() {
-                let resolved = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|_| HttpError::DnsError {
-                        rcode: None,
-                        info_code: None,
-                    })?;
-                let internal = resolved.into_iter().any(|a| is_internal(a.ip()));
-                if internal && rules.allows(&scheme, &host, port, true).is_none() {
-                    log.line(
-                        LogStream::Host,
-                        Level::Warn,
-                        format!("outbound request {method} {uri} denied: {host} resolves to an internal address; only an entry naming \"{origin}\" exactly allows it"),
-                    );
-                    return Err(HttpError::HttpRequestDenied);
-                }
+            // Resolved once: the addresses checked here are the ones dialled.
+            let addrs = resolver.lookup(&host, port).await?;
+            let internal = addrs.iter().any(|a| is_internal(a.ip()));
+            if internal && rules.allows(&scheme, &host, port, true).is_none() {
+                log.line(
+                    LogStream::Host,
+                    Level::Warn,
+                    format!("outbound request {method} {uri} denied: {host} resolves to an internal address; only an entry naming \"{origin}\" exactly allows it"),
+                );
+                return Err(HttpError::HttpRequestDenied);
             }
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            use http_body_util::BodyExt;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            dial::send(request, addrs, host, scheme == "https", options).await
         })
     }
 }
@@ -465,10 +486,44 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "100.64.0.1",
+            "100.127.255.254",
+            "0.1.2.3",
+            "192.0.0.8",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.251",
+            "239.1.2.3",
+            "ff02::1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::808:808",
+            "2002:7f00:1::",
+            "2002:808:808::",
+            "fc00::1",
+            "fdff::1",
+            "febf::1",
+            "::ffff:10.0.0.1",
+            "::ffff:100.64.0.1",
+            "::ffff:198.18.0.1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::0.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "2001:4860::8888", "100.128.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "2001:4860::8888",
+            "100.128.0.1",
+            "100.63.255.255",
+            "192.0.1.1",
+            "198.20.0.1",
+            "198.17.255.255",
+            "223.255.255.255",
+            "::ffff:8.8.8.8",
+            "2606:4700::1111",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
