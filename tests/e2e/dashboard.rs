@@ -60,19 +60,17 @@ async fn dashboard_shows_traffic_and_live_logs() {
     sign_in(page, &node.key).await;
     wait_for(page, "the overview with hello", "location.pathname === '/dashboard' && !!document.querySelector('tr[data-function=\"hello\"]')").await;
 
-    // The key sits in an HttpOnly, SameSite=Strict cookie (not Secure: this node is plain HTTP).
+    // The key sits in an HttpOnly, SameSite=Strict, Secure `__Host-` cookie, which a
+    // browser keeps over plain HTTP on loopback only.
     let cookies = page.get_cookies().await.unwrap();
     let session = cookies
         .iter()
-        .find(|c| c.name == "glint_key")
-        .expect("a glint_key cookie after signing in");
+        .find(|c| c.name == "__Host-glint_key")
+        .expect("a __Host-glint_key cookie after signing in");
     assert_eq!(session.value, node.key);
     assert!(session.http_only, "the session cookie must be HttpOnly");
     assert_eq!(session.same_site, Some(CookieSameSite::Strict));
-    assert!(
-        !session.secure,
-        "Secure is for TLS nodes; this one is plain HTTP"
-    );
+    assert!(session.secure, "a __Host- cookie is Secure");
     let script_sees: String = eval(page, "document.cookie")
         .await
         .as_str()
@@ -251,7 +249,7 @@ async fn dashboard_shows_traffic_and_live_logs() {
             .await
             .unwrap()
             .iter()
-            .all(|c| c.name != "glint_key"),
+            .all(|c| c.name != "__Host-glint_key"),
         "the cookie outlived sign-out"
     );
     assert_eq!(
@@ -330,7 +328,7 @@ async fn sign_in_answers_and_cookie_flags() {
     assert_eq!(resp.status(), 403);
     assert!(resp.headers().get("set-cookie").is_none());
 
-    // The right key: HttpOnly, SameSite=Strict, and Secure because the node speaks TLS.
+    // The right key: HttpOnly, SameSite=Strict and Secure, as `__Host-` demands.
     let resp = http
         .post(url("/dashboard/sign-in"))
         .form(&[("key", node.key.as_str())])
@@ -340,7 +338,7 @@ async fn sign_in_answers_and_cookie_flags() {
     assert_eq!(resp.status(), 303);
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     for part in [
-        format!("glint_key={}", node.key).as_str(),
+        format!("__Host-glint_key={}", node.key).as_str(),
         "Path=/",
         "HttpOnly",
         "SameSite=Strict",
@@ -353,7 +351,7 @@ async fn sign_in_answers_and_cookie_flags() {
     }
 
     // The cookie opens the dashboard and the API; the assets are built in.
-    let session = format!("glint_key={}", node.key);
+    let session = format!("__Host-glint_key={}", node.key);
     let page = http
         .get(url("/dashboard"))
         .header("cookie", &session)
@@ -413,7 +411,7 @@ async fn sign_in_answers_and_cookie_flags() {
     assert_eq!(resp.status(), 303);
     let cleared = resp.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        cleared.starts_with("glint_key=;") && cleared.contains("Max-Age=0"),
+        cleared.starts_with("__Host-glint_key=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
 }

@@ -80,3 +80,134 @@ async fn first_start_writes_a_private_admin_key() {
         "the admin key is stored in clear"
     );
 }
+
+/// The id of the tenant's key called `name`, as `glint keys list` shows it.
+async fn key_id(admin: &glint_e2e::Admin, name: &str) -> String {
+    let (status, keys) = admin.get("/api/v1/keys").await;
+    assert_eq!(status, 200, "{keys}");
+    keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap_or_else(|| panic!("no key {name:?} in {keys}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_first_key_stays_revoked_across_restarts() {
+    let mut node = Node::start();
+    let first = node.key.clone();
+    let (status, second) = node
+        .admin()
+        .send(
+            node.admin()
+                .request(reqwest::Method::POST, "/api/v1/keys")
+                .json(&json!({ "name": "ops", "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let second = second["key"].as_str().unwrap().to_string();
+    let ops = node.admin_with_key(Some(&second));
+    let id = key_id(&ops, "admin (first start)").await;
+    assert_eq!(ops.delete(&format!("/api/v1/keys/{id}")).await.0, 204);
+    assert_eq!(node.admin().get("/api/v1/functions").await.0, 401);
+
+    assert!(node.stop());
+    node.restart();
+    assert_eq!(node.key, first, "the admin-key file is left as it was");
+    assert_eq!(
+        node.admin().get("/api/v1/functions").await.0,
+        401,
+        "a restart brought the revoked first key back"
+    );
+    assert_eq!(node.admin_with_key(Some(&second)).get("/api/v1/functions").await.0, 200);
+    assert!(
+        !node.banner.contains("Admin API key"),
+        "no new first key is made once any key was: {}",
+        node.banner
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_glint_admin_key_revokes_the_one_before() {
+    let old = "glint_rotation_test_old_key_0123456789";
+    let new = "glint_rotation_test_new_key_9876543210";
+    let mut node = Node::start_with_admin_key(old);
+    assert_eq!(node.admin().get("/api/v1/functions").await.0, 200);
+    assert!(node.stop());
+    node.restart_with_admin_key(Some(new));
+    assert_eq!(node.admin_with_key(Some(new)).get("/api/v1/functions").await.0, 200);
+    assert_eq!(
+        node.admin_with_key(Some(old)).get("/api/v1/functions").await.0,
+        401,
+        "the rotated-out GLINT_ADMIN_KEY still works"
+    );
+    assert!(
+        node.log().contains("GLINT_ADMIN_KEY changed"),
+        "the rotation is not in the log:\n{}",
+        node.log()
+    );
+    // Setting the old value again does not revive it.
+    assert!(node.stop());
+    node.restart_with_admin_key(Some(old));
+    assert_eq!(node.admin_with_key(Some(old)).get("/api/v1/functions").await.0, 401);
+    assert!(node.log().contains("holds a key that was revoked"), "{}", node.log());
+}
+
+#[test]
+fn a_short_glint_admin_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(glint_e2e::glint_bin())
+        .env("GLINT_ADMIN_KEY", "hunter2")
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 32"), "{err}");
+    assert!(err.contains("openssl rand"), "{err}");
+}
+
+/// A live log follower whose key is revoked is told so and cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_a_key_ends_its_log_stream() {
+    use futures::StreamExt;
+    let node = Node::start();
+    let admin = node.admin();
+    let (status, reader) = admin
+        .send(
+            admin
+                .request(reqwest::Method::POST, "/api/v1/keys")
+                .json(&json!({ "name": "tail", "role": "read" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{reader}");
+    let follower = node.admin_with_key(reader["key"].as_str());
+    let stream = follower
+        .request(reqwest::Method::GET, "/api/v1/logs/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let id = reader["id"].as_str().unwrap();
+    assert_eq!(admin.delete(&format!("/api/v1/keys/{id}")).await.0, 204);
+    // The stream ends (bounded here at 20 s; the node rechecks every second).
+    let mut body = stream.bytes_stream();
+    let mut seen = String::new();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked key is still open: {seen}");
+    assert!(seen.contains("event: revoked"), "{seen}");
+}

@@ -137,3 +137,54 @@ async fn bad_outbound_rules_are_refused_at_deploy() {
         );
     }
 }
+
+/// DNS rebinding: a name that resolves to a public address when checked and to loopback
+/// a moment later. The guard resolves once and dials the address it checked, so the
+/// guest never reaches the loopback listener; the second lookup, now internal, is denied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_that_rebinds_to_loopback_never_reaches_it() {
+    let (port, hits) = upstream();
+    let public = "203.0.113.7".parse().unwrap(); // TEST-NET-3: public, unreachable here
+    let (dns, asked) = glint_e2e::dns_server("rebind.test", vec![public, "127.0.0.1".parse().unwrap()]);
+    let dns = dns.to_string();
+    let node = Node::start_with_args(&["--dns-server", &dns]);
+    let manifest = format!(
+        "[outbound]\nallowed_hosts = [\"http://*.test:{port}\"]\ntimeout_ms = 1000\n"
+    );
+    node.admin()
+        .deploy_ok("fetcher", &manifest, guest("fetcher"))
+        .await;
+    let url = format!("http://rebind.test:{port}/");
+    let resp = node
+        .get(&format!("/fetcher/?times=2&url={}", query_url(&url)))
+        .await;
+    let execution = resp.headers()["x-glint-execution-id"].to_str().unwrap().to_string();
+    let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    // The first call went to the public address it was checked with (and found nothing
+    // there); the second lookup said 127.0.0.1, which a wildcard never opens.
+    assert!(lines[0].starts_with("error "), "{body}");
+    assert_ne!(lines[0], "error ErrorCode::HttpRequestDenied", "{body}");
+    assert_eq!(lines[1], "error ErrorCode::HttpRequestDenied", "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the guest reached loopback");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "each outbound request resolves its name once"
+    );
+    let says_internal = |lines: &[serde_json::Value]| {
+        lines.iter().any(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("resolves to an internal address")
+        })
+    };
+    let logs = node
+        .admin()
+        .wait_for_logs("fetcher", &execution, says_internal)
+        .await;
+    assert!(says_internal(&logs), "{logs:?}");
+}

@@ -100,8 +100,9 @@ pub struct Node {
     /// What the node printed to stdout before it was ready.
     pub banner: String,
     child: Option<Child>,
-    /// The extra `glint serve` arguments, kept for `restart`.
+    /// The extra `glint serve` arguments and `GLINT_ADMIN_KEY`, kept for `restart`.
     args: Vec<String>,
+    env_key: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -172,16 +173,11 @@ impl Node {
             Some(k) => command.env("GLINT_ADMIN_KEY", k),
             None => command.env_remove("GLINT_ADMIN_KEY"),
         };
+        command.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        if !extra_args.contains(&"--max-instances") {
+            command.args(["--max-instances", "200"]);
+        }
         let mut child = command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--max-instances",
-                "200",
-            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra_args)
@@ -230,6 +226,7 @@ impl Node {
             banner,
             child: Some(child),
             args: extra_args.iter().map(|a| a.to_string()).collect(),
+            env_key: admin_key.map(str::to_string),
             _tmp: None,
         }
     }
@@ -265,12 +262,20 @@ impl Node {
 
     /// Starts a new process on the same data dir and arguments (after `stop` or `kill9`).
     pub fn restart(&mut self) {
+        let key = self.env_key.clone();
+        self.restart_with_admin_key(key.as_deref());
+    }
+
+    /// Restarts with `GLINT_ADMIN_KEY` set to `key` (or unset). Without one, the node's
+    /// `key` is read from `DIR/admin-key`, which only a first start writes.
+    pub fn restart_with_admin_key(&mut self, key: Option<&str>) {
         assert!(
             self.child.is_none(),
             "stop or kill the node before restarting it"
         );
+        self.env_key = key.map(str::to_string);
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let fresh = Node::launch(&self.data_dir, None, &args);
+        let fresh = Node::launch(&self.data_dir, key, &args);
         self.data_url = fresh.data_url.clone();
         self.admin_url = fresh.admin_url.clone();
         self.key = fresh.key.clone();
@@ -440,4 +445,76 @@ impl Admin {
 /// The hello example's manifest with a greeting of our choosing.
 pub fn hello_manifest(greeting: &str) -> String {
     format!("name = \"hello\"\n[env]\nGREETING = \"{greeting}\"\n")
+}
+
+/// A DNS server on loopback (UDP) for one test: it answers A queries for `name` with
+/// `answers` in turn (the last one again once they run out), with a TTL of 0 so nothing
+/// caches them, and every other query with no records. Returns its address and the count
+/// of A queries for `name` it has answered.
+pub fn dns_server(
+    name: &str,
+    answers: Vec<std::net::Ipv4Addr>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                return;
+            };
+            let Some(reply) = dns_reply(&buf[..n], &wanted, &answers, &counter) else {
+                continue;
+            };
+            let _ = socket.send_to(&reply, peer);
+        }
+    });
+    (addr, asked)
+}
+
+/// The answer to one DNS query, as RFC 1035 lays it out: the query's header and
+/// question echoed back, plus one A record when it asks for `wanted`.
+fn dns_reply(
+    query: &[u8],
+    wanted: &str,
+    answers: &[std::net::Ipv4Addr],
+    asked: &std::sync::atomic::AtomicUsize,
+) -> Option<Vec<u8>> {
+    use std::sync::atomic::Ordering;
+    if query.len() < 12 {
+        return None;
+    }
+    // The question: labels up to a zero byte, then type and class.
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while i < query.len() && query[i] != 0 {
+        let len = query[i] as usize;
+        labels.push(String::from_utf8_lossy(query.get(i + 1..i + 1 + len)?).to_ascii_lowercase());
+        i += 1 + len;
+    }
+    let question_end = i + 5;
+    let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
+    let name = labels.join(".");
+    let answer = (name == wanted && qtype == 1).then(|| {
+        let n = asked.fetch_add(1, Ordering::SeqCst);
+        answers[n.min(answers.len() - 1)]
+    });
+    let mut reply = Vec::with_capacity(question_end + 16);
+    reply.extend_from_slice(&query[..2]); // id
+    reply.extend_from_slice(&[0x81, 0x80]); // a response, recursion available, no error
+    reply.extend_from_slice(&[0, 1]); // one question
+    reply.extend_from_slice(&[0, u8::from(answer.is_some())]); // answers
+    reply.extend_from_slice(&[0, 0, 0, 0]); // no authority or additional records
+    reply.extend_from_slice(query.get(12..question_end)?);
+    if let Some(ip) = answer {
+        reply.extend_from_slice(&[0xc0, 12]); // the name, pointing at the question
+        reply.extend_from_slice(&[0, 1, 0, 1]); // type A, class IN
+        reply.extend_from_slice(&[0, 0, 0, 0]); // TTL 0
+        reply.extend_from_slice(&[0, 4]);
+        reply.extend_from_slice(&ip.octets());
+    }
+    Some(reply)
 }

@@ -360,6 +360,7 @@ async fn invoke(
         kv: slot.kv.clone(),
         config: slot.config_vars.clone(),
         pool: slot.pool.clone(),
+        queue_timeout,
     };
     // The permit goes with the guest's task: it counts guests that run, so a client
     // that resets its request (an HTTP/2 stream, say) cannot start more than the limit.

@@ -116,6 +116,15 @@ impl From<InvokeError> for ApiError {
             InvokeError::NoResponse => (StatusCode::BAD_GATEWAY, "no_response"),
             InvokeError::GuestError(_) => (StatusCode::BAD_GATEWAY, "function_error"),
             InvokeError::Instantiate(_) => (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed"),
+            InvokeError::NoInstanceSlot(_) => {
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "at_capacity",
+                    e.to_string(),
+                );
+                busy.retry_after = Some(1);
+                return busy;
+            }
         };
         // Trap details carry a wasm backtrace; the response gets the first line only, and
         // the function's log has the whole of it.

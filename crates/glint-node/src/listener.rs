@@ -141,7 +141,6 @@ pub async fn serve<S, B>(
         let Ok(slot) = open.clone().try_acquire_owned() else {
             // At the cap: closed at once, so the node keeps its memory and descriptors
             // for the connections it has; logged at most once a minute.
-            drop(stream);
             if last_refusal_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                 last_refusal_logged = Some(std::time::Instant::now());
                 tracing::warn!(
@@ -149,6 +148,7 @@ pub async fn serve<S, B>(
                     "connection refused: the listener has --max-connections open; raise it or add nodes"
                 );
             }
+            drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -255,7 +255,7 @@ impl Meter {
         retired.extend(gone);
     }
 
-    /// Meters held now, for tests of pruning.
+    /// Versions metered now (`/api/v1/node` shows it, so pruning can be seen).
     pub fn versions_metered(&self) -> usize {
         self.versions
             .lock()

@@ -129,6 +129,9 @@ pub struct Runtime {
     pub idle_budget: Arc<crate::reuse::IdleBudget>,
     /// Resolves the names guests send outbound requests to, once per request.
     pub(crate) resolver: crate::outbound::NameResolver,
+    /// One permit per slot of the pooling allocator: an instance holds one for its life.
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) max_instances: u32,
     ticker_stop: Arc<AtomicBool>,
     /// Serialising and writing compiled code happens off the deploy's path, on a thread
     /// of its own; a deploy is acknowledged once it is compiled and stored.
@@ -267,6 +270,8 @@ impl Runtime {
             // Half the pool at most sits idle, so reuse never starves fresh instances.
             idle_budget: crate::reuse::IdleBudget::new(config.max_instances as usize / 2),
             resolver,
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
+            max_instances: config.max_instances,
             ticker_stop,
             cache_jobs,
             cache_key: config.cache_key,

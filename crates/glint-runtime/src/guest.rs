@@ -64,6 +64,8 @@ pub struct Invocation {
     /// The version's idle instances, when its manifest sets `[scaling] reuse = true`;
     /// `None` runs every request in a fresh instance.
     pub pool: Option<Arc<crate::reuse::InstancePool>>,
+    /// How long the request may wait for a free instance slot on the node.
+    pub queue_timeout: std::time::Duration,
 }
 
 /// Caps linear memory; remembers whether the cap was hit so a trap can be explained.

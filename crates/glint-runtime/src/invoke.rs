@@ -43,6 +43,10 @@ pub enum InvokeError {
     GuestError(ErrorCode),
     #[error("the node could not start the function: {0}")]
     Instantiate(String),
+    #[error(
+        "every instance slot of this node is busy (--max-instances {0}) and none came free in time; retry shortly"
+    )]
+    NoInstanceSlot(u32),
 }
 
 /// Raised from the epoch callback when the CPU budget runs out.
@@ -85,13 +89,22 @@ impl Runtime {
         let limits = inv.limits;
         // In reuse mode, an idle instance of this version if there is one.
         let warm = inv.pool.as_ref().and_then(|pool| pool.take());
-        let (mut store, proxy, born, served) = match warm {
+        let (mut store, proxy, born, served, slot) = match warm {
             Some(mut w) => {
                 w.store.data_mut().restart(&inv);
                 self.stats.reuses.fetch_add(1, Ordering::Relaxed);
-                (w.store, Some(w.proxy), w.born, w.served)
+                (w.store, Some(w.proxy), w.born, w.served, w.slot)
             }
-            None => (self.new_store(&inv), None, Instant::now(), 0),
+            None => {
+                // A slot of the pooling allocator for the new instance: when all are
+                // busy the request waits, within the function's queue time.
+                let waiting = self.slots.clone().acquire_owned();
+                let slot = match tokio::time::timeout(inv.queue_timeout, waiting).await {
+                    Ok(Ok(slot)) => slot,
+                    _ => return Err(InvokeError::NoInstanceSlot(self.max_instances)),
+                };
+                (self.new_store(&inv), None, Instant::now(), 0, slot)
+            }
         };
         store.set_epoch_deadline(1);
 
@@ -179,10 +192,17 @@ impl Runtime {
                         proxy,
                         born,
                         served: served + 1,
+                        slot,
                     });
                     Ok(())
                 }
-                (outcome, _) => outcome.map(drop),
+                (outcome, _) => {
+                    // The instance goes back to the pooling allocator before its slot is
+                    // offered to the next request.
+                    drop(store);
+                    drop(slot);
+                    outcome.map(drop)
+                }
             }
         });
 

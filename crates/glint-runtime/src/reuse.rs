@@ -29,6 +29,8 @@ pub(crate) struct Warm {
     pub(crate) proxy: Proxy,
     pub(crate) born: Instant,
     pub(crate) served: u32,
+    /// Its slot in the pooling allocator, held while it waits to be reused.
+    pub(crate) slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// How many instances sit idle across a node, and the most that may.

@@ -259,6 +259,7 @@ async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<ser
         "compile_ms_total": stats.compile_micros.load(Relaxed) / 1000,
         "cache_loads": stats.cache_loads.load(Relaxed),
         "loaded_versions": node.routes.load().loaded_versions(),
+        "metered_versions": node.meter.versions_metered(),
         "evictions": stats.evictions.load(Relaxed),
         "instantiations": stats.instantiations.load(Relaxed),
         "instance_reuses": stats.reuses.load(Relaxed),

@@ -44,11 +44,17 @@ impl NameResolver {
     pub fn new(servers: &[SocketAddr]) -> anyhow::Result<Self> {
         let provider = hickory_resolver::net::runtime::TokioRuntimeProvider::default();
         let builder = if servers.is_empty() {
-            TokioResolver::builder(provider).map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot read the system's DNS configuration ({e}); name a server with --dns-server ADDR"
-                )
-            })?
+            match TokioResolver::builder(provider.clone()) {
+                Ok(builder) => builder,
+                Err(e) => {
+                    // The node still serves; only guests' calls to names fail.
+                    tracing::warn!(error = %e, "cannot read the system's DNS configuration; guests' outbound calls to names will fail until the node is started with --dns-server ADDR");
+                    TokioResolver::builder_with_config(
+                        ResolverConfig::from_name_servers(Vec::new()),
+                        provider,
+                    )
+                }
+            }
         } else {
             let name_servers = servers
                 .iter()
