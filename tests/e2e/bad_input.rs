@@ -237,3 +237,37 @@ fn raw_deploy(node: &Node, name: &str, key: &str) -> String {
     stream.read_to_string(&mut reply).unwrap();
     reply
 }
+
+/// Every manifest of `tests/bad-input/manifests` gets the error its first line names.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bad_manifest_corpus_gets_its_errors() {
+    let node = Node::start();
+    let admin = node.admin();
+    admin.deploy_hello("Hello").await;
+    let dir = glint_e2e::repo_root().join("tests/bad-input/manifests");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the corpus is in {}", dir.display());
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()));
+        let (code, hint) = expect.split_once(": ").unwrap();
+        let got = admin.deploy("corpus", &text, guest("hello")).await;
+        let what = file.file_name().unwrap().to_string_lossy();
+        assert_eq!(got.0, 400, "{what}: {}", got.1);
+        assert_eq!(got.1["error"]["code"], code, "{what}: {}", got.1);
+        let message = got.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(hint), "{what}: {message:?} should mention {hint:?}");
+    }
+    // Nothing was stored, and the node still serves.
+    assert_eq!(admin.get("/api/v1/functions/corpus").await.0, 404);
+    assert_eq!(node.call("/hello").await.0, 200);
+}
