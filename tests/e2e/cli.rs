@@ -536,7 +536,7 @@ fn kv_and_secret_commands() {
 }
 
 /// glint in `dir`, as a user types it inside a function's folder.
-fn glint_in(dir: &std::path::Path, node: &Node, args: &[&str]) -> Output {
+fn glint_at(dir: &std::path::Path, node: &Node, args: &[&str]) -> Output {
     let mut cmd = Command::new(glint_bin());
     cmd.args(args)
         .current_dir(dir)
@@ -550,7 +550,7 @@ fn glint_in(dir: &std::path::Path, node: &Node, args: &[&str]) -> Output {
 async fn what_a_new_user_types_works() {
     let node = Node::start();
     // `glint deploy` with no path deploys the folder it runs in.
-    let (ok, out, err) = text(&glint_in(
+    let (ok, out, err) = text(&glint_at(
         &repo_root().join("examples/hello"),
         &node,
         &["deploy", "--no-build"],
@@ -565,23 +565,38 @@ async fn what_a_new_user_types_works() {
         "name = \"prebuilt\"\n[build]\ncomponent = \"app.wasm\"\n",
     )
     .unwrap();
-    let (ok, out, err) = text(&glint_in(dir.path(), &node, &["deploy"]));
+    let (ok, out, err) = text(&glint_at(dir.path(), &node, &["deploy"]));
     assert!(!ok, "{out}");
     assert!(err.contains("prebuilt component \"app.wasm\""), "{err}");
     assert!(!err.contains("app.py"), "built as Python: {err}");
     std::fs::write(dir.path().join("app.wasm"), glint_e2e::guest("hello")).unwrap();
-    let (ok, out, err) = text(&glint_in(dir.path(), &node, &["deploy"]));
+    let (ok, out, err) = text(&glint_at(dir.path(), &node, &["deploy"]));
     assert!(ok, "{out}{err}");
     assert!(out.contains("deployed prebuilt v1"), "{out}");
 
     // `env set NAME KEY=VALUE`, as other CLIs take it, beside `KEY VALUE`.
-    let (ok, out, err) = text(&glint_in(dir.path(), &node, &["env", "set", "prebuilt", "GREETING=Hi"]));
+    let (ok, out, err) = text(&glint_at(
+        dir.path(),
+        &node,
+        &["env", "set", "prebuilt", "GREETING=Hi"],
+    ));
     assert!(ok, "{out}{err}");
-    assert_eq!(node.call("/prebuilt").await, (200, "Hi from Glint!\n".to_string()));
-    let (ok, _, err) = text(&glint_in(dir.path(), &node, &["env", "set", "prebuilt", "GREETING", "Hey=there"]));
+    assert_eq!(
+        node.call("/prebuilt").await,
+        (200, "Hi from Glint!\n".to_string())
+    );
+    let (ok, _, err) = text(&glint_at(
+        dir.path(),
+        &node,
+        &["env", "set", "prebuilt", "GREETING", "Hey=there"],
+    ));
     assert!(ok, "{err}");
     assert_eq!(node.call("/prebuilt").await.1, "Hey=there from Glint!\n");
-    let (ok, _, err) = text(&glint_in(dir.path(), &node, &["env", "set", "prebuilt", "GREETING"]));
+    let (ok, _, err) = text(&glint_at(
+        dir.path(),
+        &node,
+        &["env", "set", "prebuilt", "GREETING"],
+    ));
     assert!(!ok);
     assert!(err.contains("GREETING=VALUE"), "{err}");
 }

@@ -45,7 +45,10 @@ async fn slow_clients_cannot_shut_a_function_out() {
     node.admin()
         .deploy_ok(
             "hello",
-            &format!("{}[scaling]\nmax_concurrency = 5\nmax_queue_ms = 500\n", hello_manifest("Hello")),
+            &format!(
+                "{}[scaling]\nmax_concurrency = 5\nmax_queue_ms = 500\n",
+                hello_manifest("Hello")
+            ),
             guest("hello"),
         )
         .await;
@@ -57,7 +60,9 @@ async fn slow_clients_cannot_shut_a_function_out() {
     let mut half_open = Vec::new();
     for _ in 0..500 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
         half_open.push(s);
     }
     // 50 clients that send a body one byte a second.
@@ -83,7 +88,10 @@ async fn slow_clients_cannot_shut_a_function_out() {
     let started = Instant::now();
     let (status, body) = node.call("/hello").await;
     assert_eq!((status, body.as_str()), (200, "Hello from Glint!\n"));
-    eprintln!("a normal request beside 550 slow clients took {:?}", started.elapsed());
+    eprintln!(
+        "a normal request beside 550 slow clients took {:?}",
+        started.elapsed()
+    );
 
     // The half-open ones are closed once their header time (2 s here) runs out.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -144,14 +152,18 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     for _ in 0..20 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
         // A whole request each, so each is surely accepted and counted.
-        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 12];
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"HTTP/1.1 200");
         open.push(s);
     }
     let mut extra = TcpStream::connect(&addr).await.unwrap();
-    let _ = extra.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = extra
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), extra.read_to_end(&mut answer)).await;
     assert!(
@@ -164,13 +176,19 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     open.truncate(10);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         if let Ok(resp) = client.get(format!("{}/hello", node.data_url)).send().await
             && resp.status() == 200
         {
             break;
         }
-        assert!(Instant::now() < deadline, "no room came free after closing connections");
+        assert!(
+            Instant::now() < deadline,
+            "no room came free after closing connections"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -221,7 +239,10 @@ async fn http2_stream_resets_cannot_start_more_guests_than_the_limit() {
             if lines_with(&node, "misbehave", "sleeping").await > started_before {
                 break;
             }
-            assert!(Instant::now() < deadline, "neither a guest start nor an answer");
+            assert!(
+                Instant::now() < deadline,
+                "neither a guest start nor an answer"
+            );
         }
         // The greedy client gives up on the request at once.
         stream.send_reset(h2::Reason::CANCEL);

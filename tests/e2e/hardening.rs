@@ -26,7 +26,11 @@ async fn a_guest_cannot_set_the_dashboard_session_cookie() {
         .iter()
         .map(|v| v.to_str().unwrap().to_string())
         .collect();
-    assert_eq!(cookies, ["theme=dark; Path=/"], "the guest's own cookies pass, Glint's do not");
+    assert_eq!(
+        cookies,
+        ["theme=dark; Path=/"],
+        "the guest's own cookies pass, Glint's do not"
+    );
 }
 
 /// Drops a table under the running node, through a second SQLite connection (Python's
@@ -77,12 +81,23 @@ async fn a_failed_deploy_did_not_happen_and_says_no_sqlite() {
 
     // The refused deploy left nothing: one version, still serving, also after a restart.
     let (_, versions) = admin.get("/api/v1/functions/hello/versions").await;
-    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{versions}");
-    assert_eq!(node.call("/hello").await, (200, "Hello from Glint!\n".to_string()));
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
+    assert_eq!(
+        node.call("/hello").await,
+        (200, "Hello from Glint!\n".to_string())
+    );
     node.kill9();
     node.restart();
     let (_, versions) = node.admin().get("/api/v1/functions/hello/versions").await;
-    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "{versions}");
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        1,
+        "{versions}"
+    );
     assert_eq!(node.call("/hello").await.1, "Hello from Glint!\n");
 }
 
@@ -103,17 +118,30 @@ async fn a_changed_compile_cache_file_is_recompiled_not_loaded() {
     std::fs::write(&cached[0], &bytes).unwrap();
 
     node.restart();
-    assert_eq!(node.call("/hello").await, (200, "Hello from Glint!\n".to_string()));
+    assert_eq!(
+        node.call("/hello").await,
+        (200, "Hello from Glint!\n".to_string())
+    );
     let (_, status) = node.admin().get("/api/v1/node").await;
-    assert_eq!(status["compiles"], 1, "the changed file was loaded: {status}");
+    assert_eq!(
+        status["compiles"], 1,
+        "the changed file was loaded: {status}"
+    );
     assert_eq!(status["cache_loads"], 0, "{status}");
-    assert!(node.log().contains("does not match its MAC"), "{}", node.log());
+    assert!(
+        node.log().contains("does not match its MAC"),
+        "{}",
+        node.log()
+    );
     // What it wrote back is whole again: the next restart loads it.
     assert!(node.stop());
     node.restart();
     assert_eq!(node.call("/hello").await.0, 200);
     let (_, status) = node.admin().get("/api/v1/node").await;
-    assert_eq!((status["compiles"].as_u64(), status["cache_loads"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (status["compiles"].as_u64(), status["cache_loads"].as_u64()),
+        (Some(0), Some(1))
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -135,12 +163,18 @@ async fn a_deleted_function_leaves_no_meters_or_series() {
     let admin = node.admin();
     admin.deploy_hello("Hello").await;
     admin.deploy_ok("gone", "", guest("hello")).await;
-    admin.deploy_ok("gone", "[env]\nGREETING = \"Bye\"\n", guest("hello")).await;
+    admin
+        .deploy_ok("gone", "[env]\nGREETING = \"Bye\"\n", guest("hello"))
+        .await;
     for path in ["/hello", "/gone"] {
         assert_eq!(node.call(path).await.0, 200);
     }
     let metrics = || async {
-        let resp = admin.request(reqwest::Method::GET, "/metrics").send().await.unwrap();
+        let resp = admin
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap();
         resp.text().await.unwrap()
     };
     let before = metrics().await;
@@ -149,7 +183,10 @@ async fn a_deleted_function_leaves_no_meters_or_series() {
     assert_eq!(status["metered_versions"], 3, "{status}");
 
     // Deleting one version drops its series; deleting the function drops all of it.
-    assert_eq!(admin.delete("/api/v1/functions/gone/versions/1").await.0, 204);
+    assert_eq!(
+        admin.delete("/api/v1/functions/gone/versions/1").await.0,
+        204
+    );
     let (_, status) = admin.get("/api/v1/node").await;
     assert_eq!(status["metered_versions"], 2, "{status}");
     assert!(!metrics().await.contains("function=\"gone\",version=\"1\""));
@@ -188,7 +225,13 @@ fn listeners_beyond_loopback_without_tls_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(glint_e2e::glint_bin())
         .env("GLINT_ADMIN_KEY", "glint_warning_test_key_0123456789abcdef")
-        .args(["serve", "--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .stdout(Stdio::piped())
@@ -212,5 +255,8 @@ fn listeners_beyond_loopback_without_tls_are_warned_about() {
         seen.contains("the data plane listens on 0.0.0.0:0, beyond loopback, without TLS"),
         "{seen}"
     );
-    assert!(!seen.contains("the admin API listens"), "the admin API is on loopback: {seen}");
+    assert!(
+        !seen.contains("the admin API listens"),
+        "the admin API is on loopback: {seen}"
+    );
 }

@@ -123,7 +123,13 @@ async fn a_revoked_first_key_stays_revoked_across_restarts() {
         401,
         "a restart brought the revoked first key back"
     );
-    assert_eq!(node.admin_with_key(Some(&second)).get("/api/v1/functions").await.0, 200);
+    assert_eq!(
+        node.admin_with_key(Some(&second))
+            .get("/api/v1/functions")
+            .await
+            .0,
+        200
+    );
     assert!(
         !node.banner.contains("Admin API key"),
         "no new first key is made once any key was: {}",
@@ -139,9 +145,18 @@ async fn a_new_glint_admin_key_revokes_the_one_before() {
     assert_eq!(node.admin().get("/api/v1/functions").await.0, 200);
     assert!(node.stop());
     node.restart_with_admin_key(Some(new));
-    assert_eq!(node.admin_with_key(Some(new)).get("/api/v1/functions").await.0, 200);
     assert_eq!(
-        node.admin_with_key(Some(old)).get("/api/v1/functions").await.0,
+        node.admin_with_key(Some(new))
+            .get("/api/v1/functions")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        node.admin_with_key(Some(old))
+            .get("/api/v1/functions")
+            .await
+            .0,
         401,
         "the rotated-out GLINT_ADMIN_KEY still works"
     );
@@ -153,8 +168,18 @@ async fn a_new_glint_admin_key_revokes_the_one_before() {
     // Setting the old value again does not revive it.
     assert!(node.stop());
     node.restart_with_admin_key(Some(old));
-    assert_eq!(node.admin_with_key(Some(old)).get("/api/v1/functions").await.0, 401);
-    assert!(node.log().contains("holds a key that was revoked"), "{}", node.log());
+    assert_eq!(
+        node.admin_with_key(Some(old))
+            .get("/api/v1/functions")
+            .await
+            .0,
+        401
+    );
+    assert!(
+        node.log().contains("holds a key that was revoked"),
+        "{}",
+        node.log()
+    );
 }
 
 #[test]
@@ -162,7 +187,13 @@ fn a_short_glint_admin_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(glint_e2e::glint_bin())
         .env("GLINT_ADMIN_KEY", "hunter2")
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .output()
@@ -208,6 +239,9 @@ async fn revoking_a_key_ends_its_log_stream() {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the stream of a revoked key is still open: {seen}");
+    assert!(
+        ended.is_ok(),
+        "the stream of a revoked key is still open: {seen}"
+    );
     assert!(seen.contains("event: revoked"), "{seen}");
 }

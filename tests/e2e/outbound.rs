@@ -145,12 +145,12 @@ async fn bad_outbound_rules_are_refused_at_deploy() {
 async fn a_name_that_rebinds_to_loopback_never_reaches_it() {
     let (port, hits) = upstream();
     let public = "203.0.113.7".parse().unwrap(); // TEST-NET-3: public, unreachable here
-    let (dns, asked) = glint_e2e::dns_server("rebind.test", vec![public, "127.0.0.1".parse().unwrap()]);
+    let (dns, asked) =
+        glint_e2e::dns_server("rebind.test", vec![public, "127.0.0.1".parse().unwrap()]);
     let dns = dns.to_string();
     let node = Node::start_with_args(&["--dns-server", &dns]);
-    let manifest = format!(
-        "[outbound]\nallowed_hosts = [\"http://*.test:{port}\"]\ntimeout_ms = 1000\n"
-    );
+    let manifest =
+        format!("[outbound]\nallowed_hosts = [\"http://*.test:{port}\"]\ntimeout_ms = 1000\n");
     node.admin()
         .deploy_ok("fetcher", &manifest, guest("fetcher"))
         .await;
@@ -158,7 +158,10 @@ async fn a_name_that_rebinds_to_loopback_never_reaches_it() {
     let resp = node
         .get(&format!("/fetcher/?times=2&url={}", query_url(&url)))
         .await;
-    let execution = resp.headers()["x-glint-execution-id"].to_str().unwrap().to_string();
+    let execution = resp.headers()["x-glint-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let (status, body) = (resp.status().as_u16(), resp.text().await.unwrap());
     assert_eq!(status, 200, "{body}");
     let lines: Vec<&str> = body.lines().collect();

@@ -173,7 +173,13 @@ impl Node {
             Some(k) => command.env("GLINT_ADMIN_KEY", k),
             None => command.env_remove("GLINT_ADMIN_KEY"),
         };
-        command.args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        command.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
         if !extra_args.contains(&"--max-instances") {
             command.args(["--max-instances", "200"]);
         }
@@ -454,7 +460,10 @@ pub fn hello_manifest(greeting: &str) -> String {
 pub fn dns_server(
     name: &str,
     answers: Vec<std::net::Ipv4Addr>,
-) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -437,7 +437,10 @@ pub async fn logs(client: &Client, name: &str, filter: &LogFilter, format: Forma
             continue;
         }
         if event.name.as_deref() == Some("revoked") {
-            anyhow::bail!("{}; sign in again with a live key (`glint login`)", event.data);
+            anyhow::bail!(
+                "{}; sign in again with a live key (`glint login`)",
+                event.data
+            );
         }
         let Ok(line) = serde_json::from_str::<Value>(&event.data) else {
             continue;

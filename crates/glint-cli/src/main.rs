@@ -619,7 +619,9 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     }
     text.parse::<std::net::IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("{text:?} is not an IP address or IP:PORT, e.g. 10.0.0.53 or 127.0.0.1:5353"))
+        .map_err(|_| {
+            format!("{text:?} is not an IP address or IP:PORT, e.g. 10.0.0.53 or 127.0.0.1:5353")
+        })
 }
 
 /// `90s`, `10m`, `12h`, `7d` as a duration, for clap.

@@ -287,7 +287,10 @@ async fn invoke(
                 ),
             ));
         }
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return Err(too_large());
         }
         Ok(Err(e)) => {

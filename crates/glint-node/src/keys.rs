@@ -83,7 +83,12 @@ pub async fn bootstrap_admin_key(
                 tracing::warn!(key = %old.id, prefix = %old.prefix, "GLINT_ADMIN_KEY changed: the key its previous value made is revoked");
             }
         }
-        if !store.all_key_hashes().await?.iter().any(|(h, _)| *h == hash) {
+        if !store
+            .all_key_hashes()
+            .await?
+            .iter()
+            .any(|(h, _)| *h == hash)
+        {
             tracing::warn!(
                 "GLINT_ADMIN_KEY holds a key that was revoked; it stays revoked. Set a new value to get an admin key"
             );

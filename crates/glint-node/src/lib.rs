@@ -214,9 +214,17 @@ impl Server {
             Some((cert, key)) => Some(listener::tls_acceptor(cert, key)?),
             None => None,
         };
-        let key_from_env = config.admin_key.as_deref().is_some_and(|k| !k.trim().is_empty());
+        let key_from_env = config
+            .admin_key
+            .as_deref()
+            .is_some_and(|k| !k.trim().is_empty());
         warn_if_exposed("data plane", config.listen, tls.is_some(), false);
-        warn_if_exposed("admin API", config.admin_listen, tls.is_some(), key_from_env);
+        warn_if_exposed(
+            "admin API",
+            config.admin_listen,
+            tls.is_some(),
+            key_from_env,
+        );
         let data_url = url_for(data_listener.local_addr()?, tls.is_some());
         let admin_url = url_for(admin_listener.local_addr()?, tls.is_some());
 

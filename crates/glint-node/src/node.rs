@@ -350,9 +350,7 @@ impl Node {
         warm: bool,
         secrets: &HashMap<String, String>,
     ) -> Result<(), ApiError> {
-        let entry = self
-            .build_entry(tenant, name, fresh, warm, secrets)
-            .await?;
+        let entry = self.build_entry(tenant, name, fresh, warm, secrets).await?;
         // Meters and metric series of versions gone from the store go too.
         let kept: Vec<VersionId> = entry
             .as_ref()

@@ -230,7 +230,11 @@ impl Meter {
                 .collect();
             let gone = ids
                 .into_iter()
-                .filter_map(|v| of_function.remove(&v).map(|m| ((tenant.clone(), function.clone(), v), m)))
+                .filter_map(|v| {
+                    of_function
+                        .remove(&v)
+                        .map(|m| ((tenant.clone(), function.clone(), v), m))
+                })
                 .collect();
             if of_function.is_empty() {
                 versions.remove(&key);

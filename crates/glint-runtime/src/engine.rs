@@ -345,7 +345,9 @@ impl Runtime {
         };
         let (code, mac) = file.split_at(split);
         if hmac::Mac::verify_slice(cache_mac(&self.cache_key, code), mac).is_err() {
-            return unusable("does not match its MAC (changed on disk, or written under another node key)");
+            return unusable(
+                "does not match its MAC (changed on disk, or written under another node key)",
+            );
         }
         // SAFETY: `code` is exactly what this node's `Component::serialize` wrote (the
         // MAC, under a key only the node holds, proves it), and wasmtime checks its header

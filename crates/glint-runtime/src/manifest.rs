@@ -216,8 +216,20 @@ pub fn validate_route(route: &str) -> Result<(), ManifestError> {
 }
 
 impl Manifest {
+    /// Parses glint.toml; a value of the wrong type names its key (`env.A`), besides
+    /// the line and column TOML gives.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
-        toml::from_str(text).map_err(|e| ManifestError(e.to_string().trim_end().to_string()))
+        let shown = |e: &dyn std::fmt::Display| e.to_string().trim_end().to_string();
+        let document = toml::Deserializer::parse(text).map_err(|e| ManifestError(shown(&e)))?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = shown(e.inner());
+            if path == "." || inner.contains(&format!("`{path}`")) {
+                ManifestError(inner)
+            } else {
+                ManifestError(format!("`{path}`: {inner}"))
+            }
+        })
     }
 
     /// Validates the manifest for function `name` and fills in defaults.

@@ -160,8 +160,9 @@ pub(crate) async fn send(
     let stream: Box<dyn Stream> = if tls {
         let name = match host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
-            Err(_) => ServerName::try_from(host.clone())
-                .map_err(|_| HttpError::HttpRequestUriInvalid)?,
+            Err(_) => {
+                ServerName::try_from(host.clone()).map_err(|_| HttpError::HttpRequestUriInvalid)?
+            }
         };
         let connector = tokio_rustls::TlsConnector::from(tls_config());
         match tokio::time::timeout(connect_timeout, connector.connect(name, tcp)).await {

@@ -233,7 +233,12 @@ impl KeyValue for EmbeddedKv {
                 conn.execute(
                     "INSERT OR IGNORE INTO kv_stores (tenant, name, created_at_ms, last_version)
                      VALUES (?1, ?2, ?3, ?4)",
-                    params![tenant.as_str(), store.as_str(), now_ms(), now_ms().saturating_mul(1000)],
+                    params![
+                        tenant.as_str(),
+                        store.as_str(),
+                        now_ms(),
+                        now_ms().saturating_mul(1000)
+                    ],
                 )?;
                 Ok(())
             })
@@ -557,7 +562,10 @@ mod tests {
         let stale = kv.get(&t, &s, "k").await.unwrap().unwrap().version;
         kv.delete(&t, &s, "k").await.unwrap();
         kv.set(&t, &s, "k", b"new".to_vec()).await.unwrap();
-        let lost = kv.swap(&t, &s, "k", Some(stale), b"x".to_vec()).await.unwrap();
+        let lost = kv
+            .swap(&t, &s, "k", Some(stale), b"x".to_vec())
+            .await
+            .unwrap();
         assert_eq!(lost.unwrap_err().unwrap().value, b"new");
         // Across a reopen too: the counter is stored.
         drop(kv);
