@@ -282,3 +282,27 @@ async fn the_bad_manifest_corpus_gets_its_errors() {
     assert_eq!(admin.get("/api/v1/functions/corpus").await.0, 404);
     assert_eq!(node.call("/hello").await.0, 200);
 }
+
+/// Every upload of `tests/bad-input/uploads` gets the error `expect.txt` names for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bad_upload_corpus_gets_its_errors() {
+    let node = Node::start();
+    let admin = node.admin();
+    let dir = glint_e2e::repo_root().join("tests/bad-input/uploads");
+    let expect = std::fs::read_to_string(dir.join("expect.txt")).unwrap();
+    let mut checked = 0;
+    for row in expect
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut parts = row.split_whitespace();
+        let (file, code) = (parts.next().unwrap(), parts.next().unwrap());
+        let hint = parts.collect::<Vec<_>>().join(" ");
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let got = admin.deploy("upload", "", bytes).await;
+        assert_error(&got, 400, code, &hint);
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} uploads checked");
+    assert_eq!(admin.get("/api/v1/functions/upload").await.0, 404);
+}

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use glint_runtime::Manifest;
-use serde::Deserialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
@@ -39,39 +38,6 @@ impl Lang {
             other => bail!("lang {other:?} is not supported; use rust, python or js"),
         }
     }
-}
-
-/// A PhotonIQ FaaS manifest, as its CLI writes it.
-#[derive(Debug, Default, Deserialize)]
-struct PhotonIq {
-    name: Option<String>,
-    version: Option<String>,
-    description: Option<String>,
-    lang: Option<String>,
-    execute_url_suffix: Option<String>,
-    #[serde(default)]
-    cors_settings: Option<PhotonIqCors>,
-    #[serde(default)]
-    log_settings: Option<PhotonIqLogs>,
-    #[serde(default)]
-    env_vars: std::collections::BTreeMap<String, String>,
-}
-
-/// PhotonIQ's allow-list for a function's outbound calls.
-#[derive(Debug, Default, Deserialize)]
-struct PhotonIqCors {
-    #[serde(default)]
-    allowed_methods: Vec<String>,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    #[serde(default)]
-    allow_http: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct PhotonIqLogs {
-    enabled: Option<bool>,
-    level: Option<String>,
 }
 
 pub struct Project {
@@ -172,45 +138,6 @@ pub fn rust_crate_name(dir: &Path) -> Result<String> {
 fn from_photoniq(path: &Path) -> Result<Manifest> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let p: PhotonIq =
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let mut manifest = Manifest {
-        name: p.name.clone(),
-        description: p.description,
-        lang: p.lang,
-        version: p.version,
-        env: p.env_vars,
-        ..Manifest::default()
-    };
-    if let (Some(suffix), Some(name)) = (&p.execute_url_suffix, &p.name) {
-        // PhotonIQ serves such a function at <suffix>/<name>.
-        manifest.route = Some(format!("/{}/{name}", suffix.trim_matches('/')));
-    }
-    if let Some(logs) = p.log_settings {
-        manifest.logs.level = match (logs.enabled, logs.level) {
-            (Some(false), _) => Some("error".into()),
-            (_, Some(level)) => Some(level.to_ascii_lowercase()),
-            _ => None,
-        };
-    }
-    if let Some(cors) = p.cors_settings {
-        // PhotonIQ lists bare host names, HTTPS unless `allow_http`.
-        let mut hosts = Vec::new();
-        for host in &cors.allowed_hosts {
-            if host.contains("://") {
-                hosts.push(host.clone());
-                continue;
-            }
-            hosts.push(format!("https://{host}"));
-            if cors.allow_http {
-                hosts.push(format!("http://{host}"));
-            }
-        }
-        manifest.outbound = Some(glint_runtime::outbound::OutboundSection {
-            allowed_hosts: hosts,
-            allowed_methods: (!cors.allowed_methods.is_empty()).then_some(cors.allowed_methods),
-            ..Default::default()
-        });
-    }
-    Ok(manifest)
+    glint_runtime::photoniq::to_manifest(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.0))
 }

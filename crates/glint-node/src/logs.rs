@@ -42,6 +42,19 @@ fn weight(line: &LogRecord) -> usize {
 }
 
 impl LogPipe {
+    /// Queues a line for the writer unless the queue is full, in lines or in bytes;
+    /// a line that does not fit is dropped and counted. Never blocks.
+    fn offer(&self, record: LogRecord) -> bool {
+        let bytes = weight(&record);
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > QUEUED_BYTES_MAX || self.tx.try_send(record).is_err() {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Every line from now on, as it is written.
     pub fn follow(&self) -> broadcast::Receiver<Arc<LogRecord>> {
         self.live.subscribe()
@@ -84,12 +97,7 @@ impl LogSink for InvocationLog {
         if self.pipe.live.receiver_count() > 0 {
             let _ = self.pipe.live.send(Arc::new(record.clone()));
         }
-        let bytes = weight(&record);
-        let queued = self.pipe.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if queued + bytes > QUEUED_BYTES_MAX || self.pipe.tx.try_send(record).is_err() {
-            self.pipe.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.pipe.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.pipe.offer(record);
     }
 }
 
@@ -184,4 +192,48 @@ pub fn start_retention(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(bytes: usize) -> LogRecord {
+        LogRecord {
+            ts_ms: 0,
+            tenant: glint_store::TenantId::default_tenant(),
+            function: "f".parse().unwrap(),
+            version: glint_store::VersionId(1),
+            execution_id: "e".into(),
+            level: Level::Info,
+            stream: "stdout".into(),
+            message: "x".repeat(bytes),
+            node: String::new(),
+            region: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_not_only_in_lines() {
+        let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let pipe = LogPipe {
+            tx,
+            live: broadcast::channel(1).0,
+            dropped: Arc::default(),
+            queued_bytes: Arc::default(),
+        };
+        // 64 lines of 1 MiB fit the line count, not the 32 MiB: the writer is not
+        // draining, and about half are dropped.
+        let kept = (0..64).filter(|_| pipe.offer(line(1 << 20))).count();
+        assert!((30..32).contains(&kept), "{kept} lines of 1 MiB kept");
+        assert_eq!(pipe.dropped.load(Ordering::Relaxed), 64 - kept as u64);
+        assert!(pipe.queued_bytes.load(Ordering::Relaxed) <= QUEUED_BYTES_MAX);
+        // Small lines still pass once the writer takes the big ones.
+        while let Ok(taken) = rx.try_recv() {
+            pipe.queued_bytes
+                .fetch_sub(weight(&taken), Ordering::Relaxed);
+        }
+        assert_eq!(pipe.queued_bytes.load(Ordering::Relaxed), 0);
+        assert!(pipe.offer(line(100)));
+    }
 }

@@ -21,6 +21,7 @@ pub mod kv;
 pub mod logs;
 pub mod manifest;
 pub mod outbound;
+pub mod photoniq;
 pub mod reuse;
 
 pub use config::ConfigVars;

@@ -295,6 +295,34 @@ pub struct AliasBody {
     pub versions: BTreeMap<String, f64>,
 }
 
+impl AliasBody {
+    /// The weighted versions, checked: numbers >= 0, at least one above 0.
+    pub fn targets(self) -> Result<Vec<AliasTarget>, ApiError> {
+        let mut targets = Vec::new();
+        for (version, weight) in self.versions {
+            if !weight.is_finite() || weight < 0.0 {
+                return Err(ApiError::bad_request(
+                    "invalid_weight",
+                    format!(
+                        "weight {weight} for {version} is invalid; weights are numbers >= 0, such as 0.9 and 0.1"
+                    ),
+                ));
+            }
+            targets.push(AliasTarget {
+                version: version.parse()?,
+                weight,
+            });
+        }
+        if targets.iter().map(|t| t.weight).sum::<f64>() <= 0.0 {
+            return Err(ApiError::bad_request(
+                "invalid_weight",
+                "an alias needs at least one version with a weight above 0, e.g. {\"versions\": {\"v2\": 1}}",
+            ));
+        }
+        Ok(targets)
+    }
+}
+
 pub async fn set_alias(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -303,27 +331,7 @@ pub async fn set_alias(
 ) -> Result<Json<Value>, ApiError> {
     let name = function_name(&name)?;
     let alias: AliasName = alias.parse()?;
-    let mut targets = Vec::new();
-    for (version, weight) in body.versions {
-        if !weight.is_finite() || weight < 0.0 {
-            return Err(ApiError::bad_request(
-                "invalid_weight",
-                format!(
-                    "weight {weight} for {version} is invalid; weights are numbers >= 0, such as 0.9 and 0.1"
-                ),
-            ));
-        }
-        targets.push(AliasTarget {
-            version: version.parse()?,
-            weight,
-        });
-    }
-    if targets.iter().map(|t| t.weight).sum::<f64>() <= 0.0 {
-        return Err(ApiError::bad_request(
-            "invalid_weight",
-            "an alias needs at least one version with a weight above 0, e.g. {\"versions\": {\"v2\": 1}}",
-        ));
-    }
+    let targets = body.targets()?;
     let tenant = caller.tenant.clone();
     let (n, a) = (name.clone(), alias.clone());
     let record = node
@@ -375,7 +383,8 @@ pub struct EnvBody {
     pub value: String,
 }
 
-fn check_env_key(key: &str) -> Result<(), ApiError> {
+/// An env var name as the API takes it in a path.
+pub fn check_env_key(key: &str) -> Result<(), ApiError> {
     if glint_runtime::manifest::is_env_name(key) {
         Ok(())
     } else {

@@ -20,18 +20,26 @@ pub struct NewKey {
     pub role: String,
 }
 
+impl NewKey {
+    /// The role and the trimmed name, checked.
+    pub fn checked(&self) -> Result<(Role, &str), ApiError> {
+        let role: Role = self.role.parse()?;
+        if self.name.trim().is_empty() || self.name.len() > 100 {
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                "give the key a name of 1 to 100 characters",
+            ));
+        }
+        Ok((role, self.name.trim()))
+    }
+}
+
 pub async fn create(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Json(new): Json<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let role: Role = new.role.parse()?;
-    if new.name.trim().is_empty() || new.name.len() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "give the key a name of 1 to 100 characters",
-        ));
-    }
+    let (role, _) = new.checked()?;
     let key = generate_key();
     let record = node
         .store

@@ -8,6 +8,9 @@ mod functions;
 mod keys;
 mod kv;
 mod logs;
+pub use functions::{AliasBody, EnvBody, check_env_key};
+pub use keys::NewKey;
+pub use logs::parse_time;
 mod secrets;
 mod usage;
 
