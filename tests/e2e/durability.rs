@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use glint_e2e::{Node, guest, hello_manifest};
+use glint_e2e::{Node, custom_section, guest, hello_manifest};
 use reqwest::multipart::{Form, Part};
 use sha2::{Digest, Sha256};
 
@@ -94,30 +94,6 @@ async fn kill_during_upload_keeps_the_previous_version() {
 
 use futures::StreamExt;
 
-/// `component` with a custom section appended (valid anywhere in a component), so each
-/// deploy uploads different bytes and a torn artefact could not pass for another one.
-fn with_custom_section(mut component: Vec<u8>, name: &str, payload: &[u8]) -> Vec<u8> {
-    fn leb128(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut body = Vec::new();
-    leb128(name.len(), &mut body);
-    body.extend_from_slice(name.as_bytes());
-    body.extend_from_slice(payload);
-    component.push(0); // custom section
-    leb128(body.len(), &mut component);
-    component.extend_from_slice(&body);
-    component
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_deploys_survive_a_crash_at_any_moment() {
     let mut node = Node::start();
@@ -139,7 +115,10 @@ async fn acknowledged_deploys_survive_a_crash_at_any_moment() {
         let payload: Vec<u8> = (0..256 * 1024u32)
             .map(|i| (i.wrapping_mul(2654435761).wrapping_add(round as u32 * 7919) >> 11) as u8)
             .collect();
-        let component = with_custom_section(guest("hello"), "glint-test-round", &payload);
+        // A custom section is valid anywhere in a component: appended, it makes each
+        // round's upload different, so a torn artefact could not pass for another one.
+        let mut component = guest("hello");
+        component.extend(custom_section("glint-test-round", &payload));
         let deploy = tokio::spawn({
             let manifest = hello_manifest(&greeting);
             async move { admin.deploy("hello", &manifest, component).await }

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use glint_e2e::{Node, built, guest};
+use glint_e2e::{Node, built, custom_section, guest};
 
 const REUSE: &str = "[scaling]\nreuse = true\n";
 
@@ -187,29 +187,6 @@ async fn python_and_js_instances_are_reused_when_asked() {
         // The same instance served every request in between (they do not count).
         assert_eq!(count(&node, name).await, "4", "{name}");
     }
-}
-
-/// A custom section (id 0) holding `payload`, as a toolchain may append to a component.
-fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut content = Vec::new();
-    leb(name.len(), &mut content);
-    content.extend_from_slice(name.as_bytes());
-    content.extend_from_slice(payload);
-    let mut section = vec![0];
-    leb(content.len(), &mut section);
-    section.extend(content);
-    section
 }
 
 /// A JS component that answers through StarlingMonkey's built-in fetch event hangs on a

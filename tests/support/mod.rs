@@ -527,3 +527,26 @@ fn dns_reply(
     }
     Some(reply)
 }
+
+/// A custom section (id 0) holding `payload`, as a toolchain may append to a component.
+pub fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut section = vec![0];
+    leb(content.len(), &mut section);
+    section.extend(content);
+    section
+}

@@ -215,7 +215,6 @@ async fn run(
         status: 500,
         bytes_in: 0,
         bytes_out: 0,
-        _in_flight: None,
     };
     match invoke(node, entry, slot, req, guest_path, execution_id, &mut timer).await {
         Err(e) => {
@@ -324,7 +323,6 @@ async fn invoke(
     };
     drop(queued);
     timer.bytes_in = body.len() as u64;
-    timer._in_flight = Some(slot.meter.in_flight());
 
     let host = parts
         .headers
@@ -367,9 +365,11 @@ async fn invoke(
     };
     // The permit goes with the guest's task: it counts guests that run, so a client
     // that resets its request (an HTTP/2 stream, say) cannot start more than the limit.
+    // The in-flight gauge counts the same guests.
+    let running = (permit, slot.meter.in_flight());
     let response = node
         .runtime
-        .invoke(&compiled, request, invocation, permit)
+        .invoke(&compiled, request, invocation, running)
         .await?;
     Ok(response)
 }

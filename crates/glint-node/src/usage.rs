@@ -434,7 +434,6 @@ pub struct RequestTimer {
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub _in_flight: Option<GaugeGuard>,
 }
 
 impl Drop for RequestTimer {
