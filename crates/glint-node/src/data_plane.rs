@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glint_runtime::{GuestResponse, Invocation, into_boxed_body};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER, SET_COOKIE};
+use http::header::{CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 
 use crate::error::ApiError;
@@ -29,19 +29,8 @@ pub const EXECUTION_ID: &str = "x-glint-execution-id";
 const EXECUTE_PREFIX: &str = "/api/faas/v1/execute/";
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(e.body_json()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *resp.status_mut() = e.status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(secs) = e.retry_after {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    resp
+    e.json_response()
+        .map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
 
 /// Serves one data-plane request. Never fails: errors become JSON responses.
@@ -115,7 +104,7 @@ fn strip_session_cookie(headers: &mut http::HeaderMap) {
     if !headers.contains_key(COOKIE) {
         return;
     }
-    let prefix = format!("{}=", crate::admin::SESSION_COOKIE);
+    let prefix = format!("{}=", crate::session::SESSION_COOKIE);
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()
@@ -147,7 +136,7 @@ fn strip_glint_cookies(headers: &mut http::HeaderMap) {
             .next()
             .unwrap_or_default();
         name.trim_ascii()
-            .eq_ignore_ascii_case(crate::admin::SESSION_COOKIE.as_bytes())
+            .eq_ignore_ascii_case(crate::session::SESSION_COOKIE.as_bytes())
     };
     let kept: Vec<HeaderValue> = headers
         .get_all(SET_COOKIE)

@@ -47,6 +47,23 @@ impl ApiError {
         )
     }
 
+    /// The error as an HTTP response: its status, `Retry-After` when set, and the JSON.
+    pub fn json_response(&self) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+        let mut resp = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+            self.body_json(),
+        )));
+        *resp.status_mut() = self.status;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
+    }
+
     pub fn body_json(&self) -> String {
         serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
     }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod node;
 pub mod routes;
 pub mod secrets;
+pub mod session;
 pub mod usage;
 
 use std::convert::Infallible;

@@ -28,13 +28,14 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::node::Node;
+use crate::session::session_cookie;
 
 /// Largest component upload the API accepts.
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        crate::data_plane::error_response(&self).into_response()
+        self.json_response().into_response()
     }
 }
 
@@ -79,25 +80,6 @@ async fn auth(
             error.into_response()
         }
     }
-}
-
-/// The cookie the dashboard keeps the signed-in key in. The `__Host-` prefix makes a
-/// browser refuse it unless it was set `Secure`, with `Path=/` and no `Domain`, by a
-/// secure page of this very host: a plain-HTTP page cannot plant one, and guests on the
-/// data plane cannot send one at all ([`crate::data_plane`] drops it from responses).
-pub const SESSION_COOKIE: &str = "__Host-glint_key";
-
-/// The key in the dashboard's session cookie, if the request carries one.
-pub(crate) fn session_cookie(headers: &http::HeaderMap) -> Option<&str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then_some(value.trim())
-        })
 }
 
 /// Who the request's key belongs to, if the key is live and its role is enough.

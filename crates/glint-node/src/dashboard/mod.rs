@@ -17,8 +17,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 
-use crate::admin::{SESSION_COOKIE, session_cookie};
 use crate::node::Node;
+use crate::session::{SESSION_COOKIE, session_cookie};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const SIGN_IN_HTML: &str = include_str!("assets/sign-in.html");
