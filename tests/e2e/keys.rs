@@ -81,6 +81,14 @@ async fn first_start_writes_a_private_admin_key() {
     );
 }
 
+/// The status of `GET /api/v1/functions` with `key`: 200 for a live key, 401 otherwise.
+async fn list_status(node: &Node, key: &str) -> u16 {
+    node.admin_with_key(Some(key))
+        .get("/api/v1/functions")
+        .await
+        .0
+}
+
 /// The id of the tenant's key called `name`, as `glint keys list` shows it.
 async fn key_id(admin: &glint_e2e::Admin, name: &str) -> String {
     let (status, keys) = admin.get("/api/v1/keys").await;
@@ -145,18 +153,9 @@ async fn a_new_glint_admin_key_revokes_the_one_before() {
     assert_eq!(node.admin().get("/api/v1/functions").await.0, 200);
     assert!(node.stop());
     node.restart_with_admin_key(Some(new));
+    assert_eq!(list_status(&node, new).await, 200);
     assert_eq!(
-        node.admin_with_key(Some(new))
-            .get("/api/v1/functions")
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        node.admin_with_key(Some(old))
-            .get("/api/v1/functions")
-            .await
-            .0,
+        list_status(&node, old).await,
         401,
         "the rotated-out GLINT_ADMIN_KEY still works"
     );
@@ -168,13 +167,7 @@ async fn a_new_glint_admin_key_revokes_the_one_before() {
     // Setting the old value again does not revive it.
     assert!(node.stop());
     node.restart_with_admin_key(Some(old));
-    assert_eq!(
-        node.admin_with_key(Some(old))
-            .get("/api/v1/functions")
-            .await
-            .0,
-        401
-    );
+    assert_eq!(list_status(&node, old).await, 401);
     assert!(
         node.log().contains("holds a key that was revoked"),
         "{}",
