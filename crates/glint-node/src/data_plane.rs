@@ -343,12 +343,9 @@ async fn invoke(
     });
     let invocation = Invocation {
         limits,
-        env: slot.env.clone(),
         log: log.clone(),
         usage: log,
-        outbound: slot.config.outbound.clone(),
-        kv: slot.kv.clone(),
-        config: slot.config_vars.clone(),
+        grants: slot.grants.clone(),
         pool: slot.pool.clone(),
         queue_timeout,
     };

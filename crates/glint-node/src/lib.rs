@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use glint_runtime::{Runtime, RuntimeConfig};
+use glint_runtime::{Capabilities, NodeServices, Runtime, RuntimeConfig};
 use glint_store::KeyValue;
 use glint_store::Store;
 use glint_store::embedded::{EmbeddedKv, EmbeddedStore};
@@ -193,7 +193,10 @@ impl Server {
             cache_dir: config.data_dir.join("compiled"),
             compiler: config.compiler,
             max_instances: config.max_instances,
-            dns_servers: config.dns_servers.clone(),
+            capabilities: Capabilities::standard(NodeServices {
+                kv: kv.clone(),
+                dns_servers: config.dns_servers.clone(),
+            })?,
             cache_key: secret_key.subkey("glint compile cache v1"),
         })?);
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use glint_runtime::{
-    Compiled, ConfigVars, InstancePool, KvGrant, Manifest, Runtime, check_header, check_reusable,
+    Compiled, InstancePool, Manifest, Runtime, VersionContext, check_header, check_reusable,
 };
 use glint_store::{
     AliasName, FunctionName, KeyValue, NewVersion, Store, StoreError, TenantId, VersionId,
@@ -166,6 +166,7 @@ impl Node {
         let started = Instant::now();
         let manifest = Manifest::parse(&manifest_text)?;
         let config = manifest.config(name)?;
+        self.runtime.capabilities.check(&config)?;
         self.check_secrets(tenant, &config.secrets).await?;
         check_header(&component)?;
         if config.scaling.reuse {
@@ -191,9 +192,13 @@ impl Node {
         // Whatever can fail comes before the version is stored: an error answer means the
         // deploy did not happen.
         let secrets = self.open_secrets(tenant).await?;
-        for store in &config.kv_stores {
-            self.kv.create_store(tenant, store).await?;
-        }
+        let version = VersionContext {
+            tenant,
+            function: name,
+            config: &config,
+            env: &[],
+        };
+        self.runtime.capabilities.provision(&version).await?;
         let record = self
             .store
             .deploy(NewVersion {
@@ -411,15 +416,19 @@ impl Node {
                     secret_values.push(value.clone());
                 }
             }
-            let config_vars: ConfigVars =
-                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let kv = (!config.kv_stores.is_empty()).then(|| {
-                Arc::new(KvGrant {
-                    tenant: tenant.clone(),
-                    stores: config.kv_stores.clone(),
-                    backend: self.kv.clone(),
-                })
-            });
+            let version = VersionContext {
+                tenant,
+                function: name,
+                config: &config,
+                env: &env,
+            };
+            let grants = match self.runtime.capabilities.prepare(&version) {
+                Ok(grants) => Arc::new(grants),
+                Err(e) => {
+                    tracing::error!(function = %name, version = %v.version, error = %e, "stored manifest no longer valid");
+                    continue;
+                }
+            };
             let previous = old
                 .as_ref()
                 .and_then(|o| o.versions.get(&v.version))
@@ -460,9 +469,7 @@ impl Node {
                     version: v.version,
                     sha256: v.sha256,
                     config,
-                    env: env.into(),
-                    config_vars: Arc::new(config_vars),
-                    kv,
+                    grants,
                     compiled,
                     concurrency,
                     pool,

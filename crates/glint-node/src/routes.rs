@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use glint_runtime::{Compiled, ConfigVars, FunctionConfig, InstancePool, KvGrant};
+use glint_runtime::{Compiled, FunctionConfig, Grants, InstancePool};
 use glint_store::{AliasName, FunctionName, Level, TenantId, VersionId};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -67,12 +67,8 @@ pub struct VersionSlot {
     pub version: VersionId,
     pub sha256: String,
     pub config: FunctionConfig,
-    /// The manifest's `[env]` with the API-set vars on top, and the granted secrets.
-    pub env: Arc<[(String, String)]>,
-    /// The same pairs for `wasi:config/store`.
-    pub config_vars: Arc<ConfigVars>,
-    /// The tenant's KV stores that the manifest lists.
-    pub kv: Option<Arc<KvGrant>>,
+    /// What its instances may use, by capability: env and secrets, KV stores, outbound.
+    pub grants: Arc<Grants>,
     /// Loaded on first use (or at deploy and start-up for aliased versions).
     pub compiled: Arc<CompiledCell>,
     pub concurrency: Arc<Semaphore>,

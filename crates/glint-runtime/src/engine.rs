@@ -1,8 +1,8 @@
 //! The wasmtime engine of a node, and turning uploaded bytes into a ready component.
 //!
 //! One [`Runtime`] per node holds the `Engine` (pooling allocator, copy-on-write memory
-//! images, epoch interruption), a `Linker` with all of WASI 0.2 plus `wasi:http`, and the
-//! on-disk compile cache. A deploy compiles once; the compiled code is written to
+//! images, epoch interruption), a `Linker` with all of WASI 0.2, `wasi:http`'s types and
+//! the node's [`Capabilities`], and the on-disk compile cache. A deploy compiles once; the compiled code is written to
 //! `<cache>/<engine hash>/<sha256>.cwasm`, so a restart only maps those files back in.
 
 use std::hash::{Hash, Hasher};
@@ -15,12 +15,9 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::guest::GuestState;
+use crate::capabilities::Capabilities;
+use crate::guest::{EPOCH_TICK, GuestState};
 use crate::manifest::MAX_MEMORY_MB;
-
-/// How often the epoch ticks. A running guest yields to other requests at every tick,
-/// and its CPU budget is counted in ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Why an upload cannot become a version. Each message says what to do instead.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +85,8 @@ pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     /// Instances that may run at once on this node, across all functions.
     pub max_instances: u32,
-    /// DNS servers for guests' outbound requests; empty means the system's.
-    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// What guests may use besides WASI, linked into every component.
+    pub capabilities: Capabilities,
     /// The node's key for the compile cache's MACs: compiled code is machine code that
     /// wasmtime maps in unchecked, so the node loads only files it wrote itself.
     pub cache_key: [u8; 32],
@@ -122,13 +119,14 @@ enum CacheJob {
 /// The engine, linker and compile cache of one node.
 pub struct Runtime {
     pub(crate) engine: Engine,
-    linker: Linker<GuestState>,
+    pub(crate) linker: Linker<GuestState>,
     cache_dir: PathBuf,
     pub stats: Arc<RuntimeStats>,
     /// Caps the instances kept idle for reuse, across every function of the node.
     pub idle_budget: Arc<crate::reuse::IdleBudget>,
-    /// Resolves the names guests send outbound requests to, once per request.
-    pub(crate) resolver: crate::outbound::NameResolver,
+    /// The node's capabilities: the node checks, provisions and prepares versions with
+    /// them, and each instance gets their state.
+    pub capabilities: Capabilities,
     /// One permit per slot of the pooling allocator: an instance holds one for its life.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     pub(crate) max_instances: u32,
@@ -171,6 +169,19 @@ fn engine_config(max_instances: u32, compiler: Compiler) -> Config {
         config.strategy(wasmtime::Strategy::Winch);
     }
     config
+}
+
+/// `wasi:http/types`, for the request a guest is handed and the response it makes. The
+/// outgoing handler is the outbound capability's.
+fn link_http_types(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi_http::WasiHttpView;
+    use wasmtime_wasi_http::p2::bindings::{LinkOptions, http::types};
+    let options = LinkOptions::default();
+    types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
+        linker,
+        &options.into(),
+        GuestState::http,
+    )
 }
 
 /// Everything a compiled artefact depends on besides the input bytes.
@@ -226,13 +237,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e}"))?;
-        crate::kv::add_to_linker(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link wasi:keyvalue: {e}"))?;
-        crate::config::add_to_linker(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link wasi:config: {e}"))?;
-        let resolver = crate::outbound::NameResolver::new(&config.dns_servers)?;
+        link_http_types(&mut linker).map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e}"))?;
+        config.capabilities.link(&mut linker)?;
         let cache_dir = config.cache_dir.join(engine_hash(&engine));
         std::fs::create_dir_all(&cache_dir).map_err(|e| {
             anyhow::anyhow!(
@@ -269,7 +275,7 @@ impl Runtime {
             stats: Arc::default(),
             // Half the pool at most sits idle, so reuse never starves fresh instances.
             idle_budget: crate::reuse::IdleBudget::new(config.max_instances as usize / 2),
-            resolver,
+            capabilities: config.capabilities,
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
             max_instances: config.max_instances,
             ticker_stop,

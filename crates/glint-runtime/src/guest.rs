@@ -1,72 +1,28 @@
-//! The per-request sandbox: what a guest's `Store` holds and what it may touch.
+//! The sandbox of one instance: what a guest's `Store` holds and what it may touch.
 //!
-//! A fresh [`GuestState`] is built for every request. Policy lives here: no preopened
-//! directories, no sockets, no name lookup, stdin empty, stdout/stderr into the log,
-//! outbound HTTP only as `[outbound]` allows ([`crate::outbound`]), KV stores only as
-//! `[kv]` allows ([`crate::kv`]), configuration ([`crate::config`]), and a memory cap.
+//! Policy lives here: no preopened directories, no sockets, no name lookup, stdin empty,
+//! a memory cap and a CPU budget. What else the guest may use comes from the node's
+//! capabilities ([`crate::capabilities`]), each keeping its state here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
 
-use crate::config::ConfigVars;
-use crate::kv::{KvGrant, KvView};
-use crate::logs::{GuestOutput, LogSink, LogStream};
-use crate::outbound::{NameResolver, OutboundPolicy};
+use crate::capabilities::InstanceState;
+use crate::log::LogSink;
+use crate::manifest::Limits;
+use crate::usage::Usage;
 
-/// What one invocation used, reported when its guest finishes.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Usage {
-    /// Time the guest spent running: each poll of the guest's task, summed. Waits on
-    /// timers, outbound HTTP and the client do not count.
-    pub cpu: std::time::Duration,
-    /// From the start of instantiation to the guest's return.
-    pub wall: std::time::Duration,
-    /// The largest linear memory the guest had.
-    pub peak_memory_bytes: u64,
-    pub outbound_allowed: u32,
-    pub outbound_denied: u32,
-    pub kv: KvCounts,
-    /// The invocation ended in an error (trap, limit, no response).
-    pub failed: bool,
-}
-
-/// KV calls of one invocation, by result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KvCounts {
-    pub ok: u32,
-    pub denied: u32,
-    pub errors: u32,
-}
-
-/// Where an invocation's [`Usage`] goes: the node's metrics and metering.
-pub trait UsageSink: Send + Sync {
-    fn finished(&self, usage: Usage);
-}
-
-/// What one invocation may use, as the node hands it to the runtime.
-#[derive(Clone)]
-pub struct Invocation {
-    pub limits: crate::Limits,
-    /// Environment variables the guest sees through `wasi:cli/environment`.
-    pub env: Arc<[(String, String)]>,
-    pub log: Arc<dyn LogSink>,
-    pub usage: Arc<dyn UsageSink>,
-    /// The version's `[outbound]` allow-list.
-    pub outbound: Arc<crate::outbound::OutboundRules>,
-    /// The KV stores the version may open; `None` when its manifest lists none.
-    pub kv: Option<Arc<KvGrant>>,
-    /// What `wasi:config/store` answers: the same pairs as `env`.
-    pub config: Arc<ConfigVars>,
-    /// The version's idle instances, when its manifest sets `[scaling] reuse = true`;
-    /// `None` runs every request in a fresh instance.
-    pub pool: Option<Arc<crate::reuse::InstancePool>>,
-    /// How long the request may wait for a free instance slot on the node.
-    pub queue_timeout: std::time::Duration,
-}
+/// How often the epoch ticks. A running guest yields to other requests at every tick,
+/// and its CPU budget is counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Caps linear memory; remembers whether the cap was hit so a trap can be explained.
 pub(crate) struct MemoryCap {
@@ -100,94 +56,108 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// The data of one request's `Store`.
+/// The data of one instance's `Store`.
 pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundPolicy,
     table: ResourceTable,
-    kv: Option<Arc<KvGrant>>,
-    pub(crate) kv_counts: KvCounts,
-    pub(crate) config: Arc<ConfigVars>,
-    log: Arc<dyn LogSink>,
-    /// The guest's stdout and stderr, kept to point them at the next invocation's log
-    /// when the instance is reused.
-    output: [GuestOutput; 2],
+    /// The hooks of `wasi:http/types`; sending is the outbound capability's.
+    no_sending: NoSending,
+    /// One state per capability, in the order of the node's list.
+    capabilities: Vec<Box<dyn InstanceState>>,
     pub(crate) memory: MemoryCap,
     pub(crate) cpu_ticks: u64,
     pub(crate) max_cpu_ticks: u64,
 }
 
+/// A capability's state and the instance's shared parts, borrowed together.
+pub struct InstanceParts<'a, S> {
+    pub state: &'a mut S,
+    pub table: &'a mut ResourceTable,
+    pub http: &'a mut WasiHttpCtx,
+}
+
+/// The engine's sandbox policy for WASI: nothing of the host is reachable, and the
+/// guest cannot open sockets or look names up. Capabilities add to it.
+pub(crate) fn sandboxed_wasi() -> WasiCtxBuilder {
+    let mut wasi = WasiCtx::builder();
+    wasi.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    wasi
+}
+
 impl GuestState {
-    pub(crate) fn new(inv: &Invocation, resolver: &NameResolver) -> Self {
-        let output = [
-            GuestOutput::new(LogStream::Stdout, inv.log.clone()),
-            GuestOutput::new(LogStream::Stderr, inv.log.clone()),
-        ];
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(output[0].clone())
-            .stderr(output[1].clone())
-            .envs(&inv.env)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
-        let tick_ms = crate::engine::EPOCH_TICK.as_millis() as u64;
+    pub(crate) fn new(
+        wasi: WasiCtx,
+        capabilities: Vec<Box<dyn InstanceState>>,
+        limits: &Limits,
+    ) -> Self {
+        let tick_ms = EPOCH_TICK.as_millis() as u64;
         Self {
-            wasi: wasi.build(),
+            wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy::new(inv.outbound.clone(), resolver.clone(), inv.log.clone()),
             table: ResourceTable::new(),
-            kv: inv.kv.clone(),
-            kv_counts: KvCounts::default(),
-            config: inv.config.clone(),
-            log: inv.log.clone(),
-            output,
+            no_sending: NoSending,
+            capabilities,
             memory: MemoryCap {
-                max_bytes: inv.limits.memory_bytes(),
+                max_bytes: limits.memory_bytes(),
                 hit: false,
                 peak_bytes: 0,
             },
             cpu_ticks: 0,
-            max_cpu_ticks: inv.limits.cpu_ms.div_ceil(tick_ms),
+            max_cpu_ticks: limits.cpu_ms.div_ceil(tick_ms),
         }
     }
-}
 
-impl GuestState {
-    /// Readies a reused instance's state for the next invocation of the same version:
-    /// its log, its tallies and its CPU budget start over. Everything else (env, grants,
-    /// the guest's own memory) stays, which is the point of reuse.
-    pub(crate) fn restart(&mut self, inv: &Invocation) {
-        for out in &self.output {
-            out.restart(inv.log.clone());
+    /// The state of capability `S` in this instance, with the resource table and the HTTP
+    /// context its host calls need. For the getters a capability links.
+    ///
+    /// # Panics
+    /// If no capability of the node made an `S`: a capability asks only for its own state,
+    /// which the engine builds for every instance, so this is a bug in that capability.
+    pub fn capability<S: InstanceState>(&mut self) -> InstanceParts<'_, S> {
+        let state = self
+            .capabilities
+            .iter_mut()
+            .find_map(|s| (s.as_mut() as &mut dyn std::any::Any).downcast_mut::<S>())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no instance state {}: its capability is not in the node's list",
+                    std::any::type_name::<S>()
+                )
+            });
+        InstanceParts {
+            state,
+            table: &mut self.table,
+            http: &mut self.http,
         }
-        self.hooks.restart(inv.log.clone());
-        self.log = inv.log.clone();
-        self.kv_counts = KvCounts::default();
+    }
+
+    /// Readies a reused instance for the next invocation of the same version: its log,
+    /// its tallies and its CPU budget start over. Everything else (env, grants, the
+    /// guest's own memory) stays, which is the point of reuse.
+    pub(crate) fn restart(&mut self, log: &Arc<dyn LogSink>) {
+        for state in &mut self.capabilities {
+            state.restart(log);
+        }
         self.memory.hit = false;
         self.cpu_ticks = 0;
     }
 
-    /// Flushes partial output lines at the end of an invocation whose instance is kept.
-    pub(crate) fn finish_output(&self) {
-        for out in &self.output {
-            out.finish();
+    /// Ends an invocation whose instance is kept (flushes partial output lines).
+    pub(crate) fn finish(&mut self) {
+        for state in &mut self.capabilities {
+            state.finish();
         }
     }
 
-    pub(crate) fn kv_view(&mut self) -> KvView<'_> {
-        KvView::new(
-            self.kv.as_deref(),
-            &mut self.table,
-            &self.log,
-            &mut self.kv_counts,
-        )
-    }
-
-    /// Outbound requests made and denied so far.
-    pub(crate) fn outbound_counts(&self) -> (u32, u32) {
-        self.hooks.counts()
+    /// What the capabilities counted in this invocation.
+    pub(crate) fn report(&self, usage: &mut Usage) {
+        for state in &self.capabilities {
+            state.report(usage);
+        }
     }
 }
 
@@ -205,7 +175,28 @@ impl WasiHttpView for GuestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.no_sending,
         }
+    }
+}
+
+/// The hooks of `wasi:http/types` and the incoming request: the defaults, except that
+/// nothing is sent from here. Outgoing requests go through the outbound capability,
+/// which links `wasi:http/outgoing-handler` with hooks of its own.
+struct NoSending;
+
+type Sent = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
+
+impl WasiHttpHooks for NoSending {
+    fn send_request(
+        &mut self,
+        _request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Result<Sent, HttpError>> + Send> {
+        Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
 }

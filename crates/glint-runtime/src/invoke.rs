@@ -17,11 +17,30 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use std::sync::Arc;
+
 use crate::Runtime;
+use crate::capabilities::{Grants, InstanceSetup};
 use crate::engine::Compiled;
-use crate::guest::{GuestState, Invocation, Usage};
-use crate::logs::LogStream;
-use crate::reuse::Warm;
+use crate::guest::{GuestState, sandboxed_wasi};
+use crate::log::{LogSink, LogStream};
+use crate::reuse::{InstancePool, Warm};
+use crate::usage::{Usage, UsageSink};
+
+/// What one invocation may use, as the node hands it to the runtime.
+#[derive(Clone)]
+pub struct Invocation {
+    pub limits: crate::Limits,
+    pub log: Arc<dyn LogSink>,
+    pub usage: Arc<dyn UsageSink>,
+    /// The version's grants, by capability: what its instances may use.
+    pub grants: Arc<Grants>,
+    /// The version's idle instances, when its manifest sets `[scaling] reuse = true`;
+    /// `None` runs every request in a fresh instance.
+    pub pool: Option<Arc<InstancePool>>,
+    /// How long the request may wait for a free instance slot on the node.
+    pub queue_timeout: Duration,
+}
 
 /// A guest's response; the body streams while the guest keeps running.
 pub type GuestResponse = http::Response<HyperOutgoingBody>;
@@ -56,8 +75,15 @@ struct CpuLimitExceeded;
 
 impl Runtime {
     /// A store for a new instance, with the invocation's limits wired in.
-    fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
-        let mut store = Store::new(&self.engine, GuestState::new(inv, &self.resolver));
+    pub(crate) fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
+        let mut wasi = sandboxed_wasi();
+        let mut setup = InstanceSetup {
+            wasi: &mut wasi,
+            log: &inv.log,
+        };
+        let capabilities = self.capabilities.instantiate(&inv.grants, &mut setup);
+        let state = GuestState::new(wasi.build(), capabilities, &inv.limits);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
@@ -91,7 +117,7 @@ impl Runtime {
         let warm = inv.pool.as_ref().and_then(|pool| pool.take());
         let (mut store, proxy, born, served, slot) = match warm {
             Some(mut w) => {
-                w.store.data_mut().restart(&inv);
+                w.store.data_mut().restart(&inv.log);
                 self.stats.reuses.fetch_add(1, Ordering::Relaxed);
                 (w.store, Some(w.proxy), w.born, w.served, w.slot)
             }
@@ -172,21 +198,20 @@ impl Runtime {
                 log.line(LogStream::Host, Level::Error, e.to_string());
             }
             let state = store.data();
-            let (outbound_allowed, outbound_denied) = state.outbound_counts();
-            usage.finished(Usage {
+            let mut used = Usage {
                 cpu: Duration::from_nanos(busy_nanos.load(Ordering::Relaxed)),
                 wall: started.elapsed(),
                 peak_memory_bytes: state.memory.peak_bytes as u64,
-                outbound_allowed,
-                outbound_denied,
-                kv: state.kv_counts,
                 failed: outcome.is_err(),
-            });
+                ..Usage::default()
+            };
+            state.report(&mut used);
+            usage.finished(used);
             match (outcome, pool) {
                 // Only an instance that finished cleanly is kept: after a trap, a limit or
                 // a timeout its state may be half-written.
                 (Ok(proxy), Some(pool)) => {
-                    store.data().finish_output();
+                    store.data_mut().finish();
                     pool.put(Warm {
                         store,
                         proxy,

@@ -1,12 +1,15 @@
 //! The function manifest, `glint.toml`: what a deploy says about its function.
 //!
 //! Parsing rejects unknown keys, and every check names the key at fault, so a user can
-//! fix the file without reading Glint's source.
+//! fix the file without reading Glint's source. The sections of capabilities (`[kv]`,
+//! `[outbound]`) are kept as TOML here and read by their own modules
+//! ([`crate::capabilities`]), which also reject the top-level keys nobody reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use glint_store::{FunctionName, Level};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The largest linear memory any function may ask for. The pooling allocator reserves
@@ -20,8 +23,9 @@ const MAX_CONCURRENCY: u32 = 10_000;
 #[error("glint.toml: {0}")]
 pub struct ManifestError(pub String);
 
+/// glint.toml. Unknown keys inside the sections below are refused as it is parsed; the
+/// other top-level keys land in `sections`, for the capabilities to read.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -44,8 +48,9 @@ pub struct Manifest {
     /// vars and through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
-    pub outbound: Option<crate::outbound::OutboundSection>,
-    pub kv: Option<crate::kv::KvSection>,
+    /// The capabilities' sections (`[kv]`, `[outbound]`), by key.
+    #[serde(flatten)]
+    pub sections: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -154,11 +159,29 @@ pub struct FunctionConfig {
     pub limits: Limits,
     pub scaling: Scaling,
     pub log_level: Level,
-    pub outbound: std::sync::Arc<crate::outbound::OutboundRules>,
-    /// The tenant's KV stores the function may open.
-    pub kv_stores: Vec<glint_store::KvStoreName>,
     /// The tenant's secrets the function may read.
     pub secrets: Vec<String>,
+    /// The capabilities' sections, unchecked: see [`FunctionConfig::section`].
+    pub sections: BTreeMap<String, toml::Value>,
+}
+
+impl FunctionConfig {
+    /// Section `key` as its capability's type, or `None` when the manifest has none. A
+    /// value of the wrong type or an unknown key names its place (`kv.stores`).
+    pub fn section<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, ManifestError> {
+        let Some(value) = self.sections.get(key) else {
+            return Ok(None);
+        };
+        serde_path_to_error::deserialize(value.clone())
+            .map(Some)
+            .map_err(|e| {
+                let path = match e.path().to_string() {
+                    p if p == "." => key.to_string(),
+                    p => format!("{key}.{p}"),
+                };
+                ManifestError(format!("`{path}`: {}", e.inner().to_string().trim_end()))
+            })
+    }
 }
 
 fn range_check(
@@ -216,6 +239,21 @@ pub fn validate_route(route: &str) -> Result<(), ManifestError> {
 }
 
 impl Manifest {
+    /// The top-level keys of glint.toml besides the capabilities' sections.
+    pub const KEYS: &[&str] = &[
+        "name",
+        "description",
+        "lang",
+        "route",
+        "version",
+        "build",
+        "env",
+        "limits",
+        "scaling",
+        "logs",
+        "secrets",
+    ];
+
     /// Parses glint.toml; a value of the wrong type names its key (`env.A`), besides
     /// the line and column TOML gives.
     pub fn parse(text: &str) -> Result<Self, ManifestError> {
@@ -356,16 +394,8 @@ impl Manifest {
             limits,
             scaling,
             log_level,
-            outbound: std::sync::Arc::new(crate::outbound::OutboundRules::from_manifest(
-                self.outbound.as_ref(),
-            )?),
-            kv_stores: self
-                .kv
-                .as_ref()
-                .map(|kv| kv.validate())
-                .transpose()?
-                .unwrap_or_default(),
             secrets: self.secrets.clone(),
+            sections: self.sections.clone(),
         })
     }
 }
@@ -403,21 +433,15 @@ mod tests {
     }
 
     #[test]
-    fn kv_stores_and_secrets_are_checked() {
-        let ok = Manifest::parse(
-            "secrets = [\"API_TOKEN\"]\n[kv]\nstores = [\"counters\", \"cache\"]\n",
-        )
-        .unwrap()
-        .config(&name())
-        .unwrap();
-        assert_eq!(ok.kv_stores.len(), 2);
+    fn secrets_and_scaling_are_checked() {
+        let ok = Manifest::parse("secrets = [\"API_TOKEN\"]\n")
+            .unwrap()
+            .config(&name())
+            .unwrap();
         assert_eq!(ok.secrets, ["API_TOKEN"]);
         for (text, key) in [
-            ("[kv]\nstores = [\"bad name\"]\n", "kv.stores"),
-            ("[kv]\nstores = [\"a\", \"a\"]\n", "twice"),
             ("secrets = [\"1X\"]\n", "secrets"),
             ("secrets = [\"X\"]\n[env]\nX = \"1\"\n", "[env]"),
-            ("[kv]\nstore = [\"a\"]\n", "store"),
             ("[scaling]\nreuse_max_requests = 5\n", "reuse = true"),
             (
                 "[scaling]\nreuse = true\nreuse_max_seconds = 0\n",
@@ -428,5 +452,22 @@ mod tests {
             let e = e.unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn sections_are_kept_for_their_capabilities_and_name_their_keys() {
+        let config = Manifest::parse("[kv]\nstores = [\"a\"]\n")
+            .unwrap()
+            .config(&name())
+            .unwrap();
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Kv {
+            #[allow(dead_code)]
+            stores: Vec<u32>,
+        }
+        let e = config.section::<Kv>("kv").unwrap_err().to_string();
+        assert!(e.contains("`kv.stores[0]`"), "{e}");
+        assert!(config.section::<Kv>("outbound").unwrap().is_none());
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::capabilities::outbound::OutboundSection;
 use crate::manifest::{Manifest, ManifestError};
 
 /// A PhotonIQ FaaS manifest, as its CLI writes it.
@@ -74,11 +75,14 @@ pub fn to_manifest(text: &str) -> Result<Manifest, ManifestError> {
                 hosts.push(format!("http://{host}"));
             }
         }
-        manifest.outbound = Some(crate::outbound::OutboundSection {
+        let outbound = OutboundSection {
             allowed_hosts: hosts,
             allowed_methods: (!cors.allowed_methods.is_empty()).then_some(cors.allowed_methods),
             ..Default::default()
-        });
+        };
+        let section = toml::Value::try_from(outbound)
+            .map_err(|e| ManifestError(format!("`cors_settings`: {e}")))?;
+        manifest.sections.insert("outbound".into(), section);
     }
     Ok(manifest)
 }

@@ -1,8 +1,10 @@
-//! Guest stdout and stderr, turned into log lines as the guest writes them.
+//! Logs: guest stdout and stderr, turned into log lines as the guest writes them.
 //!
 //! Each complete line goes to the invocation's [`LogSink`] with a level: a prefix such as
 //! `ERROR:` or `[warn]` sets it; otherwise stdout is `info` and stderr is `error`. The
 //! bytes one invocation may log are capped so a chatty guest cannot flood the store.
+//! The streams are WASI's (`wasi:cli/stdout`, linked with the rest of WASI); this
+//! capability points them at the log. `[logs] level` filters in the node's log pipe.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -11,29 +13,58 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use glint_store::Level;
 use tokio::io::AsyncWrite;
+use wasmtime::component::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-/// Where an invocation's log lines go. The node's sink stamps them with the function,
-/// version and execution id.
-pub trait LogSink: Send + Sync {
-    fn line(&self, stream: LogStream, level: Level, message: String);
+use super::{Capability, Grant, InstanceSetup, InstanceState, VersionContext};
+use crate::guest::GuestState;
+use crate::log::{LogSink, LogStream};
+use crate::manifest::ManifestError;
+
+pub struct Logs;
+
+/// An instance's stdout and stderr.
+struct Output([GuestOutput; 2]);
+
+impl Capability for Logs {
+    fn name(&self) -> &'static str {
+        "logs"
+    }
+
+    fn link(&self, _linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    fn prepare(&self, _version: &VersionContext<'_>) -> Result<Grant, ManifestError> {
+        Ok(std::sync::Arc::new(()))
+    }
+
+    fn instantiate(&self, _grant: &Grant, setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
+        let output = [
+            GuestOutput::new(LogStream::Stdout, setup.log.clone()),
+            GuestOutput::new(LogStream::Stderr, setup.log.clone()),
+        ];
+        setup
+            .wasi
+            .stdout(output[0].clone())
+            .stderr(output[1].clone());
+        Box::new(Output(output))
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-    /// Written by Glint about the invocation (a trap, a timeout, a denied call).
-    Host,
-}
+impl InstanceState for Output {
+    /// Points the streams at the next invocation's log.
+    fn restart(&mut self, log: &Arc<dyn LogSink>) {
+        for out in &self.0 {
+            out.restart(log.clone());
+        }
+    }
 
-impl LogStream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogStream::Stdout => "stdout",
-            LogStream::Stderr => "stderr",
-            LogStream::Host => "host",
+    /// Flushes partial lines at the end of an invocation whose instance is kept.
+    fn finish(&mut self) {
+        for out in &self.0 {
+            out.finish();
         }
     }
 }
@@ -161,7 +192,7 @@ impl GuestOutput {
 
     /// Starts the next invocation's output on a reused instance (the last one's was
     /// flushed by [`GuestOutput::finish`]): its sink, and the byte cap anew.
-    pub(crate) fn restart(&self, sink: Arc<dyn LogSink>) {
+    fn restart(&self, sink: Arc<dyn LogSink>) {
         if let Ok(mut lines) = self.0.lock() {
             lines.sink = sink;
             lines.logged = 0;
@@ -170,7 +201,7 @@ impl GuestOutput {
     }
 
     /// Flushes the last partial line, as the end of an invocation does.
-    pub(crate) fn finish(&self) {
+    fn finish(&self) {
         if let Ok(mut lines) = self.0.lock() {
             lines.finish();
         }

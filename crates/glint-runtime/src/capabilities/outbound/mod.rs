@@ -1,9 +1,9 @@
 //! Outbound HTTP (`wasi:http/outgoing-handler`), checked against the manifest's
 //! `[outbound]` allow-list.
 //!
-//! Shaped like every capability: `wasi:http` is linked once with the rest of WASI;
-//! [`OutboundRules::from_manifest`] checks `[outbound]` at deploy and names the bad key;
-//! [`OutboundPolicy`] is built per request and decides each call.
+//! [`Outbound`] links `wasi:http/outgoing-handler` once (the engine links the rest of
+//! `wasi:http`); [`OutboundRules::from_manifest`] checks `[outbound]` at deploy and names
+//! the bad key; an [`OutboundPolicy`] is built per instance and decides each call.
 //!
 //! - `allowed_hosts` holds `scheme://host[:port]` entries; `*` may stand for the scheme,
 //!   the port, the whole host or its leading labels (`https://*.example.com`). No entry
@@ -27,10 +27,93 @@ use std::time::Duration;
 
 use glint_store::Level;
 use serde::{Deserialize, Serialize};
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttp, WasiHttpCtxView, WasiHttpHooks,
+};
 
-use crate::logs::{LogSink, LogStream};
-use crate::manifest::ManifestError;
+use super::{Capability, Grant, InstanceSetup, InstanceState, VersionContext};
+use crate::guest::GuestState;
+use crate::log::{LogSink, LogStream};
+use crate::manifest::{FunctionConfig, ManifestError};
+use crate::usage::Usage;
+
+/// The manifest key of this capability.
+const SECTION: &str = "outbound";
+
+/// Outbound HTTP for guests, with the node's name resolver.
+pub struct Outbound {
+    resolver: NameResolver,
+}
+
+impl Outbound {
+    /// `dns_servers` empty uses the system's resolver configuration.
+    pub fn new(dns_servers: &[std::net::SocketAddr]) -> anyhow::Result<Self> {
+        Ok(Self {
+            resolver: NameResolver::new(dns_servers)?,
+        })
+    }
+}
+
+impl Capability for Outbound {
+    fn name(&self) -> &'static str {
+        SECTION
+    }
+
+    fn section(&self) -> Option<&'static str> {
+        Some(SECTION)
+    }
+
+    fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+        use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
+        outgoing_handler::add_to_linker::<GuestState, WasiHttp>(linker, outbound_view)
+    }
+
+    fn check(&self, config: &FunctionConfig) -> Result<(), ManifestError> {
+        OutboundRules::of(config).map(drop)
+    }
+
+    fn prepare(&self, version: &VersionContext<'_>) -> Result<Grant, ManifestError> {
+        Ok(Arc::new(OutboundRules::of(version.config)?))
+    }
+
+    fn instantiate(&self, grant: &Grant, setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
+        // A grant of another type cannot happen; were it to, nothing is allowed out.
+        let rules = grant
+            .clone()
+            .downcast::<OutboundRules>()
+            .unwrap_or_default();
+        Box::new(OutboundPolicy::new(
+            rules,
+            self.resolver.clone(),
+            setup.log.clone(),
+        ))
+    }
+}
+
+/// `wasi:http` as the outgoing handler sees it: the instance's HTTP context, with this
+/// instance's policy as the hooks that send.
+fn outbound_view(state: &mut GuestState) -> WasiHttpCtxView<'_> {
+    let parts = state.capability::<OutboundPolicy>();
+    WasiHttpCtxView {
+        ctx: parts.http,
+        table: parts.table,
+        hooks: parts.state,
+    }
+}
+
+impl InstanceState for OutboundPolicy {
+    fn restart(&mut self, log: &Arc<dyn LogSink>) {
+        self.made = 0;
+        self.denied = 0;
+        self.log = log.clone();
+    }
+
+    fn report(&self, usage: &mut Usage) {
+        usage.outbound_allowed = self.made;
+        usage.outbound_denied = self.denied;
+    }
+}
 
 /// `[outbound]` as written in glint.toml.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -151,6 +234,11 @@ fn parse_rule(text: &str, key: &str) -> Result<Rule, ManifestError> {
 }
 
 impl OutboundRules {
+    /// The allow-list of a manifest, checked; none without an `[outbound]`.
+    pub fn of(config: &FunctionConfig) -> Result<Self, ManifestError> {
+        Self::from_manifest(config.section::<OutboundSection>(SECTION)?.as_ref())
+    }
+
     /// Checks `[outbound]`; each error names its key.
     pub fn from_manifest(section: Option<&OutboundSection>) -> Result<Self, ManifestError> {
         let Some(section) = section else {
@@ -303,18 +391,6 @@ impl OutboundPolicy {
             denied: 0,
             log,
         }
-    }
-
-    /// Requests let through and requests denied, so far.
-    pub fn counts(&self) -> (u32, u32) {
-        (self.made, self.denied)
-    }
-
-    /// Starts a new invocation's tally and log, for a reused instance.
-    pub(crate) fn restart(&mut self, log: Arc<dyn LogSink>) {
-        self.made = 0;
-        self.denied = 0;
-        self.log = log;
     }
 
     fn deny(

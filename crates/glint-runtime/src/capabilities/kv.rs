@@ -1,10 +1,10 @@
 //! KV stores (`wasi:keyvalue@0.2.0-draft2`: store, atomics, batch) over the node's
 //! [`KeyValue`] backend.
 //!
-//! Shaped like every capability: [`add_to_linker`] links the bindings once;
-//! [`KvSection::validate`] checks `[kv]` at deploy and names the bad key; a [`KvGrant`] is
-//! built per version and a [`KvView`] per call. A guest may open only the stores its
-//! manifest lists: any other gets `access-denied`, and a log line says what to add.
+//! [`Kv`] links the bindings once; checks `[kv]` at deploy and names the bad key; creates
+//! the stores a new version lists; builds a [`KvGrant`] per version and a [`KvView`] per
+//! call. A guest may open only the stores its manifest lists: any other gets
+//! `access-denied`, and a log line says what to add.
 //! Limits (key length, value size, quota) are the backend's, so the admin API and guests
 //! meet the same ones.
 
@@ -14,9 +14,11 @@ use glint_store::{KeyValue, KvStoreName, Level, StoreError, TenantId, Versioned}
 use serde::{Deserialize, Serialize};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::guest::{GuestState, KvCounts};
-use crate::logs::{LogSink, LogStream};
-use crate::manifest::ManifestError;
+use super::{Capability, Grant, InstanceSetup, InstanceState, VersionContext};
+use crate::guest::GuestState;
+use crate::log::{LogSink, LogStream};
+use crate::manifest::{FunctionConfig, ManifestError};
+use crate::usage::{KvCounts, Usage};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -35,6 +37,9 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 /// Keys per `list-keys` page.
 const PAGE: usize = 1000;
 
+/// The manifest key of this capability.
+const SECTION: &str = "kv";
+
 /// `[kv]` as written in glint.toml.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +50,14 @@ pub struct KvSection {
 }
 
 impl KvSection {
+    /// The stores a manifest lists, checked; none without a `[kv]`.
+    pub fn of(config: &FunctionConfig) -> Result<Vec<KvStoreName>, ManifestError> {
+        match config.section::<KvSection>(SECTION)? {
+            Some(section) => section.validate(),
+            None => Ok(Vec::new()),
+        }
+    }
+
     pub fn validate(&self) -> Result<Vec<KvStoreName>, ManifestError> {
         let mut out: Vec<KvStoreName> = Vec::new();
         for name in &self.stores {
@@ -62,11 +75,87 @@ impl KvSection {
     }
 }
 
+/// KV stores over the node's backend.
+pub struct Kv {
+    backend: Arc<dyn KeyValue>,
+}
+
+impl Kv {
+    pub fn new(backend: Arc<dyn KeyValue>) -> Self {
+        Self { backend }
+    }
+}
+
 /// What one version may do with KV: its tenant's stores that its manifest lists.
 pub struct KvGrant {
     pub tenant: TenantId,
     pub stores: Vec<KvStoreName>,
     pub backend: Arc<dyn KeyValue>,
+}
+
+/// KV in one instance: the version's grant, the invocation's log and its tally.
+struct KvInstance {
+    grant: Option<Arc<KvGrant>>,
+    log: Arc<dyn LogSink>,
+    counts: KvCounts,
+}
+
+impl InstanceState for KvInstance {
+    fn restart(&mut self, log: &Arc<dyn LogSink>) {
+        self.log = log.clone();
+        self.counts = KvCounts::default();
+    }
+
+    fn report(&self, usage: &mut Usage) {
+        usage.kv = self.counts;
+    }
+}
+
+#[async_trait::async_trait]
+impl Capability for Kv {
+    fn name(&self) -> &'static str {
+        SECTION
+    }
+
+    fn section(&self) -> Option<&'static str> {
+        Some(SECTION)
+    }
+
+    /// Links `wasi:keyvalue` store, atomics and batch.
+    fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+        bindings::Imports::add_to_linker::<GuestState, HasKv>(linker, kv_view)
+    }
+
+    fn check(&self, config: &FunctionConfig) -> Result<(), ManifestError> {
+        KvSection::of(config).map(drop)
+    }
+
+    /// Creates the stores the version lists that the tenant does not have yet.
+    async fn provision(&self, version: &VersionContext<'_>) -> Result<(), StoreError> {
+        let stores =
+            KvSection::of(version.config).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        for store in &stores {
+            self.backend.create_store(version.tenant, store).await?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&self, version: &VersionContext<'_>) -> Result<Grant, ManifestError> {
+        // No store listed is a grant of none: every `open` is denied.
+        Ok(Arc::new(KvGrant {
+            tenant: version.tenant.clone(),
+            stores: KvSection::of(version.config)?,
+            backend: self.backend.clone(),
+        }))
+    }
+
+    fn instantiate(&self, grant: &Grant, setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
+        Box::new(KvInstance {
+            grant: grant.clone().downcast::<KvGrant>().ok(),
+            log: setup.log.clone(),
+            counts: KvCounts::default(),
+        })
+    }
 }
 
 /// An open store, as the guest holds it.
@@ -95,26 +184,18 @@ impl HasData for HasKv {
     type Data<'a> = KvView<'a>;
 }
 
-/// Links `wasi:keyvalue` store, atomics and batch into the node's linker.
-pub fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    bindings::Imports::add_to_linker::<GuestState, HasKv>(linker, GuestState::kv_view)
+/// The KV view of an instance, for the linked host calls.
+fn kv_view(state: &mut GuestState) -> KvView<'_> {
+    let parts = state.capability::<KvInstance>();
+    KvView {
+        grant: parts.state.grant.as_deref(),
+        table: parts.table,
+        log: &parts.state.log,
+        counts: &mut parts.state.counts,
+    }
 }
 
 impl<'a> KvView<'a> {
-    pub(crate) fn new(
-        grant: Option<&'a KvGrant>,
-        table: &'a mut ResourceTable,
-        log: &'a Arc<dyn LogSink>,
-        counts: &'a mut KvCounts,
-    ) -> Self {
-        Self {
-            grant,
-            table,
-            log,
-            counts,
-        }
-    }
-
     /// Counts one call by its result, for metrics.
     fn tally<T>(&mut self, result: &Result<T, store::Error>) {
         match result {
@@ -372,5 +453,31 @@ impl batch::Host for KvView<'_> {
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let store = self.store_of(&bucket)?;
         call!(self, |g| g.backend.delete_many(&g.tenant, &store, keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Manifest;
+
+    fn stores(text: &str) -> Result<Vec<KvStoreName>, ManifestError> {
+        let config = Manifest::parse(text)?.config(&"hello".parse().unwrap())?;
+        KvSection::of(&config)
+    }
+
+    #[test]
+    fn kv_stores_are_checked() {
+        let ok = stores("[kv]\nstores = [\"counters\", \"cache\"]\n").unwrap();
+        assert_eq!(ok.len(), 2);
+        assert!(stores("").unwrap().is_empty());
+        for (text, key) in [
+            ("[kv]\nstores = [\"bad name\"]\n", "kv.stores"),
+            ("[kv]\nstores = [\"a\", \"a\"]\n", "twice"),
+            ("[kv]\nstore = [\"a\"]\n", "store"),
+        ] {
+            let e = stores(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 }

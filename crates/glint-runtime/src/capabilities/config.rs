@@ -1,0 +1,64 @@
+//! Configuration: the function's env vars and granted secrets, which the guest reads as
+//! environment variables (`wasi:cli/environment`) and through `wasi:config/store`
+//! (`0.2.0-rc.1`, wasmtime's reference host).
+//!
+//! It has no section of its own: `[env]` and `secrets` are checked with the rest of the
+//! manifest, and the node merges in the vars set through the API and the secrets' values
+//! ([`super::VersionContext::env`]).
+
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
+
+use super::{Capability, Grant, InstanceSetup, InstanceState, VersionContext};
+use crate::guest::GuestState;
+use crate::manifest::ManifestError;
+
+pub struct Config;
+
+/// One version's environment, as both interfaces answer it.
+struct Environment {
+    pairs: Vec<(String, String)>,
+    config: Arc<WasiConfigVariables>,
+}
+
+/// What `wasi:config/store` reads in one instance.
+struct ConfigState(Arc<WasiConfigVariables>);
+
+impl InstanceState for ConfigState {}
+
+impl Capability for Config {
+    fn name(&self) -> &'static str {
+        "config"
+    }
+
+    fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_config::add_to_linker(linker, |state: &mut GuestState| {
+            WasiConfig::from(&*state.capability::<ConfigState>().state.0)
+        })
+    }
+
+    fn prepare(&self, version: &VersionContext<'_>) -> Result<Grant, ManifestError> {
+        let config = version
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Ok(Arc::new(Environment {
+            pairs: version.env.to_vec(),
+            config: Arc::new(config),
+        }))
+    }
+
+    fn instantiate(&self, grant: &Grant, setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
+        let config = match grant.downcast_ref::<Environment>() {
+            Some(env) => {
+                setup.wasi.envs(&env.pairs);
+                env.config.clone()
+            }
+            None => Arc::default(),
+        };
+        Box::new(ConfigState(config))
+    }
+}
