@@ -2,7 +2,7 @@
 //!
 //! Policy lives here: no preopened directories, no sockets, no name lookup, stdin empty,
 //! a memory cap and a CPU budget. What else the guest may use comes from the node's
-//! capabilities ([`crate::capabilities`]), each keeping its state here.
+//! capabilities, each keeping an [`InstanceState`] here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,6 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
-use crate::capabilities::InstanceState;
 use crate::log::LogSink;
 use crate::manifest::Limits;
 use crate::usage::Usage;
@@ -54,6 +53,17 @@ impl ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
+}
+
+/// A capability's state in one instance. A reused instance serves one invocation after
+/// another: `restart` readies it for the next, `finish` ends the last.
+pub trait InstanceState: Any + Send {
+    /// The next invocation starts on this instance, with its own log.
+    fn restart(&mut self, _log: &Arc<dyn LogSink>) {}
+    /// The invocation is over and the instance is kept for another.
+    fn finish(&mut self) {}
+    /// Adds what this invocation did with the capability to its usage record.
+    fn report(&self, _usage: &mut Usage) {}
 }
 
 /// The data of one instance's `Store`.

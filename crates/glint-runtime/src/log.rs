@@ -1,6 +1,6 @@
 //! Where an invocation's log lines go: the [`LogSink`] the node hands each request, and
 //! the [`LogStream`] a line came from. Guests' stdout and stderr reach it through the
-//! logs capability ([`crate::capabilities::logs`]); the runtime writes host lines (a
+//! logs capability; the runtime writes host lines (a
 //! trap, a timeout) and capabilities write theirs (a denied call).
 
 use glint_store::Level;

@@ -3,7 +3,7 @@
 //! Parsing rejects unknown keys, and every check names the key at fault, so a user can
 //! fix the file without reading Glint's source. The sections of capabilities (`[kv]`,
 //! `[outbound]`) are kept as TOML here and read by their own modules
-//! ([`crate::capabilities`]), which also reject the top-level keys nobody reads.
+//! (the capabilities), which also reject the top-level keys nobody reads.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! What one invocation used, as the runtime reports it to the node's metrics and
 //! metering when the guest finishes. The engine measures time and memory; each
-//! capability adds its own calls ([`crate::capabilities::InstanceState::report`]).
+//! capability adds its own calls (`InstanceState::report`).
 
 /// What one invocation used, reported when its guest finishes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -29,9 +29,9 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::guest::GuestState;
+pub use crate::guest::InstanceState;
 use crate::log::LogSink;
 use crate::manifest::{FunctionConfig, Manifest, ManifestError};
-use crate::usage::Usage;
 
 /// What one version may use of one capability, built by [`Capability::prepare`]. Each
 /// capability downcasts its own grant; no other code looks inside.
@@ -54,17 +54,6 @@ pub struct InstanceSetup<'a> {
     pub wasi: &'a mut WasiCtxBuilder,
     /// The log of the invocation the instance starts with.
     pub log: &'a Arc<dyn LogSink>,
-}
-
-/// A capability's state in one instance. A reused instance serves one invocation after
-/// another: `restart` readies it for the next, `finish` ends the last.
-pub trait InstanceState: Any + Send {
-    /// The next invocation starts on this instance, with its own log.
-    fn restart(&mut self, _log: &Arc<dyn LogSink>) {}
-    /// The invocation is over and the instance is kept for another.
-    fn finish(&mut self) {}
-    /// Adds what this invocation did with the capability to its usage record.
-    fn report(&self, _usage: &mut Usage) {}
 }
 
 /// One host capability. See the module documentation for the order of the calls.
