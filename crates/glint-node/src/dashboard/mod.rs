@@ -2,9 +2,10 @@
 //!
 //! The server's part is small: a sign-in form that checks an API key and keeps it in an
 //! HttpOnly cookie, and a page and its assets built into the binary (no CDN, no network
-//! fonts, so it works offline). What the page shows, `assets/app.js` reads from the same
+//! fonts, so it works offline). What the page shows, its scripts read from the same
 //! `/api/v1` the CLI uses, authenticated by that cookie, so the dashboard never sees more
-//! than its key may.
+//! than its key may. The scripts are ES modules with no build step: `assets/app.js` is the
+//! entry and imports one module per page and the shared ones; [`ASSETS`] lists them all.
 
 use std::sync::Arc;
 
@@ -22,9 +23,49 @@ use crate::session::{SESSION_COOKIE, session_cookie};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const SIGN_IN_HTML: &str = include_str!("assets/sign-in.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const ICON_SVG: &str = include_str!("assets/icon.svg");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// Every file served under `/dashboard/assets/`, with its content type; any other name is
+/// a 404. A new script module goes here too, or its import fails in the browser.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        include_str!("assets/app.css"),
+        "text/css; charset=utf-8",
+    ),
+    ("icon.svg", include_str!("assets/icon.svg"), "image/svg+xml"),
+    // The entry, then the pages it routes to, then what they share.
+    ("app.js", include_str!("assets/app.js"), JAVASCRIPT),
+    (
+        "overview.js",
+        include_str!("assets/overview.js"),
+        JAVASCRIPT,
+    ),
+    (
+        "function.js",
+        include_str!("assets/function.js"),
+        JAVASCRIPT,
+    ),
+    ("logs.js", include_str!("assets/logs.js"), JAVASCRIPT),
+    ("kv.js", include_str!("assets/kv.js"), JAVASCRIPT),
+    (
+        "node-status.js",
+        include_str!("assets/node-status.js"),
+        JAVASCRIPT,
+    ),
+    ("charts.js", include_str!("assets/charts.js"), JAVASCRIPT),
+    (
+        "stats-window.js",
+        include_str!("assets/stats-window.js"),
+        JAVASCRIPT,
+    ),
+    ("layout.js", include_str!("assets/layout.js"), JAVASCRIPT),
+    ("view.js", include_str!("assets/view.js"), JAVASCRIPT),
+    ("format.js", include_str!("assets/format.js"), JAVASCRIPT),
+    ("api.js", include_str!("assets/api.js"), JAVASCRIPT),
+    ("dom.js", include_str!("assets/dom.js"), JAVASCRIPT),
+];
 
 /// Where the dashboard lives, and where signing in and out land.
 const HOME: &str = "/dashboard";
@@ -123,14 +164,12 @@ async fn sign_out(uri: Uri, headers: HeaderMap) -> Response {
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    let (body, content_type) = match file.as_str() {
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
-        "icon.svg" => (ICON_SVG, "image/svg+xml"),
-        _ => return (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response(),
+    let Some(&(_, body, content_type)) = ASSETS.iter().find(|(name, ..)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response();
     };
     // Revalidated on every load, so a new build of the node is never paired with an
-    // old script; the files are small and come from the same machine.
+    // old script, nor one module with another's older version; the files are small and
+    // come from the same machine.
     (
         [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
         body,
