@@ -325,4 +325,98 @@ mod tests {
         headers.insert(http::header::ORIGIN, "null".parse().unwrap());
         assert!(!same_origin(&uri, &headers));
     }
+
+    /// The script modules: name, source and the served modules it imports.
+    fn script_modules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+        ASSETS
+            .iter()
+            .filter(|(name, ..)| name.ends_with(".js"))
+            .map(|&(name, body, _)| (name, body, module_imports(body)))
+            .collect()
+    }
+
+    /// What `import ... from './x.js';` lines name; the modules import nothing else.
+    fn module_imports(source: &str) -> Vec<&str> {
+        source
+            .lines()
+            .filter(|line| line.starts_with("import "))
+            .map(|line| {
+                line.split_once(" from './")
+                    .and_then(|(_, rest)| rest.strip_suffix("';"))
+                    .unwrap_or_else(|| panic!("not an import of a sibling module: {line}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_imported_module_is_served_as_javascript() {
+        for (name, body, imports) in script_modules() {
+            assert!(
+                body.starts_with("// "),
+                "{name} should open with a line on its role"
+            );
+            for import in imports {
+                let served = ASSETS.iter().find(|(file, ..)| *file == import);
+                assert!(
+                    matches!(served, Some((_, _, JAVASCRIPT))),
+                    "{name} imports {import}, which ASSETS does not serve as JavaScript"
+                );
+            }
+        }
+        let html_scripts = APP_HTML.matches("<script").count();
+        assert_eq!(
+            html_scripts,
+            APP_HTML
+                .matches(r#"<script type="module" src="/dashboard/assets/app.js">"#)
+                .count(),
+            "app.html loads app.js, as a module, and nothing else"
+        );
+    }
+
+    #[test]
+    fn script_modules_import_one_way() {
+        let modules = script_modules();
+        let imports_of = |name: &str| {
+            modules
+                .iter()
+                .find(|(n, ..)| *n == name)
+                .map(|(_, _, imports)| imports.clone())
+                .unwrap_or_default()
+        };
+        // Depth-first from every module; meeting one still on the path is a cycle.
+        fn visit<'a>(
+            name: &'a str,
+            path: &mut Vec<&'a str>,
+            imports_of: &dyn Fn(&str) -> Vec<&'a str>,
+        ) {
+            if let Some(at) = path.iter().position(|n| *n == name) {
+                panic!("import cycle: {} -> {name}", path[at..].join(" -> "));
+            }
+            path.push(name);
+            for next in imports_of(name) {
+                visit(next, path, imports_of);
+            }
+            path.pop();
+        }
+        for (name, ..) in &modules {
+            visit(name, &mut Vec::new(), &imports_of);
+        }
+        // Every module is reached from the entry, so none is served that the page never runs.
+        let mut reached = vec!["app.js"];
+        let mut i = 0;
+        while i < reached.len() {
+            for next in imports_of(reached[i]) {
+                if !reached.contains(&next) {
+                    reached.push(next);
+                }
+            }
+            i += 1;
+        }
+        for (name, ..) in &modules {
+            assert!(
+                reached.contains(name),
+                "{name} is served but app.js never imports it"
+            );
+        }
+    }
 }
