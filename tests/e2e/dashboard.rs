@@ -381,17 +381,34 @@ async fn sign_in_answers_and_cookie_flags() {
         .await
         .unwrap();
     assert_eq!(write.status(), 401);
-    for (asset, kind) in [
-        ("app.js", "text/javascript"),
-        ("app.css", "text/css"),
-        ("icon.svg", "image/svg+xml"),
-    ] {
+    let modules = [
+        "app.js",
+        "overview.js",
+        "function.js",
+        "logs.js",
+        "kv.js",
+        "node-status.js",
+        "charts.js",
+        "stats-window.js",
+        "layout.js",
+        "view.js",
+        "format.js",
+        "api.js",
+        "dom.js",
+    ];
+    let assets = modules
+        .iter()
+        .map(|m| (*m, "text/javascript"))
+        .chain([("app.css", "text/css"), ("icon.svg", "image/svg+xml")]);
+    for (asset, kind) in assets {
         let resp = http
             .get(url(&format!("/dashboard/assets/{asset}")))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 200, "{asset}");
+        // Revalidated on each load, so no module runs beside an older build's.
+        assert_eq!(resp.headers()["cache-control"], "no-cache", "{asset}");
         assert!(
             resp.headers()["content-type"]
                 .to_str()
@@ -399,6 +416,15 @@ async fn sign_in_answers_and_cookie_flags() {
                 .starts_with(kind),
             "{asset}"
         );
+    }
+    // Only the listed files: a name the node does not serve is not found.
+    for missing in ["nope.js", "app.js.map", "mod.rs"] {
+        let resp = http
+            .get(url(&format!("/dashboard/assets/{missing}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{missing}");
     }
 
     // Signing out expires the cookie.

@@ -2,9 +2,10 @@
 //!
 //! The server's part is small: a sign-in form that checks an API key and keeps it in an
 //! HttpOnly cookie, and a page and its assets built into the binary (no CDN, no network
-//! fonts, so it works offline). What the page shows, `assets/app.js` reads from the same
+//! fonts, so it works offline). What the page shows, its scripts read from the same
 //! `/api/v1` the CLI uses, authenticated by that cookie, so the dashboard never sees more
-//! than its key may.
+//! than its key may. The scripts are ES modules with no build step: `assets/app.js` is the
+//! entry and imports one module per page and the shared ones; [`ASSETS`] lists them all.
 
 use std::sync::Arc;
 
@@ -22,9 +23,49 @@ use crate::session::{SESSION_COOKIE, session_cookie};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const SIGN_IN_HTML: &str = include_str!("assets/sign-in.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const ICON_SVG: &str = include_str!("assets/icon.svg");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// Every file served under `/dashboard/assets/`, with its content type; any other name is
+/// a 404. A new script module goes here too, or its import fails in the browser.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        include_str!("assets/app.css"),
+        "text/css; charset=utf-8",
+    ),
+    ("icon.svg", include_str!("assets/icon.svg"), "image/svg+xml"),
+    // The entry, then the pages it routes to, then what they share.
+    ("app.js", include_str!("assets/app.js"), JAVASCRIPT),
+    (
+        "overview.js",
+        include_str!("assets/overview.js"),
+        JAVASCRIPT,
+    ),
+    (
+        "function.js",
+        include_str!("assets/function.js"),
+        JAVASCRIPT,
+    ),
+    ("logs.js", include_str!("assets/logs.js"), JAVASCRIPT),
+    ("kv.js", include_str!("assets/kv.js"), JAVASCRIPT),
+    (
+        "node-status.js",
+        include_str!("assets/node-status.js"),
+        JAVASCRIPT,
+    ),
+    ("charts.js", include_str!("assets/charts.js"), JAVASCRIPT),
+    (
+        "stats-window.js",
+        include_str!("assets/stats-window.js"),
+        JAVASCRIPT,
+    ),
+    ("layout.js", include_str!("assets/layout.js"), JAVASCRIPT),
+    ("view.js", include_str!("assets/view.js"), JAVASCRIPT),
+    ("format.js", include_str!("assets/format.js"), JAVASCRIPT),
+    ("api.js", include_str!("assets/api.js"), JAVASCRIPT),
+    ("dom.js", include_str!("assets/dom.js"), JAVASCRIPT),
+];
 
 /// Where the dashboard lives, and where signing in and out land.
 const HOME: &str = "/dashboard";
@@ -123,14 +164,12 @@ async fn sign_out(uri: Uri, headers: HeaderMap) -> Response {
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
-    let (body, content_type) = match file.as_str() {
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
-        "icon.svg" => (ICON_SVG, "image/svg+xml"),
-        _ => return (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response(),
+    let Some(&(_, body, content_type)) = ASSETS.iter().find(|(name, ..)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response();
     };
     // Revalidated on every load, so a new build of the node is never paired with an
-    // old script; the files are small and come from the same machine.
+    // old script, nor one module with another's older version; the files are small and
+    // come from the same machine.
     (
         [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
         body,
@@ -285,5 +324,99 @@ mod tests {
         );
         headers.insert(http::header::ORIGIN, "null".parse().unwrap());
         assert!(!same_origin(&uri, &headers));
+    }
+
+    /// The script modules: name, source and the served modules it imports.
+    fn script_modules() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+        ASSETS
+            .iter()
+            .filter(|(name, ..)| name.ends_with(".js"))
+            .map(|&(name, body, _)| (name, body, module_imports(body)))
+            .collect()
+    }
+
+    /// What `import ... from './x.js';` lines name; the modules import nothing else.
+    fn module_imports(source: &str) -> Vec<&str> {
+        source
+            .lines()
+            .filter(|line| line.starts_with("import "))
+            .map(|line| {
+                line.split_once(" from './")
+                    .and_then(|(_, rest)| rest.strip_suffix("';"))
+                    .unwrap_or_else(|| panic!("not an import of a sibling module: {line}"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_imported_module_is_served_as_javascript() {
+        for (name, body, imports) in script_modules() {
+            assert!(
+                body.starts_with("// "),
+                "{name} should open with a line on its role"
+            );
+            for import in imports {
+                let served = ASSETS.iter().find(|(file, ..)| *file == import);
+                assert!(
+                    matches!(served, Some((_, _, JAVASCRIPT))),
+                    "{name} imports {import}, which ASSETS does not serve as JavaScript"
+                );
+            }
+        }
+        let html_scripts = APP_HTML.matches("<script").count();
+        assert_eq!(
+            html_scripts,
+            APP_HTML
+                .matches(r#"<script type="module" src="/dashboard/assets/app.js">"#)
+                .count(),
+            "app.html loads app.js, as a module, and nothing else"
+        );
+    }
+
+    #[test]
+    fn script_modules_import_one_way() {
+        let modules = script_modules();
+        let imports_of = |name: &str| {
+            modules
+                .iter()
+                .find(|(n, ..)| *n == name)
+                .map(|(_, _, imports)| imports.clone())
+                .unwrap_or_default()
+        };
+        // Depth-first from every module; meeting one still on the path is a cycle.
+        fn visit<'a>(
+            name: &'a str,
+            path: &mut Vec<&'a str>,
+            imports_of: &dyn Fn(&str) -> Vec<&'a str>,
+        ) {
+            if let Some(at) = path.iter().position(|n| *n == name) {
+                panic!("import cycle: {} -> {name}", path[at..].join(" -> "));
+            }
+            path.push(name);
+            for next in imports_of(name) {
+                visit(next, path, imports_of);
+            }
+            path.pop();
+        }
+        for (name, ..) in &modules {
+            visit(name, &mut Vec::new(), &imports_of);
+        }
+        // Every module is reached from the entry, so none is served that the page never runs.
+        let mut reached = vec!["app.js"];
+        let mut i = 0;
+        while i < reached.len() {
+            for next in imports_of(reached[i]) {
+                if !reached.contains(&next) {
+                    reached.push(next);
+                }
+            }
+            i += 1;
+        }
+        for (name, ..) in &modules {
+            assert!(
+                reached.contains(name),
+                "{name} is served but app.js never imports it"
+            );
+        }
     }
 }
