@@ -57,7 +57,7 @@ impl ResourceLimiter for MemoryCap {
 
 /// A capability's state in one instance. A reused instance serves one invocation after
 /// another: `restart` readies it for the next, `finish` ends the last.
-pub trait InstanceState: Any + Send {
+pub trait InstanceState: std::any::Any + Send {
     /// The next invocation starts on this instance, with its own log.
     fn restart(&mut self, _log: &Arc<dyn LogSink>) {}
     /// The invocation is over and the instance is kept for another.
