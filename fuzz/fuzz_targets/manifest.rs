@@ -13,5 +13,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(config.route.starts_with('/'), "route {:?}", config.route);
         assert!(config.limits.memory_mb > 0 && config.limits.timeout_ms > 0);
         assert!(config.scaling.max_concurrency > 0);
+        // The capabilities' sections, as a deploy checks them.
+        let _ = glint_runtime::capabilities::kv::KvSection::of(&config);
+        let _ = glint_runtime::capabilities::outbound::OutboundRules::of(&config);
     }
 });

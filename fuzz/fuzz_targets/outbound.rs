@@ -2,7 +2,7 @@
 //! parses is classified without panicking.
 #![no_main]
 
-use glint_runtime::outbound::{OutboundRules, OutboundSection, is_internal};
+use glint_runtime::capabilities::outbound::{OutboundRules, OutboundSection, is_internal};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -86,3 +86,40 @@ pub fn to_manifest(text: &str) -> Result<Manifest, ManifestError> {
     }
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::outbound::OutboundRules;
+
+    #[test]
+    fn cors_settings_become_an_outbound_section_that_survives_the_trip_as_text() {
+        let manifest = to_manifest(
+            "name = \"fn1\"\n[cors_settings]\nallowed_hosts = [\"api.example.com\"]\nallow_http = true\nallowed_methods = [\"GET\"]\n",
+        )
+        .unwrap();
+        // The CLI sends the manifest as glint.toml text.
+        let text = toml::to_string(&manifest).unwrap();
+        let config = Manifest::parse(&text)
+            .unwrap()
+            .config(&"fn1".parse().unwrap())
+            .unwrap();
+        let rules = OutboundRules::of(&config).unwrap();
+        assert!(
+            rules
+                .allows("https", "api.example.com", 443, false)
+                .is_some(),
+            "{text}"
+        );
+        assert!(
+            rules.allows("http", "api.example.com", 80, false).is_some(),
+            "{text}"
+        );
+        assert!(
+            rules
+                .allows("https", "other.example.com", 443, false)
+                .is_none()
+        );
+        assert!(!rules.method_allowed("POST"), "{text}");
+    }
+}

@@ -294,7 +294,13 @@ impl OutboundRules {
 
     /// The rule that allows `scheme://host:port`, if any. Internal addresses need a rule
     /// that names the host exactly.
-    fn allows(&self, scheme: &str, host: &str, port: u16, internal: bool) -> Option<&Rule> {
+    pub(crate) fn allows(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        internal: bool,
+    ) -> Option<&Rule> {
         self.rules.iter().find(|r| {
             let scheme_ok = match &r.scheme {
                 Pattern::Any => true,
@@ -314,7 +320,7 @@ impl OutboundRules {
         })
     }
 
-    fn method_allowed(&self, method: &str) -> bool {
+    pub(crate) fn method_allowed(&self, method: &str) -> bool {
         self.methods
             .as_ref()
             .is_none_or(|m| m.iter().any(|x| x == method))
