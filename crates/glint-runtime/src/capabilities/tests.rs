@@ -9,7 +9,7 @@ use serde::Deserialize;
 use wasmtime::component::{Component, Linker};
 
 use super::*;
-use crate::{Compiler, Invocation, LogStream, Runtime, RuntimeConfig, UsageSink};
+use crate::{Compiler, Invocation, LogStream, Runtime, RuntimeConfig, Usage, UsageSink};
 
 /// `[probe] greeting = "..."`; the guest calls `glint:test/probe.hit`, which counts.
 struct Probe;

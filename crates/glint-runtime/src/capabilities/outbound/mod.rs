@@ -135,7 +135,7 @@ enum Pattern {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-struct Rule {
+pub(crate) struct Rule {
     text: String,
     scheme: Pattern,
     host: Pattern,
