@@ -624,9 +624,12 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
         })
 }
 
-/// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
+/// `90s`, `10m`, `12h`, `7d` (or humantime's longer forms, `1h 30m`) as a duration of
+/// more than zero, for clap. Zero is refused here: where it means something (never),
+/// the flag says so through `parse_duration_or_zero`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    glint_store::parse_duration(text)
+    humantime::parse_duration(text)
+        .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?} is not a duration; write 90s, 10m, 12h or 7d"))
 }
@@ -1042,5 +1045,27 @@ mod tests {
             }
         }
         check(&super::command(), "glint");
+    }
+
+    #[test]
+    fn durations_take_the_forms_the_flags_document() {
+        use std::time::Duration;
+        for (text, secs) in [("7d", 604_800), ("60s", 60), ("10m", 600), ("12h", 43_200)] {
+            assert_eq!(super::parse_duration(text), Ok(Duration::from_secs(secs)));
+        }
+        assert_eq!(
+            super::parse_duration("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        for bad in ["0", "5", "7", "soon", ""] {
+            let err = super::parse_duration(bad).unwrap_err();
+            assert!(err.contains("write 90s, 10m, 12h or 7d"), "{bad:?}: {err}");
+        }
+        assert_eq!(super::parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            super::parse_duration_or_zero("2s"),
+            Ok(Duration::from_secs(2))
+        );
+        assert!(super::parse_duration_or_zero("500ms").is_err());
     }
 }
