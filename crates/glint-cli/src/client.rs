@@ -4,6 +4,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
+/// How a command reaches the admin API. Commands call it only once they need the node,
+/// after checking their own arguments, so a wrong argument is what the user hears about
+/// first.
+pub type Connect<'a> = &'a dyn Fn() -> Result<Client>;
+
 pub struct Client {
     pub base: String,
     key: Option<String>,

@@ -1,6 +1,7 @@
-//! `glint run`: the local loop. Build, start a node on the project's own data
-//! (`.glint/`), deploy, print the URL and stream the function's log lines; with
-//! `--watch`, rebuild and redeploy on every saved change.
+//! The developer loop: `glint new` makes a project, `glint build` builds it, and
+//! `glint run` builds, starts a node on the project's own data (`.glint/`), deploys,
+//! prints the URL and streams the function's log lines; with `--watch`, it rebuilds and
+//! redeploys on every saved change.
 
 use futures_util::StreamExt;
 use std::net::SocketAddr;
@@ -8,12 +9,96 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use glint_store::FunctionName;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::project::Project;
-use crate::{lifecycle, output, toolchain};
+use crate::project::{self, Project};
+use crate::serve::{self, CompilerArg, LogFormat};
+use crate::{lifecycle, output, scaffold, toolchain};
+
+// Flattened into `glint`'s own commands, so no doc comment here: it would become
+// `glint`'s about text.
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Make a new function project, ready to build and run.
+    #[command(
+        after_help = "Examples:\n  glint new hello --lang rust\n  glint new api --lang python\n  glint new edge --lang js"
+    )]
+    New {
+        name: String,
+        #[arg(long, short, value_enum)]
+        lang: project::Lang,
+        /// Folder to create (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a function project into a component with its language's toolchain.
+    #[command(after_help = "Examples:\n  glint build\n  glint build path/to/function")]
+    Build {
+        /// The project folder (default: this folder).
+        path: Option<PathBuf>,
+    },
+    /// Build, run on a local node with the project's own data (.glint/), and stream logs.
+    #[command(
+        after_help = "Examples:\n  glint run\n  glint run --watch\n  glint run path/to/function --listen 127.0.0.1:3000"
+    )]
+    Run {
+        /// The project folder (default: this folder).
+        path: Option<PathBuf>,
+        /// Rebuild and redeploy on every saved change.
+        #[arg(long, short)]
+        watch: bool,
+        /// Data plane address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Admin API address (default: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        admin_listen: SocketAddr,
+        /// Compiler for the local node: winch compiles large Python and JS components
+        /// several times faster, so a saved change serves sooner.
+        #[arg(long, value_enum, default_value_t = CompilerArg::Winch)]
+        compiler: CompilerArg,
+    },
+}
+
+pub async fn run(command: DevCommand) -> Result<()> {
+    match command {
+        DevCommand::New { name, lang, dir } => {
+            let dir = scaffold::new_project(&name, lang, dir.as_deref())?;
+            println!("created {} ({})", dir.display(), lang.display_name());
+            println!(
+                "next:\n  cd {}\n  glint build\n  glint run --watch",
+                dir.display()
+            );
+        }
+        DevCommand::Build { path } => {
+            let project = Project::open(&path.unwrap_or_else(|| PathBuf::from(".")))?;
+            let component = toolchain::build(&project)?;
+            let size = std::fs::metadata(&component)?.len();
+            println!("built {} ({})", component.display(), output::size(size));
+        }
+        DevCommand::Run {
+            path,
+            watch,
+            listen,
+            admin_listen,
+            compiler,
+        } => {
+            serve::init_tracing_at("warn", LogFormat::Text);
+            let options = RunOptions {
+                compiler: compiler.into(),
+                path: path.unwrap_or_else(|| PathBuf::from(".")),
+                listen,
+                admin_listen,
+                watch,
+            };
+            run_locally(options, serve::shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
 
 /// Folders whose changes are the build's own output, not the user's edits.
 const IGNORED: &[&str] = &[
@@ -25,15 +110,15 @@ const IGNORED: &[&str] = &[
     ".git",
 ];
 
-pub struct RunOptions {
-    pub compiler: glint_runtime::Compiler,
-    pub path: PathBuf,
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub watch: bool,
+struct RunOptions {
+    compiler: glint_runtime::Compiler,
+    path: PathBuf,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    watch: bool,
 }
 
-pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
+async fn run_locally(options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
     let project = Project::open(&options.path)?;
     let name: FunctionName = project.name.parse()?;
     let built = build(&options.path).await?;

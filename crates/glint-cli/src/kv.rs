@@ -7,10 +7,88 @@ use anyhow::{Context, Result};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 
-use crate::Format;
-use crate::client::Client;
-use crate::lifecycle::show;
-use crate::output;
+use crate::client::{Client, Connect};
+use crate::output::{self, Format, show};
+
+/// The tenant's KV stores: list stores, and get, set, delete and list keys.
+#[derive(clap::Subcommand)]
+#[command(
+    after_help = "Examples:\n  glint kv stores\n  glint kv set counters hits 0\n  glint kv get counters hits\n  glint kv list counters --prefix user/\n  glint kv set assets logo.png --file logo.png"
+)]
+pub enum KvCommand {
+    /// List the KV stores with their key counts and sizes.
+    Stores,
+    /// Create a store (a deploy creates the stores its manifest lists).
+    Create { store: String },
+    /// Print a key's value (raw bytes).
+    Get {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+        /// Write the value to this file instead of stdout.
+        #[arg(long, short = 'o')]
+        output_file: Option<PathBuf>,
+    },
+    /// Set a key, to VALUE, to a file's bytes (--file), or to stdin (VALUE `-` or none).
+    Set {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+        value: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Delete a key.
+    Delete {
+        store: String,
+        #[arg(value_name = "KEY")]
+        entry: String,
+    },
+    /// List keys in order, a page at a time.
+    List {
+        store: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Where the previous page ended (printed with it).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+pub async fn run(command: KvCommand, connect: Connect<'_>, format: Format) -> Result<()> {
+    let client = connect()?;
+    match command {
+        KvCommand::Stores => stores(&client, format).await,
+        KvCommand::Create { store } => create(&client, &store).await,
+        KvCommand::Get {
+            store,
+            entry,
+            output_file,
+        } => get(&client, &store, &entry, output_file).await,
+        KvCommand::Set {
+            store,
+            entry,
+            value,
+            file,
+        } => set(&client, &store, &entry, read_value(value, file)?).await,
+        KvCommand::Delete { store, entry } => delete(&client, &store, &entry).await,
+        KvCommand::List {
+            store,
+            prefix,
+            cursor,
+            limit,
+        } => {
+            let opts = ListOptions {
+                prefix,
+                cursor,
+                limit,
+            };
+            list(&client, &store, opts, format).await
+        }
+    }
+}
 
 /// Everything but unreserved characters and '/', which the API takes as part of a key.
 const KEY: &AsciiSet = &NON_ALPHANUMERIC
@@ -28,7 +106,7 @@ fn key_path(store: &str, key: &str) -> String {
     )
 }
 
-pub async fn stores(client: &Client, format: Format) -> Result<()> {
+async fn stores(client: &Client, format: Format) -> Result<()> {
     let body = client.get("/api/v1/kv").await?;
     show(format, &body, |body| {
         let rows: Vec<Vec<String>> = body["stores"]
@@ -57,14 +135,14 @@ pub async fn stores(client: &Client, format: Format) -> Result<()> {
     Ok(())
 }
 
-pub async fn create(client: &Client, store: &str) -> Result<()> {
+async fn create(client: &Client, store: &str) -> Result<()> {
     let path = format!("/api/v1/kv/{}", utf8_percent_encode(store, KEY));
     client.json(client.request(Method::PUT, &path)).await?;
     println!("KV store {store} is ready");
     Ok(())
 }
 
-pub async fn get(client: &Client, store: &str, key: &str, output: Option<PathBuf>) -> Result<()> {
+async fn get(client: &Client, store: &str, key: &str, output: Option<PathBuf>) -> Result<()> {
     let resp = client
         .send(client.request(Method::GET, &key_path(store, key)))
         .await?;
@@ -84,7 +162,7 @@ pub async fn get(client: &Client, store: &str, key: &str, output: Option<PathBuf
 }
 
 /// The value from the argument, a file, or stdin (when neither is given, or VALUE is `-`).
-pub fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>> {
+fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>> {
     match (value, file) {
         (Some(v), None) if v != "-" => Ok(v.into_bytes()),
         (None, Some(path)) => {
@@ -101,7 +179,7 @@ pub fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8
     }
 }
 
-pub async fn set(client: &Client, store: &str, key: &str, value: Vec<u8>) -> Result<()> {
+async fn set(client: &Client, store: &str, key: &str, value: Vec<u8>) -> Result<()> {
     let size = value.len();
     let req = client
         .request(Method::PUT, &key_path(store, key))
@@ -112,7 +190,7 @@ pub async fn set(client: &Client, store: &str, key: &str, value: Vec<u8>) -> Res
     Ok(())
 }
 
-pub async fn delete(client: &Client, store: &str, key: &str) -> Result<()> {
+async fn delete(client: &Client, store: &str, key: &str) -> Result<()> {
     client
         .json(client.request(Method::DELETE, &key_path(store, key)))
         .await?;
@@ -120,13 +198,13 @@ pub async fn delete(client: &Client, store: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-pub struct ListOptions {
-    pub prefix: Option<String>,
-    pub cursor: Option<String>,
-    pub limit: usize,
+struct ListOptions {
+    prefix: Option<String>,
+    cursor: Option<String>,
+    limit: usize,
 }
 
-pub async fn list(client: &Client, store: &str, opts: ListOptions, format: Format) -> Result<()> {
+async fn list(client: &Client, store: &str, opts: ListOptions, format: Format) -> Result<()> {
     let mut req = client
         .request(
             Method::GET,

@@ -1,34 +1,140 @@
-//! The commands that work through the admin API: deploy, inspect, route, call, and
-//! manage keys. Each one is a request or two and a printout.
+//! A function's life through the admin API: `glint deploy`, `list`, `info`, `delete`,
+//! `versions`, `alias`, `rollback` and `download`. Each one is a request or two and a printout.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use clap::Subcommand;
 use futures_util::StreamExt;
 use glint_store::FunctionName;
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::Format;
-use crate::client::Client;
-use crate::output;
+use crate::client::{Client, Connect};
+use crate::output::{self, Format};
 use crate::project::Project;
+use crate::toolchain;
 
-fn function(name: &str) -> Result<FunctionName> {
-    Ok(name.parse()?)
+// Flattened into `glint`'s own commands, so no doc comment here: it would become
+// `glint`'s about text.
+#[derive(Subcommand)]
+pub enum FunctionCommand {
+    /// Deploy a function folder (with glint.toml) or a .wasm component.
+    #[command(
+        after_help = "Examples:\n  glint deploy\n  glint deploy examples/hello\n  glint deploy app.wasm --name app\n  glint deploy --alias canary"
+    )]
+    Deploy {
+        /// The function folder or .wasm file (default: this folder).
+        path: Option<PathBuf>,
+        /// Function name; defaults to the manifest's `name`, else the folder or file name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Alias to point at the new version.
+        #[arg(long, default_value = "latest", conflicts_with = "no_alias")]
+        alias: String,
+        /// Upload the version without moving any alias.
+        #[arg(long)]
+        no_alias: bool,
+        /// Deploy the component already built, without building the folder first.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// List the deployed functions.
+    #[command(after_help = "Example:\n  glint list --output json")]
+    List,
+    /// Show a function: route, versions, aliases, limits and env var names.
+    #[command(after_help = "Example:\n  glint info hello")]
+    Info { name: String },
+    /// Delete a function with all its versions.
+    #[command(after_help = "Example:\n  glint delete hello --force")]
+    Delete {
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        force: bool,
+    },
+    /// List a function's versions.
+    #[command(after_help = "Example:\n  glint versions hello")]
+    Versions { name: String },
+    /// List, show or set aliases (weighted for canary releases).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  glint alias list hello\n  glint alias info hello latest\n  glint alias set hello latest v1=0.9 v2=0.1"
+    )]
+    Alias(AliasCommand),
+    /// Point an alias (default `latest`) back at the version before the newest it serves.
+    #[command(after_help = "Example:\n  glint rollback hello")]
+    Rollback {
+        name: String,
+        #[arg(long, default_value = "latest")]
+        alias: String,
+    },
+    /// Save a version's component (default: the one `latest` serves).
+    #[command(after_help = "Example:\n  glint download hello v2 -o hello.wasm")]
+    Download {
+        name: String,
+        version: Option<String>,
+        #[arg(long, short = 'o')]
+        output_file: Option<PathBuf>,
+    },
 }
 
-fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+#[derive(Subcommand)]
+pub enum AliasCommand {
+    /// List a function's aliases.
+    List { name: String },
+    /// Show one alias.
+    Info { name: String, alias: String },
+    /// Point an alias at versions with weights.
+    #[command(
+        after_help = "Examples:\n  glint alias set hello latest v2\n  glint alias set hello latest v1=0.9 v2=0.1"
+    )]
+    Set {
+        name: String,
+        alias: String,
+        #[arg(required = true)]
+        versions: Vec<String>,
+    },
 }
 
-/// Prints an answer as JSON, or through `table` for people.
-pub(crate) fn show(format: Format, body: &Value, table: impl FnOnce(&Value)) {
-    match format {
-        Format::Json => print_json(body),
-        Format::Table => table(body),
+pub async fn run(command: FunctionCommand, connect: Connect<'_>, format: Format) -> Result<()> {
+    match command {
+        FunctionCommand::Deploy {
+            path,
+            name,
+            alias,
+            no_alias,
+            no_build,
+        } => {
+            let alias = (!no_alias).then_some(alias.as_str());
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            deploy(&connect()?, &path, name, alias, !no_build, format).await
+        }
+        FunctionCommand::List => list(&connect()?, format).await,
+        FunctionCommand::Info { name } => info(&connect()?, &name, format).await,
+        FunctionCommand::Delete { name, force } => delete(&connect()?, &name, force).await,
+        FunctionCommand::Versions { name } => versions(&connect()?, &name, format).await,
+        FunctionCommand::Alias(AliasCommand::List { name }) => {
+            alias_list(&connect()?, &name, format).await
+        }
+        FunctionCommand::Alias(AliasCommand::Info { name, alias }) => {
+            alias_info(&connect()?, &name, &alias, format).await
+        }
+        FunctionCommand::Alias(AliasCommand::Set {
+            name,
+            alias,
+            versions,
+        }) => {
+            let weights = parse_weights(&versions)?;
+            alias_set(&connect()?, &name, &alias, weights).await
+        }
+        FunctionCommand::Rollback { name, alias } => rollback(&connect()?, &name, &alias).await,
+        FunctionCommand::Download {
+            name,
+            version,
+            output_file,
+        } => download(&connect()?, &name, version, output_file).await,
     }
 }
 
@@ -43,7 +149,7 @@ fn read_deployable(
     if path.is_dir() {
         let project = Project::open(path)?;
         let component = if build {
-            crate::toolchain::build(&project)?
+            toolchain::build(&project)?
         } else {
             project.component_path()?
         };
@@ -123,10 +229,10 @@ pub async fn deploy(
     let (path, name_arg) = (path.to_path_buf(), name);
     let (name, manifest, bytes) =
         tokio::task::spawn_blocking(move || read_deployable(&path, name_arg, build)).await??;
-    let name = function(&name)?;
+    let name: FunctionName = name.parse()?;
     let body = upload(client, &name, manifest, bytes, alias).await?;
     if format == Format::Json {
-        print_json(&body);
+        output::print_json(&body);
         return Ok(());
     }
     let version = body["version"].as_str().unwrap_or("?");
@@ -144,7 +250,7 @@ pub async fn list(client: &Client, format: Format) -> Result<()> {
 }
 
 pub async fn info(client: &Client, name: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     output::info(
         &client.get(&format!("/api/v1/functions/{name}")).await?,
         format,
@@ -153,8 +259,8 @@ pub async fn info(client: &Client, name: &str, format: Format) -> Result<()> {
 }
 
 pub async fn delete(client: &Client, name: &str, force: bool) -> Result<()> {
-    let name = function(name)?;
-    if !force && !crate::confirm(&format!("Delete function '{name}' and all its versions?"))? {
+    let name: FunctionName = name.parse()?;
+    if !force && !confirm(&format!("Delete function '{name}' and all its versions?"))? {
         bail!("not deleted; pass --force to skip the question");
     }
     client
@@ -165,20 +271,20 @@ pub async fn delete(client: &Client, name: &str, force: bool) -> Result<()> {
 }
 
 pub async fn versions(client: &Client, name: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let body = client
         .get(&format!("/api/v1/functions/{name}/versions"))
         .await?;
-    show(format, &body, |body| output::versions(&body["versions"]));
+    output::show(format, &body, |body| output::versions(&body["versions"]));
     Ok(())
 }
 
 pub async fn alias_list(client: &Client, name: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let body = client
         .get(&format!("/api/v1/functions/{name}/aliases"))
         .await?;
-    show(format, &body, |body| output::aliases(&body["aliases"]));
+    output::show(format, &body, |body| output::aliases(&body["aliases"]));
     Ok(())
 }
 
@@ -213,9 +319,9 @@ async fn newest_target(client: &Client, name: &FunctionName, alias: &str) -> Res
 }
 
 pub async fn alias_info(client: &Client, name: &str, alias: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let found = fetch_alias(client, &name, alias).await?;
-    show(format, &found, |found| output::aliases(&json!([found])));
+    output::show(format, &found, |found| output::aliases(&json!([found])));
     Ok(())
 }
 
@@ -246,7 +352,7 @@ pub async fn alias_set(
     alias: &str,
     versions: serde_json::Map<String, Value>,
 ) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let req = client
         .request(
             Method::PUT,
@@ -263,7 +369,7 @@ pub async fn alias_set(
 
 /// Points the alias at the newest version older than the newest one it points to now.
 pub async fn rollback(client: &Client, name: &str, alias: &str) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let newest = newest_target(client, &name, alias).await?;
     let versions = client
         .get(&format!("/api/v1/functions/{name}/versions"))
@@ -295,7 +401,7 @@ pub async fn download(
     version: Option<String>,
     out: Option<PathBuf>,
 ) -> Result<()> {
-    let name = function(name)?;
+    let name: FunctionName = name.parse()?;
     let version = match version {
         Some(v) => v,
         None => format!(
@@ -320,334 +426,15 @@ pub async fn download(
     Ok(())
 }
 
-pub async fn env_list(client: &Client, name: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
-    let body = client.get(&format!("/api/v1/functions/{name}/env")).await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
+/// Asks on a terminal; off a terminal there is no one to ask, so the answer is yes.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
     }
-    let rows: Vec<Vec<String>> = body["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            vec![
-                e["name"].as_str().unwrap_or_default().to_string(),
-                e["value"].as_str().unwrap_or_default().to_string(),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        println!(
-            "no env vars set through the API (the manifest's [env] still applies); set one with `glint env set {name} KEY VALUE`"
-        );
-    } else {
-        output::table(&["NAME", "VALUE"], &rows);
-    }
-    Ok(())
-}
-
-pub async fn env_set(client: &Client, name: &str, key: &str, value: &str) -> Result<()> {
-    let name = function(name)?;
-    let req = client
-        .request(Method::PUT, &format!("/api/v1/functions/{name}/env/{key}"))
-        .json(&json!({ "value": value }));
-    client.json(req).await?;
-    println!("set {key} on {name}");
-    Ok(())
-}
-
-pub async fn env_unset(client: &Client, name: &str, key: &str) -> Result<()> {
-    let name = function(name)?;
-    client
-        .json(client.request(
-            Method::DELETE,
-            &format!("/api/v1/functions/{name}/env/{key}"),
-        ))
-        .await?;
-    println!("unset {key} on {name}");
-    Ok(())
-}
-
-pub struct LogFilter {
-    pub follow: bool,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub version: Option<String>,
-    pub lines: Option<usize>,
-    pub level: Option<String>,
-    pub execution_id: Option<String>,
-}
-
-pub async fn logs(client: &Client, name: &str, filter: &LogFilter, format: Format) -> Result<()> {
-    let name = function(name)?;
-    let mut common = Vec::new();
-    for (key, value) in [
-        ("level", &filter.level),
-        ("execution_id", &filter.execution_id),
-        ("version", &filter.version),
-    ] {
-        if let Some(v) = value {
-            common.push((key, v.clone()));
-        }
-    }
-    // Following starts listening before it reads the history, so no line falls between.
-    let live = if filter.follow {
-        let mut query = common.clone();
-        query.push(("function", name.to_string()));
-        let req = client
-            .request(Method::GET, "/api/v1/logs/stream")
-            .query(&query)
-            .header("accept", "text/event-stream");
-        Some(client.send(req).await?)
-    } else {
-        None
-    };
-    let default_lines = if filter.follow { 10 } else { 100 };
-    let mut query = common;
-    query.push(("lines", filter.lines.unwrap_or(default_lines).to_string()));
-    for (key, value) in [("since", &filter.since), ("end", &filter.until)] {
-        if let Some(v) = value {
-            query.push((key, v.clone()));
-        }
-    }
-    let req = client
-        .request(Method::GET, &format!("/api/v1/functions/{name}/logs"))
-        .query(&query);
-    let body = client.json(req).await?;
-    let history: Vec<Value> = body["lines"].as_array().cloned().unwrap_or_default();
-    let print = |line: &Value| match format {
-        Format::Json => println!("{line}"),
-        Format::Table => output::log_line(line),
-    };
-    if live.is_none() && format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    for line in &history {
-        print(line);
-    }
-    let Some(live) = live else { return Ok(()) };
-    let mut events = crate::client::sse_events(live);
-    while let Some(event) = events.next().await {
-        let event = event?;
-        if event.name.as_deref() == Some("skipped") {
-            eprintln!("({} lines skipped: this terminal fell behind)", event.data);
-            continue;
-        }
-        if event.name.as_deref() == Some("revoked") {
-            anyhow::bail!(
-                "{}; sign in again with a live key (`glint login`)",
-                event.data
-            );
-        }
-        let Ok(line) = serde_json::from_str::<Value>(&event.data) else {
-            continue;
-        };
-        // A line the history already showed.
-        if history.contains(&line) {
-            continue;
-        }
-        print(&line);
-    }
-    Ok(())
-}
-
-#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
-pub enum Period {
-    Minute,
-    Hour,
-    Day,
-    Week,
-    Month,
-}
-
-pub async fn metrics(
-    client: &Client,
-    name: Option<&str>,
-    period: Period,
-    since: Option<String>,
-    format: Format,
-) -> Result<()> {
-    let period_name = match period {
-        Period::Minute => "minute",
-        Period::Hour => "hour",
-        Period::Day => "day",
-        Period::Week => "week",
-        Period::Month => "month",
-    };
-    let mut query = vec![("period", period_name.to_string())];
-    if let Some(n) = name {
-        query.push(("function", function(n)?.to_string()));
-    }
-    if let Some(s) = since {
-        query.push(("start", s));
-    }
-    let body = client
-        .json(client.request(Method::GET, "/api/v1/usage").query(&query))
-        .await?;
-    show(format, &body, output::usage);
-    Ok(())
-}
-
-pub async fn status(client: &Client, name: &str, format: Format) -> Result<()> {
-    let name = function(name)?;
-    let body = client
-        .get(&format!("/api/v1/functions/{name}/status"))
-        .await?;
-    show(format, &body, output::status);
-    Ok(())
-}
-
-pub async fn keys_create(client: &Client, name: &str, role: &str, format: Format) -> Result<()> {
-    let req = client
-        .request(Method::POST, "/api/v1/keys")
-        .json(&json!({ "name": name, "role": role }));
-    let body = client.json(req).await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    println!(
-        "created {} key '{name}' ({})",
-        role,
-        body["id"].as_str().unwrap_or("?")
-    );
-    println!("  {}", body["key"].as_str().unwrap_or("?"));
-    println!("the key is shown only this once; store it now");
-    Ok(())
-}
-
-pub async fn keys_list(client: &Client, format: Format) -> Result<()> {
-    let body = client.get("/api/v1/keys").await?;
-    if format == Format::Json {
-        print_json(&body);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = body["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|k| {
-            ["id", "name", "role", "prefix"]
-                .iter()
-                .map(|f| k[*f].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .collect();
-    output::table(&["ID", "NAME", "ROLE", "PREFIX"], &rows);
-    Ok(())
-}
-
-pub async fn keys_revoke(client: &Client, id: &str) -> Result<()> {
-    client
-        .json(client.request(Method::DELETE, &format!("/api/v1/keys/{id}")))
-        .await?;
-    println!("revoked {id}");
-    Ok(())
-}
-
-/// How `glint execute` builds its request.
-pub struct Call {
-    pub version: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<String>,
-    pub data: Option<String>,
-    pub file: Option<PathBuf>,
-    pub include: bool,
-}
-
-pub async fn execute(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
-    let name = function(name)?;
-    let node = client.get("/api/v1/node").await?;
-    let data_url = node["data_plane_url"]
-        .as_str()
-        .context("the node did not report its data plane URL")?;
-    let (method, url) = match call.version {
-        Some(v) => (
-            Method::POST,
-            format!("{data_url}/api/faas/v1/execute/{name}/{v}"),
-        ),
-        None => {
-            let info = client.get(&format!("/api/v1/functions/{name}")).await?;
-            let route = info["route"].as_str().unwrap_or_default();
-            let path = if call.path.starts_with('/') {
-                call.path.clone()
-            } else {
-                format!("/{}", call.path)
-            };
-            let method = Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
-                .with_context(|| format!("{:?} is not an HTTP method", call.method))?;
-            (
-                method,
-                format!("{data_url}{route}{}", if path == "/" { "" } else { &path }),
-            )
-        }
-    };
-    let mut req = client.http.request(method, &url);
-    for h in &call.headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("header {h:?} must look like 'name: value'"))?;
-        req = req.header(k.trim(), v.trim());
-    }
-    if let Some(d) = call.data {
-        req = req.body(d);
-    } else if let Some(f) = call.file {
-        req = req.body(std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?);
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the data plane at {url}"))?;
-    let status = resp.status();
-    if call.include {
-        println!("{:?} {}", resp.version(), status);
-        for (k, v) in resp.headers() {
-            println!("{k}: {}", v.to_str().unwrap_or("<binary>"));
-        }
-        println!();
-    }
-    let body = resp.bytes().await?;
-    use std::io::Write;
-    std::io::stdout().write_all(&body)?;
-    if status.is_success() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !call.include {
-        eprintln!("\nerror: the function answered HTTP {}", status.as_u16());
-    }
-    Ok(ExitCode::FAILURE)
-}
-
-/// Checks the node and key, then saves them as a profile.
-pub async fn login(
-    client: &Client,
-    profile_name: &str,
-    profile: crate::profiles::Profile,
-) -> Result<()> {
-    if profile.key.is_none() {
-        bail!("give the API key to save: glint login --url URL --key KEY (or GLINT_API_KEY)");
-    }
-    let node = client
-        .get("/api/v1/functions")
-        .await
-        .context("the node refused the login")?;
-    let count = node["functions"].as_array().map(Vec::len).unwrap_or(0);
-    let mut profiles = crate::profiles::Profiles::load()?;
-    profiles
-        .profiles
-        .insert(profile_name.to_string(), profile.clone());
-    if profiles.current.is_none() || profile_name == "default" {
-        profiles.current = Some(profile_name.to_string());
-    }
-    let path = profiles.save()?;
-    println!(
-        "logged in to {} as profile '{profile_name}' ({count} functions); saved to {}",
-        profile.url,
-        path.display()
-    );
-    Ok(())
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

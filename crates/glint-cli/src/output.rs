@@ -2,10 +2,23 @@
 
 use serde_json::Value;
 
-use crate::Format;
+/// How listings print (`--output`).
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq)]
+pub enum Format {
+    Table,
+    Json,
+}
 
-fn json(v: &Value) {
+pub fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+/// Prints an answer as JSON, or through `table` for people.
+pub fn show(format: Format, body: &Value, table: impl FnOnce(&Value)) {
+    match format {
+        Format::Json => print_json(body),
+        Format::Table => table(body),
+    }
 }
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -51,7 +64,7 @@ pub fn targets(v: &Value) -> String {
 
 pub fn functions(v: &Value, format: Format) {
     if format == Format::Json {
-        return json(v);
+        return print_json(v);
     }
     let rows: Vec<Vec<String>> = v["functions"]
         .as_array()
@@ -74,7 +87,7 @@ pub fn functions(v: &Value, format: Format) {
 
 pub fn info(v: &Value, format: Format) {
     if format == Format::Json {
-        return json(v);
+        return print_json(v);
     }
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     println!("name:   {}", s("name"));

@@ -7,10 +7,31 @@ use anyhow::{Context, Result, bail};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::Format;
-use crate::client::Client;
-use crate::lifecycle::show;
-use crate::output;
+use crate::client::{Client, Connect};
+use crate::output::{self, Format, show};
+
+/// The tenant's secrets: set (value from stdin), list names, delete.
+#[derive(clap::Subcommand)]
+#[command(
+    after_help = "Examples:\n  glint secret set API_TOKEN            # type the value; input is hidden\n  printf %s \"$TOKEN\" | glint secret set API_TOKEN\n  glint secret list\n\nA function reads a secret when its glint.toml lists it: secrets = [\"API_TOKEN\"]"
+)]
+pub enum SecretCommand {
+    /// Set a secret; the value is read from stdin, hidden when typed.
+    Set { name: String },
+    /// List the secrets' names (never their values).
+    List,
+    /// Delete a secret.
+    Delete { name: String },
+}
+
+pub async fn run(command: SecretCommand, connect: Connect<'_>, format: Format) -> Result<()> {
+    let client = connect()?;
+    match command {
+        SecretCommand::Set { name } => set(&client, &name).await,
+        SecretCommand::List => list(&client, format).await,
+        SecretCommand::Delete { name } => delete(&client, &name).await,
+    }
+}
 
 /// Reads the value: hidden from a terminal, or all of stdin with one trailing newline
 /// taken off (as `echo` adds one).
@@ -32,7 +53,7 @@ fn read_value(name: &str) -> Result<String> {
     Ok(value)
 }
 
-pub async fn set(client: &Client, name: &str) -> Result<()> {
+async fn set(client: &Client, name: &str) -> Result<()> {
     let value = read_value(name)?;
     if value.is_empty() {
         bail!(
@@ -47,7 +68,7 @@ pub async fn set(client: &Client, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(client: &Client, format: Format) -> Result<()> {
+async fn list(client: &Client, format: Format) -> Result<()> {
     let body = client.get("/api/v1/secrets").await?;
     show(format, &body, |body| {
         let rows: Vec<Vec<String>> = body["secrets"]
@@ -72,7 +93,7 @@ pub async fn list(client: &Client, format: Format) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete(client: &Client, name: &str) -> Result<()> {
+async fn delete(client: &Client, name: &str) -> Result<()> {
     client
         .json(client.request(Method::DELETE, &format!("/api/v1/secrets/{name}")))
         .await?;

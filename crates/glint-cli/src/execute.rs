@@ -1,0 +1,115 @@
+//! `glint execute`: call a function on the node's data plane and print its response;
+//! the exit code says whether the function answered 2xx.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use glint_store::FunctionName;
+use reqwest::Method;
+
+use crate::client::{Client, Connect};
+
+/// Call a function and print its response.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  glint execute hello\n  glint execute hello -X POST --path /echo -d '{\"a\":1}' -H 'content-type: application/json' -i"
+)]
+pub struct ExecuteArgs {
+    name: String,
+    #[command(flatten)]
+    call: Call,
+}
+
+// The request `glint execute` (and `glint remote execute`) sends. No doc comment: on a
+// flattened struct it would replace the command's about text.
+#[derive(clap::Args)]
+pub struct Call {
+    /// A version (v3) or alias (canary) to call instead of `latest`.
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// Path beneath the function's route.
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// A header, 'name: value'. Repeatable.
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Request body.
+    #[arg(long, short = 'd', conflicts_with = "file")]
+    pub data: Option<String>,
+    /// Request body from a file.
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+    /// Print the status line and headers too.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+}
+
+pub async fn run(args: ExecuteArgs, connect: Connect<'_>) -> Result<ExitCode> {
+    send(&connect()?, &args.name, args.call).await
+}
+
+pub async fn send(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
+    let name: FunctionName = name.parse()?;
+    let node = client.get("/api/v1/node").await?;
+    let data_url = node["data_plane_url"]
+        .as_str()
+        .context("the node did not report its data plane URL")?;
+    let (method, url) = match call.version {
+        Some(v) => (
+            Method::POST,
+            format!("{data_url}/api/faas/v1/execute/{name}/{v}"),
+        ),
+        None => {
+            let info = client.get(&format!("/api/v1/functions/{name}")).await?;
+            let route = info["route"].as_str().unwrap_or_default();
+            let path = if call.path.starts_with('/') {
+                call.path.clone()
+            } else {
+                format!("/{}", call.path)
+            };
+            let method = Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
+                .with_context(|| format!("{:?} is not an HTTP method", call.method))?;
+            (
+                method,
+                format!("{data_url}{route}{}", if path == "/" { "" } else { &path }),
+            )
+        }
+    };
+    let mut req = client.http.request(method, &url);
+    for h in &call.headers {
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("header {h:?} must look like 'name: value'"))?;
+        req = req.header(k.trim(), v.trim());
+    }
+    if let Some(d) = call.data {
+        req = req.body(d);
+    } else if let Some(f) = call.file {
+        req = req.body(std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the data plane at {url}"))?;
+    let status = resp.status();
+    if call.include {
+        println!("{:?} {}", resp.version(), status);
+        for (k, v) in resp.headers() {
+            println!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+        }
+        println!();
+    }
+    let body = resp.bytes().await?;
+    use std::io::Write;
+    std::io::stdout().write_all(&body)?;
+    if status.is_success() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !call.include {
+        eprintln!("\nerror: the function answered HTTP {}", status.as_u16());
+    }
+    Ok(ExitCode::FAILURE)
+}
