@@ -11,30 +11,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::Db;
+use super::{Db, schema};
 use crate::model::*;
 use crate::{KeyValue, Result, StoreError};
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS kv_stores (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    keys INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    created_at_ms INTEGER NOT NULL,
-    last_version INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, name)
-);
-CREATE TABLE IF NOT EXISTS kv (
-    tenant TEXT NOT NULL,
-    store TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    version INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (tenant, store, key)
-) WITHOUT ROWID;
-"#;
 
 /// SQLite-backed [`KeyValue`].
 #[derive(Clone)]
@@ -45,10 +24,10 @@ pub struct EmbeddedKv {
 
 impl EmbeddedKv {
     pub fn open(path: &Path, limits: KvLimits) -> Result<Self> {
-        let db = Db::open(path, SCHEMA)?;
+        let db = Db::open(path, schema::KV_SCHEMA)?;
         {
             let conn = db.conn.lock().map_err(|_| super::poisoned())?;
-            migrate(&conn)?;
+            schema::migrate_kv(&conn)?;
         }
         Ok(Self { db, limits })
     }
@@ -93,23 +72,6 @@ impl EmbeddedKv {
         }
         Ok(())
     }
-}
-
-/// Files from before `last_version`: each store's counter starts above its keys' versions.
-fn migrate(conn: &Connection) -> Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('kv_stores') WHERE name = 'last_version')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch(
-            "ALTER TABLE kv_stores ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
-             UPDATE kv_stores SET last_version = (SELECT COALESCE(MAX(version), 0) FROM kv
-                 WHERE kv.tenant = kv_stores.tenant AND kv.store = kv_stores.name);",
-        )?;
-    }
-    Ok(())
 }
 
 fn no_store(store: &KvStoreName) -> StoreError {
