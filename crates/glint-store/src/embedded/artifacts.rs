@@ -18,7 +18,9 @@ impl Artifacts for EmbeddedStore {
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("no component with sha256 {sha256}")))
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("no component with sha256 {sha256}")).into()
+            })
         })
         .await
     }

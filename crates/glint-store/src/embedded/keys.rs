@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::EmbeddedStore;
+use super::{DbResult, EmbeddedStore};
 use crate::model::*;
 use crate::{KeyStore, Result, StoreError};
 
@@ -20,7 +20,7 @@ fn key_from_row(
     ))
 }
 
-fn key_record(row: (String, String, String, String, String, i64)) -> Result<ApiKeyRecord> {
+fn key_record(row: (String, String, String, String, String, i64)) -> DbResult<ApiKeyRecord> {
     let (id, tenant, name, role, prefix, created) = row;
     Ok(ApiKeyRecord {
         id,
@@ -121,7 +121,7 @@ impl KeyStore for EmbeddedStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!(
                     "no live API key '{id}'; `glint keys list` shows the keys"
-                )));
+                )).into());
             }
             Ok(())
         })

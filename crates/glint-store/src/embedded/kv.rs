@@ -11,7 +11,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Db, schema};
+use super::{Db, DbResult, schema};
 use crate::model::*;
 use crate::{KeyValue, Result, StoreError};
 
@@ -24,12 +24,10 @@ pub struct EmbeddedKv {
 
 impl EmbeddedKv {
     pub fn open(path: &Path, limits: KvLimits) -> Result<Self> {
-        let db = Db::open(path, schema::KV_SCHEMA)?;
-        {
-            let conn = db.conn.lock().map_err(|_| super::poisoned())?;
-            schema::migrate_kv(&conn)?;
-        }
-        Ok(Self { db, limits })
+        Ok(Self {
+            db: Db::open(path, schema::KV_SCHEMA, schema::migrate_kv)?,
+            limits,
+        })
     }
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
@@ -81,7 +79,7 @@ fn no_store(store: &KvStoreName) -> StoreError {
     ))
 }
 
-fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
+fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> DbResult<()> {
     let found: Option<i64> = conn
         .query_row(
             "SELECT 1 FROM kv_stores WHERE tenant = ?1 AND name = ?2",
@@ -89,7 +87,7 @@ fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> R
             |r| r.get(0),
         )
         .optional()?;
-    found.map(|_| ()).ok_or_else(|| no_store(store))
+    found.map(|_| ()).ok_or_else(|| no_store(store).into())
 }
 
 fn read(
@@ -97,7 +95,7 @@ fn read(
     tenant: &TenantId,
     store: &KvStoreName,
     key: &str,
-) -> Result<Option<Versioned>> {
+) -> DbResult<Option<Versioned>> {
     Ok(conn
         .query_row(
             "SELECT value, version FROM kv WHERE tenant = ?1 AND store = ?2 AND key = ?3",
@@ -120,7 +118,7 @@ fn write(
     store: &KvStoreName,
     key: &str,
     value: &[u8],
-) -> Result<()> {
+) -> DbResult<()> {
     let old = read(tx, tenant, store, key)?;
     let old_bytes = old
         .as_ref()
@@ -137,7 +135,8 @@ fn write(
             "KV store '{store}' is full: this write would make it {after} bytes, over its quota \
              of {} bytes; delete keys to make room",
             limits.store_quota_bytes
-        )));
+        ))
+        .into());
     }
     // Versions come from one counter per store, never reused: a compare-and-swap handle
     // taken before a key was deleted and written again cannot match the new value.
@@ -161,7 +160,7 @@ fn write(
     Ok(())
 }
 
-fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
+fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &str) -> DbResult<()> {
     let Some(old) = read(tx, tenant, store, key)? else {
         return Ok(());
     };

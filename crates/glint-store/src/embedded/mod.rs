@@ -7,9 +7,8 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
-use crate::model::*;
 use crate::{Result, StoreError};
 
 mod artifacts;
@@ -23,6 +22,37 @@ mod usage;
 
 pub use kv::EmbeddedKv;
 
+/// What a call inside this backend fails with: SQLite's error, or one of the store's
+/// own. [`Db::with`] turns it into a [`StoreError`] where a trait method returns, so no
+/// rusqlite type reaches the traits or their callers.
+enum DbError {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
+}
+
+type DbResult<T> = std::result::Result<T, DbError>;
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+impl From<StoreError> for DbError {
+    fn from(e: StoreError) -> Self {
+        DbError::Store(e)
+    }
+}
+
+impl DbError {
+    fn into_store(self) -> StoreError {
+        match self {
+            DbError::Sqlite(e) => StoreError::Backend(e.to_string()),
+            DbError::Store(e) => e,
+        }
+    }
+}
+
 /// One SQLite file behind one connection, used from async code.
 #[derive(Clone)]
 struct Db {
@@ -30,16 +60,21 @@ struct Db {
 }
 
 impl Db {
-    /// Opens (or creates) the file in WAL mode with full sync and applies `schema`.
-    fn open(path: &Path, schema: &str) -> Result<Self> {
+    /// Opens (or creates) the file in WAL mode with full sync, applies `schema`, then
+    /// `migrate`, which brings a file an older Glint made up to it.
+    fn open(path: &Path, schema: &str, migrate: fn(&Connection) -> DbResult<()>) -> Result<Self> {
         let conn = Connection::open(path).map_err(|e| {
             StoreError::Backend(format!("cannot open database {}: {e}", path.display()))
         })?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(schema)?;
+        let prepare = || -> DbResult<()> {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.execute_batch(schema)?;
+            migrate(&conn)
+        };
+        prepare().map_err(DbError::into_store)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -47,21 +82,24 @@ impl Db {
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
     fn close(&self) -> Result<()> {
-        let conn = self.conn.lock().map_err(|_| poisoned())?;
-        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
-        Ok(())
+        let checkpoint = || -> DbResult<()> {
+            let conn = self.conn.lock().map_err(|_| poisoned())?;
+            conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+            Ok(())
+        };
+        checkpoint().map_err(DbError::into_store)
     }
 
     /// Runs `f` with the connection on the blocking pool.
     async fn with<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().map_err(|_| poisoned())?;
-            f(&mut conn)
+            f(&mut conn).map_err(DbError::into_store)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
@@ -77,16 +115,9 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Db::open(path, schema::SCHEMA)?;
-        {
-            let conn = db.conn.lock().map_err(|_| poisoned())?;
-            schema::migrate(&conn)?;
-            conn.execute(
-                "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
-                params![DEFAULT_TENANT, now_ms()],
-            )?;
-        }
-        Ok(Self { db })
+        Ok(Self {
+            db: Db::open(path, schema::SCHEMA, schema::migrate)?,
+        })
     }
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
@@ -97,7 +128,7 @@ impl EmbeddedStore {
     async fn with<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
         self.db.with(f).await
     }
@@ -110,6 +141,7 @@ fn poisoned() -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::*;
     use crate::{Artifacts, NewVersion, Registry};
 
     pub(super) fn new_version(name: &str, bytes: &[u8]) -> NewVersion {

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::EmbeddedStore;
+use super::{DbResult, EmbeddedStore};
 use crate::model::*;
 use crate::{NewVersion, Registry, Result, StoreError};
 
@@ -16,7 +16,7 @@ fn function_row(
     conn: &Connection,
     tenant: &TenantId,
     name: &FunctionName,
-) -> Result<FunctionRecord> {
+) -> DbResult<FunctionRecord> {
     conn.query_row(
         "SELECT route, created_at_ms, updated_at_ms FROM functions WHERE tenant = ?1 AND name = ?2",
         params![tenant.as_str(), name.as_str()],
@@ -31,10 +31,14 @@ fn function_row(
         },
     )
     .optional()?
-    .ok_or_else(|| not_found_function(name))
+    .ok_or_else(|| not_found_function(name).into())
 }
 
-fn version_numbers(conn: &Connection, tenant: &TenantId, name: &FunctionName) -> Result<Vec<u32>> {
+fn version_numbers(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &FunctionName,
+) -> DbResult<Vec<u32>> {
     let mut stmt = conn.prepare(
         "SELECT version FROM versions WHERE tenant = ?1 AND function = ?2 ORDER BY version",
     )?;
@@ -54,7 +58,7 @@ fn read_function_records(
     conn: &Connection,
     sql: &str,
     args: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<FunctionRecord>> {
+) -> DbResult<Vec<FunctionRecord>> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(args, |r| {
         Ok((
@@ -95,9 +99,9 @@ fn version_from_row(
     })
 }
 
-fn parse_targets(json: &str) -> Result<Vec<AliasTarget>> {
+fn parse_targets(json: &str) -> DbResult<Vec<AliasTarget>> {
     serde_json::from_str(json)
-        .map_err(|e| StoreError::Backend(format!("alias targets are corrupt: {e}")))
+        .map_err(|e| StoreError::Backend(format!("alias targets are corrupt: {e}")).into())
 }
 
 fn write_alias(
@@ -106,7 +110,7 @@ fn write_alias(
     name: &FunctionName,
     alias: &AliasName,
     targets: &[AliasTarget],
-) -> Result<AliasRecord> {
+) -> DbResult<AliasRecord> {
     let json = serde_json::to_string(targets)
         .map_err(|e| StoreError::Backend(format!("cannot encode alias targets: {e}")))?;
     let now = now_ms();
@@ -141,7 +145,7 @@ impl Registry for EmbeddedStore {
                 return Err(StoreError::Conflict(format!(
                     "route '{}' is already served by function '{name}'; pick another `route` in glint.toml",
                     new.route
-                )));
+                )).into());
             }
             tx.execute(
                 "INSERT INTO tenants (id, created_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -269,7 +273,8 @@ impl Registry for EmbeddedStore {
                     Err(StoreError::NotFound(format!(
                         "function '{name}' has no version '{version}'; {}",
                         describe_versions(&list)
-                    )))
+                    ))
+                    .into())
                 }
             }
         })
@@ -318,7 +323,8 @@ impl Registry for EmbeddedStore {
                         "function '{name}' has no version '{}'; {}",
                         t.version,
                         describe_versions(&existing)
-                    )));
+                    ))
+                    .into());
                 }
             }
             let record = write_alias(&tx, &tenant, &name, &alias, &targets)?;
@@ -348,7 +354,8 @@ impl Registry for EmbeddedStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!(
                     "function '{name}' has no alias '{alias}'"
-                )));
+                ))
+                .into());
             }
             Ok(())
         })
@@ -393,7 +400,7 @@ impl Registry for EmbeddedStore {
                 return Err(StoreError::NotFound(format!(
                     "function '{name}' has no version '{version}'; {}",
                     describe_versions(&existing)
-                )));
+                )).into());
             }
             let mut stmt = tx.prepare(
                 "SELECT name, targets FROM aliases WHERE tenant = ?1 AND function = ?2 ORDER BY name",
@@ -409,7 +416,7 @@ impl Registry for EmbeddedStore {
                     return Err(StoreError::Conflict(format!(
                         "alias '{alias}' of function '{name}' points to {version}; move it first \
                          (`glint alias set {name} {alias} ...`) or delete the whole function"
-                    )));
+                    )).into());
                 }
             }
             tx.execute(
@@ -474,7 +481,8 @@ impl Registry for EmbeddedStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!(
                     "function '{name}' has no env var '{key}' set through the API"
-                )));
+                ))
+                .into());
             }
             Ok(())
         })
@@ -482,7 +490,7 @@ impl Registry for EmbeddedStore {
     }
 }
 
-fn delete_unreferenced_artifacts(conn: &Connection, tenant: &TenantId) -> Result<()> {
+fn delete_unreferenced_artifacts(conn: &Connection, tenant: &TenantId) -> DbResult<()> {
     conn.execute(
         "DELETE FROM artifacts WHERE tenant = ?1 AND sha256 NOT IN
          (SELECT sha256 FROM versions WHERE tenant = ?1)",

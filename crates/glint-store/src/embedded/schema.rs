@@ -2,9 +2,10 @@
 //! older Glint up to them. A new column goes in the schema and, for existing files, in
 //! the migration next to it.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 
-use crate::Result;
+use super::DbResult;
+use crate::model::{DEFAULT_TENANT, now_ms};
 
 /// The registry, artifacts, logs, usage, keys and secrets: `glint.db`.
 pub(super) const SCHEMA: &str = r#"
@@ -108,8 +109,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 "#;
 
-/// Brings a database made by an older Glint up to the current schema.
-pub(super) fn migrate(conn: &Connection) -> Result<()> {
+/// Brings a database made by an older Glint up to the current schema, and makes sure the
+/// default tenant exists.
+pub(super) fn migrate(conn: &Connection) -> DbResult<()> {
     let has_node: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('logs') WHERE name = 'node'")?
         .exists([])?;
@@ -119,6 +121,10 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
              ALTER TABLE logs ADD COLUMN region TEXT NOT NULL DEFAULT '';",
         )?;
     }
+    conn.execute(
+        "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",
+        params![DEFAULT_TENANT, now_ms()],
+    )?;
     Ok(())
 }
 
@@ -145,7 +151,7 @@ CREATE TABLE IF NOT EXISTS kv (
 "#;
 
 /// Files from before `last_version`: each store's counter starts above its keys' versions.
-pub(super) fn migrate_kv(conn: &Connection) -> Result<()> {
+pub(super) fn migrate_kv(conn: &Connection) -> DbResult<()> {
     let has: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM pragma_table_info('kv_stores') WHERE name = 'last_version')",
         [],

@@ -60,7 +60,8 @@ impl Secrets for EmbeddedStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!(
                     "secret '{name}' does not exist; `glint secret list` shows the secrets"
-                )));
+                ))
+                .into());
             }
             Ok(())
         })
