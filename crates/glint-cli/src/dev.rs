@@ -41,6 +41,7 @@ pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Res
     let data_dir = project.dir.join(".glint/data");
     let server = glint_node::Server::start(glint_node::NodeConfig {
         data_dir: data_dir.clone(),
+        store: None,
         listen: options.listen,
         admin_listen: options.admin_listen,
         admin_key: None,

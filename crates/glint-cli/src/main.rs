@@ -83,6 +83,11 @@ enum Command {
         /// Where the node keeps its database, compile cache and admin key.
         #[arg(long, env = "GLINT_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// Where functions, logs, usage, keys, secrets and KV are kept: sqlite:DIR
+        /// (default: sqlite:<data dir>).
+        // Boxed, as Serve is the largest variant by far (clippy's large_enum_variant).
+        #[arg(long, value_name = "URL", value_parser = |url: &str| url.parse::<glint_store::StoreUrl>().map(Box::new))]
+        store: Option<Box<glint_store::StoreUrl>>,
         /// Data plane address: functions answer here.
         #[arg(long, default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
@@ -677,6 +682,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve {
             data_dir,
+            store,
             listen,
             admin_listen,
             max_instances,
@@ -703,6 +709,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             init_tracing(log_format);
             let config = glint_node::NodeConfig {
                 data_dir: data_dir.unwrap_or_else(profiles::data_dir),
+                store: store.map(|url| *url),
                 listen,
                 admin_listen,
                 admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),

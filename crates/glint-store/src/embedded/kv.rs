@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{Db, DbResult, schema};
 use crate::model::*;
-use crate::{KeyValue, Result, StoreError};
+use crate::{Close, KeyValue, Result, StoreError};
 
 /// SQLite-backed [`KeyValue`].
 #[derive(Clone)]
@@ -28,11 +28,6 @@ impl EmbeddedKv {
             db: Db::open(path, schema::KV_SCHEMA, schema::migrate_kv)?,
             limits,
         })
-    }
-
-    /// Checkpoints the WAL into the main file. Called on a clean shutdown.
-    pub fn close(&self) -> Result<()> {
-        self.db.close()
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
@@ -177,6 +172,13 @@ fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &st
         ],
     )?;
     Ok(())
+}
+
+#[async_trait]
+impl Close for EmbeddedKv {
+    async fn close(&self) -> Result<()> {
+        self.db.close().await
+    }
 }
 
 #[async_trait]

@@ -1,4 +1,6 @@
-//! The embedded backend: one SQLite file in WAL mode under the node's data dir.
+//! The embedded backend (`sqlite:DIR`): SQLite files in WAL mode in DIR, `glint.db` for
+//! the records and `kv.db` for users' KV. Here: opening a file, and the connection that
+//! every trait's file (registry.rs, logs.rs, kv.rs, ...) runs its statements through.
 //!
 //! Every call runs on tokio's blocking pool behind one connection, so callers stay async.
 //! `synchronous = FULL` makes a committed deploy survive a crash of the process or the
@@ -7,9 +9,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use rusqlite::Connection;
 
-use crate::{Result, StoreError};
+use crate::{Close, Result, StoreError};
 
 mod artifacts;
 mod keys;
@@ -81,13 +84,12 @@ impl Db {
     }
 
     /// Checkpoints the WAL into the main file. Called on a clean shutdown.
-    fn close(&self) -> Result<()> {
-        let checkpoint = || -> DbResult<()> {
-            let conn = self.conn.lock().map_err(|_| poisoned())?;
+    async fn close(&self) -> Result<()> {
+        self.with(|conn| {
             conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
             Ok(())
-        };
-        checkpoint().map_err(DbError::into_store)
+        })
+        .await
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -120,17 +122,19 @@ impl EmbeddedStore {
         })
     }
 
-    /// Checkpoints the WAL into the main file. Called on a clean shutdown.
-    pub fn close(&self) -> Result<()> {
-        self.db.close()
-    }
-
     async fn with<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> DbResult<T> + Send + 'static,
     {
         self.db.with(f).await
+    }
+}
+
+#[async_trait]
+impl Close for EmbeddedStore {
+    async fn close(&self) -> Result<()> {
+        self.db.close().await
     }
 }
 
