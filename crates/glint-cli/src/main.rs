@@ -631,7 +631,8 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
 
 /// `90s`, `10m`, `12h`, `7d` as a duration, for clap.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    glint_store::parse_duration(text)
+    humantime::parse_duration(text)
+        .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?} is not a duration; write 90s, 10m, 12h or 7d"))
 }
