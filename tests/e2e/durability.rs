@@ -224,3 +224,49 @@ async fn each_acknowledged_kv_write_is_synced_to_disk() {
         "{writes} acknowledged KV writes, {synced} syncs of the KV log"
     );
 }
+
+/// `--store sqlite:DIR` keeps the records and KV in DIR, apart from the data dir, and a
+/// clean stop and a restart find them there. A URL of no known backend stops `glint
+/// serve` at once, naming the forms it takes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_store_url_says_where_the_data_lives() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", elsewhere.path().display());
+    let mut node = Node::start_with_args(&["--store", &url]);
+    node.admin().deploy_hello("Hello").await;
+    assert!(
+        node.stop(),
+        "the node did not stop cleanly:\n{}",
+        node.log()
+    );
+    node.restart();
+    assert_eq!(
+        node.call("/hello").await,
+        (200, "Hello from Glint!\n".to_string())
+    );
+    for file in ["glint.db", "kv.db"] {
+        assert!(
+            elsewhere.path().join(file).exists(),
+            "{file} is not in {url}"
+        );
+        assert!(
+            !node.data_dir.join(file).exists(),
+            "{file} is in the data dir"
+        );
+    }
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(glint_e2e::glint_bin())
+        .args(["serve", "--store", "nats://127.0.0.1:4222", "--data-dir"])
+        .arg(data_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "unknown store URL 'nats://127.0.0.1:4222': use sqlite:DIR (nats:// comes with regions)"
+        ),
+        "{stderr}"
+    );
+}

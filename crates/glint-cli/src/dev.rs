@@ -126,6 +126,7 @@ async fn run_locally(options: RunOptions, shutdown: impl Future<Output = ()>) ->
     let data_dir = project.dir.join(".glint/data");
     let server = glint_node::Server::start(glint_node::NodeConfig {
         data_dir: data_dir.clone(),
+        store: None,
         listen: options.listen,
         admin_listen: options.admin_listen,
         admin_key: None,

@@ -16,6 +16,11 @@ pub struct ServeArgs {
     /// Where the node keeps its database, compile cache and admin key.
     #[arg(long, env = "GLINT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where functions, logs, usage, keys, secrets and KV are kept: sqlite:DIR
+    /// (default: sqlite:<data dir>).
+    // Boxed, as the serve arguments are the largest variant of the commands by far.
+    #[arg(long, value_name = "URL", value_parser = |url: &str| url.parse::<glint_store::StoreUrl>().map(Box::new))]
+    store: Option<Box<glint_store::StoreUrl>>,
     /// Data plane address: functions answer here.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -119,6 +124,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     init_tracing_at("info,wasmtime=warn,cranelift=warn", args.log_format);
     let config = glint_node::NodeConfig {
         data_dir: args.data_dir.unwrap_or_else(profiles::data_dir),
+        store: args.store.map(|url| *url),
         listen: args.listen,
         admin_listen: args.admin_listen,
         admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),

@@ -104,14 +104,13 @@ fn strip_session_cookie(headers: &mut http::HeaderMap) {
     if !headers.contains_key(COOKIE) {
         return;
     }
-    let prefix = format!("{}=", crate::session::SESSION_COOKIE);
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !pair.starts_with(&prefix))
+        .filter(|pair| !pair.is_empty() && !crate::session::is_session_pair(pair))
         .map(str::to_string)
         .collect();
     headers.remove(COOKIE);
@@ -129,19 +128,10 @@ fn strip_glint_cookies(headers: &mut http::HeaderMap) {
     if !headers.contains_key(SET_COOKIE) {
         return;
     }
-    let glint_cookie = |v: &HeaderValue| {
-        let name = v
-            .as_bytes()
-            .split(|b| *b == b'=')
-            .next()
-            .unwrap_or_default();
-        name.trim_ascii()
-            .eq_ignore_ascii_case(crate::session::SESSION_COOKIE.as_bytes())
-    };
     let kept: Vec<HeaderValue> = headers
         .get_all(SET_COOKIE)
         .iter()
-        .filter(|v| !glint_cookie(v))
+        .filter(|v| !crate::session::sets_session_cookie(v.as_bytes()))
         .cloned()
         .collect();
     headers.remove(SET_COOKIE);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use glint_store::{ApiKeyRecord, KeyStore, Role, Store, TenantId};
+use glint_store::{ApiKeyRecord, KeyStore, Role, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -61,7 +61,7 @@ const ENV_KEY_NAME: &str = "admin (GLINT_ADMIN_KEY)";
 /// - on the very first start (no key was ever made) without it, a new key is made,
 ///   printed once and written to `DIR/admin-key`. Later starts only read the store.
 pub async fn bootstrap_admin_key(
-    store: &Arc<dyn Store>,
+    store: &dyn KeyStore,
     data_dir: &Path,
     from_env: Option<String>,
 ) -> anyhow::Result<()> {

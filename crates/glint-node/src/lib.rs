@@ -29,9 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use glint_runtime::{Capabilities, NodeServices, Runtime, RuntimeConfig};
-use glint_store::KeyValue;
-use glint_store::Store;
-use glint_store::embedded::{EmbeddedKv, EmbeddedStore};
+use glint_store::{StoreUrl, Stores};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -45,6 +43,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub data_dir: PathBuf,
+    /// Where functions, logs, usage, keys, secrets and KV are kept; `None` is
+    /// `sqlite:<data dir>`.
+    pub store: Option<StoreUrl>,
     /// Data plane address.
     pub listen: SocketAddr,
     /// Admin API address.
@@ -169,8 +170,7 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     log_writer: tokio::task::JoinHandle<()>,
     usage_flusher: tokio::task::JoinHandle<()>,
-    embedded: EmbeddedStore,
-    embedded_kv: EmbeddedKv,
+    stores: Stores,
     runtime: Arc<Runtime>,
 }
 
@@ -179,10 +179,11 @@ impl Server {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-        let embedded = EmbeddedStore::open(&config.data_dir.join("glint.db"))?;
-        let store: Arc<dyn Store> = Arc::new(embedded.clone());
-        let embedded_kv = EmbeddedKv::open(&config.data_dir.join("kv.db"), config.kv_limits)?;
-        let kv: Arc<dyn KeyValue> = Arc::new(embedded_kv.clone());
+        let store_url = config
+            .store
+            .clone()
+            .unwrap_or_else(|| StoreUrl::Sqlite(config.data_dir.clone()));
+        let stores = Stores::open(&store_url, config.kv_limits).await?;
         let secret_key_file = config
             .secret_key_file
             .clone()
@@ -194,7 +195,7 @@ impl Server {
             compiler: config.compiler,
             max_instances: config.max_instances,
             capabilities: Capabilities::standard(NodeServices {
-                kv: kv.clone(),
+                kv: stores.kv.clone(),
                 dns_servers: config.dns_servers.clone(),
             })?,
             cache_key: secret_key.subkey("glint compile cache v1"),
@@ -234,7 +235,8 @@ impl Server {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let identity = (config.node_id.clone(), config.region.clone());
-        let (log_pipe, log_writer) = logs::start_writer(store.clone(), identity, stop_rx.clone());
+        let (log_pipe, log_writer) =
+            logs::start_writer(stores.logs.clone(), identity, stop_rx.clone());
         let routed = Arc::new(std::sync::OnceLock::<std::sync::Weak<Node>>::new());
         let collector = metrics::NodeCollector {
             runtime: runtime.clone(),
@@ -252,11 +254,13 @@ impl Server {
         let meter = Arc::new(usage::Meter::new(Arc::new(metrics::Metrics::new(
             collector,
         ))));
-        let usage_flusher = usage::start_flusher(meter.clone(), store.clone(), stop_rx.clone());
-        let retention = logs::start_retention(store.clone(), config.log_retention, stop_rx.clone());
+        let usage_flusher =
+            usage::start_flusher(meter.clone(), stores.usage.clone(), stop_rx.clone());
+        let retention =
+            logs::start_retention(stores.logs.clone(), config.log_retention, stop_rx.clone());
         let node = Arc::new(Node::new(node::NodeParts {
-            store: store.clone(),
-            kv,
+            store: stores.records.clone(),
+            kv: stores.kv.clone(),
             secret_key,
             runtime,
             logs: log_pipe,
@@ -268,8 +272,13 @@ impl Server {
             body_read_timeout: config.edge.body_read_timeout,
         }));
         let _ = routed.set(Arc::downgrade(&node));
-        keys::bootstrap_admin_key(&store, &config.data_dir, config.admin_key.clone()).await?;
-        node.keys.reload(store.as_ref()).await?;
+        keys::bootstrap_admin_key(
+            stores.keys.as_ref(),
+            &config.data_dir,
+            config.admin_key.clone(),
+        )
+        .await?;
+        node.keys.reload(stores.keys.as_ref()).await?;
         node.load_all().await?;
 
         let housekeeping = start_housekeeping(node.clone(), stop_rx.clone());
@@ -305,8 +314,7 @@ impl Server {
             tasks: vec![data, admin, retention, housekeeping],
             log_writer,
             usage_flusher,
-            embedded,
-            embedded_kv,
+            stores,
             runtime: node.runtime.clone(),
         })
     }
@@ -321,8 +329,7 @@ impl Server {
         let _ = self.usage_flusher.await;
         let runtime = self.runtime.clone();
         let _ = tokio::task::spawn_blocking(move || runtime.flush_cache()).await;
-        self.embedded.close()?;
-        self.embedded_kv.close()?;
+        self.stores.close().await?;
         tracing::info!("stopped cleanly");
         Ok(())
     }

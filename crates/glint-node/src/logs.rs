@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use glint_runtime::{LogSink, LogStream, Usage, UsageSink};
-use glint_store::{Level, LogRecord, Store, now_ms};
+use glint_store::{Level, LogRecord, LogStore, now_ms};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::routes::LogContext;
@@ -103,7 +103,7 @@ impl LogSink for InvocationLog {
 
 /// Starts the writer. It stops, after storing every queued line, when `shutdown` flips.
 pub fn start_writer(
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     identity: (String, String),
     mut shutdown: watch::Receiver<bool>,
 ) -> (LogPipe, tokio::task::JoinHandle<()>) {
@@ -173,7 +173,7 @@ impl Default for Retention {
 
 /// Prunes log lines by age and size every `retention.every` until `shutdown` flips.
 pub fn start_retention(
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
     retention: Retention,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use glint_runtime::Usage;
-use glint_store::{FunctionName, Store, TenantId, UsageRecord, VersionId, now_ms};
+use glint_store::{FunctionName, TenantId, UsageRecord, UsageStore, VersionId, now_ms};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -349,7 +349,7 @@ impl Meter {
         out
     }
 
-    async fn flush(&self, store: &dyn Store) {
+    async fn flush(&self, store: &dyn UsageStore) {
         for (tenant, records) in self.take_all() {
             if let Err(e) = store.add_usage(&tenant, records).await {
                 tracing::error!(error = %e, "cannot store usage records");
@@ -361,7 +361,7 @@ impl Meter {
 /// Flushes usage to the store every few seconds, and once more when `shutdown` flips.
 pub fn start_flusher(
     meter: Arc<Meter>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn UsageStore>,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -6,17 +6,23 @@
 //! only as hashes) and [`Secrets`] (sealed secret values). [`Store`] is all of them.
 //! Users' KV stores sit behind [`KeyValue`], apart, because their traffic comes from guests.
 //!
+//! A node opens them all from one store URL with [`Stores::open`], and closes them with
+//! [`Stores::close`] ([`Close`] is part of [`Store`] and [`KeyValue`]). It never names a
+//! backend; `open.rs` is the one place that does.
+//!
 //! Backends:
-//! - [`embedded::EmbeddedStore`] and [`embedded::EmbeddedKv`]: SQLite in WAL mode, one
-//!   file each under the data dir. The default, for a node that runs alone.
+//! - `embedded/` (`sqlite:DIR`): SQLite in WAL mode, `glint.db` and `kv.db` in DIR. The
+//!   default, for a node that runs alone.
 //! - a NATS JetStream backend for clusters comes later, behind the same traits.
 
-pub mod embedded;
+mod embedded;
 pub mod model;
+mod open;
 
 use async_trait::async_trait;
 
 pub use model::*;
+pub use open::{StoreUrl, Stores};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -35,12 +41,6 @@ pub enum StoreError {
     Limit(String),
     #[error("storage error: {0}")]
     Backend(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -174,16 +174,26 @@ pub trait Secrets: Send + Sync {
     async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()>;
 }
 
-/// Everything a node needs from storage, except KV.
-pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore {}
+/// A backend's clean end, part of [`Store`] and of [`KeyValue`]. A backend that
+/// implements both is closed through each, so a second call must do no harm.
+#[async_trait]
+pub trait Close: Send + Sync {
+    /// Makes everything written so far durable in the backend's own form (the embedded
+    /// backend checkpoints its WAL into the main file). The node calls it once, on a
+    /// clean shutdown, after its last write.
+    async fn close(&self) -> Result<()>;
+}
 
-impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore> Store for T {}
+/// Everything a node needs from storage, except KV.
+pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Close {}
+
+impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Close> Store for T {}
 
 /// Users' KV stores. Every write is durable when it returns, and checks [`KvLimits`].
 /// Values of a missing store are an error ([`StoreError::NotFound`]); stores are created
 /// by a deploy whose manifest names them, or by [`KeyValue::create_store`].
 #[async_trait]
-pub trait KeyValue: Send + Sync {
+pub trait KeyValue: Close {
     fn limits(&self) -> KvLimits;
     /// Creates the store if it does not exist yet.
     async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()>;

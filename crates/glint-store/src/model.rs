@@ -322,23 +322,6 @@ pub struct UsageRecord {
     pub memory_kib_ms: u64,
 }
 
-/// `250ms`, `90s`, `10m`, `12h` or `7d` as a duration; `None` for anything else.
-/// Huge values saturate rather than overflow.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let unit_ms: u64 = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_millis(n.saturating_mul(unit_ms)))
-}
-
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -9,9 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use glint_store::{
-    FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms, parse_duration,
-};
+use glint_store::{FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -64,10 +62,32 @@ pub fn parse_time(key: &str, text: &str) -> Result<i64, ApiError> {
         }
         return Ok(epoch_ms);
     }
-    let back = parse_duration(text).ok_or_else(bad)?;
+    let back = duration_back(text).ok_or_else(bad)?;
     Ok(now_ms()
         .saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
         .max(0))
+}
+
+/// A duration back from now, as humantime reads it (`90s`, `10m`, `2h 30m`, `1d`), but
+/// in none of its months or years: they are averages (30.44 and 365.25 days), so a time
+/// back in them would be off by hours. A count too large for any clock saturates.
+fn duration_back(text: &str) -> Option<Duration> {
+    let averaged = text.split(|c: char| !c.is_alphabetic()).any(|unit| {
+        matches!(
+            unit,
+            "M" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years"
+        )
+    });
+    if averaged {
+        return None;
+    }
+    match humantime::parse_duration(text) {
+        Ok(back) => Some(back),
+        // humantime says NumberOverflow for a count too large, and for a fraction finer
+        // than a nanosecond; only the first is far back.
+        Err(humantime::DurationError::NumberOverflow) if !text.contains('.') => Some(Duration::MAX),
+        Err(_) => None,
+    }
 }
 
 /// 9999-12-31T23:59:59.999Z.
@@ -260,6 +280,21 @@ mod tests {
         }
         assert!(parse_time("start", "ten").is_err());
         assert!(parse_time("end", "5y").unwrap_err().message.contains("end"));
+    }
+
+    #[test]
+    fn durations_read_as_humantime_without_its_averaged_months_and_years() {
+        let ago = |text| now_ms() - parse_time("start", text).unwrap();
+        assert!((ago("2h 30m") - 9_000_000).abs() < 5_000);
+        assert!((ago("1.5h") - 5_400_000).abs() < 5_000);
+        assert!((ago("1w") - 7 * 86_400_000).abs() < 5_000);
+        for averaged in ["3M", "1month", "2 years", "1d 1y"] {
+            assert!(parse_time("start", averaged).is_err(), "{averaged}");
+        }
+        assert!(
+            parse_time("start", "1.5ns").is_err(),
+            "a fraction of a nanosecond is no far-back time"
+        );
     }
 
     #[test]

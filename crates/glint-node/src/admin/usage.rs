@@ -32,30 +32,19 @@ const MINUTE: i64 = 60_000;
 const DAY: i64 = 86_400_000;
 
 /// Days since 1970-01-01 of the first day of the month that `days` falls in, and of the
-/// month after (Howard Hinnant's civil-calendar algorithms).
+/// month after, in the proleptic Gregorian calendar.
 fn month_bounds(days: i64) -> (i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day_of_month = doy - (153 * mp + 2) / 5;
-    let first = days - day_of_month;
-    let month_len = match mp {
-        // March=0 ... February=11
-        11 => {
-            let year = yoe + era * 400 + 1; // February belongs to the next civil year
-            if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 {
-                29
-            } else {
-                28
-            }
-        }
-        1 | 3 | 6 | 8 => 30,
-        _ => 31,
+    let epoch = jiff::civil::date(1970, 1, 1);
+    let Ok(date) = jiff::Span::new()
+        .try_days(days)
+        .and_then(|span| epoch.checked_add(span))
+    else {
+        // Outside jiff's years -9999..=9999, which no time here reaches (the API takes
+        // 1970 to 9999): the day stands for its month.
+        return (days, days + 1);
     };
-    (first, first + month_len)
+    let first = days - i64::from(date.day() - 1);
+    (first, first + i64::from(date.days_in_month()))
 }
 
 impl Period {

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 
 use crate::node::Node;
-use crate::session::{SESSION_COOKIE, session_cookie};
+use crate::session::{session_cookie, sign_in_cookie, sign_out_cookie};
 
 const APP_HTML: &str = include_str!("assets/app.html");
 const SIGN_IN_HTML: &str = include_str!("assets/sign-in.html");
@@ -100,7 +100,7 @@ async fn app(State(node): State<Arc<Node>>, uri: Uri, headers: HeaderMap) -> Res
                     StatusCode::UNAUTHORIZED,
                     "Your API key is no longer valid. Sign in with a current key.",
                 ),
-                &clear_cookie(),
+                &sign_out_cookie(),
             ),
         },
         // Straight from signing in, yet no cookie: the browser would not keep it.
@@ -145,7 +145,7 @@ async fn sign_in(
              is in its data dir, in the file admin-key.",
         );
     }
-    let Some(cookie) = session_cookie_for(key) else {
+    let Some(cookie) = sign_in_cookie(key) else {
         return sign_in_page(
             StatusCode::BAD_REQUEST,
             "This key has characters a browser cookie cannot hold; use it with the CLI, or \
@@ -160,7 +160,7 @@ async fn sign_out(uri: Uri, headers: HeaderMap) -> Response {
     if !same_origin(&uri, &headers) {
         return cross_origin_refused();
     }
-    with_cookie(Redirect::to(SIGN_IN).into_response(), &clear_cookie())
+    with_cookie(Redirect::to(SIGN_IN).into_response(), &sign_out_cookie())
 }
 
 async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
@@ -216,28 +216,6 @@ fn page(status: StatusCode, html: String) -> Response {
         Html(html),
     )
         .into_response()
-}
-
-/// The session cookie holding `key`, or None if the key cannot be a cookie value (an
-/// admin key from `GLINT_ADMIN_KEY` may hold any character; generated keys always can).
-fn session_cookie_for(key: &str) -> Option<String> {
-    let cookie_safe = key
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'));
-    // A session cookie (no Max-Age): signing in again after the browser closes is cheap,
-    // and a key is not left on disk in a profile longer than needed.
-    cookie_safe.then(|| cookie_attributes(&format!("{SESSION_COOKIE}={key}")))
-}
-
-fn clear_cookie() -> String {
-    cookie_attributes(&format!("{SESSION_COOKIE}=; Max-Age=0"))
-}
-
-/// `Path=/` because the page's script calls `/api/v1`, outside `/dashboard`, and the
-/// `__Host-` prefix needs it. `Secure` always, as that prefix demands: browsers keep such
-/// a cookie over HTTPS, and over plain HTTP only on loopback (`localhost`, 127.0.0.1).
-fn cookie_attributes(pair: &str) -> String {
-    format!("{pair}; Path=/; HttpOnly; SameSite=Strict; Secure")
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {

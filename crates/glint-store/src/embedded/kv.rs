@@ -11,30 +11,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::Db;
+use super::{Db, DbResult, schema};
 use crate::model::*;
-use crate::{KeyValue, Result, StoreError};
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS kv_stores (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    keys INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    created_at_ms INTEGER NOT NULL,
-    last_version INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, name)
-);
-CREATE TABLE IF NOT EXISTS kv (
-    tenant TEXT NOT NULL,
-    store TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    version INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (tenant, store, key)
-) WITHOUT ROWID;
-"#;
+use crate::{Close, KeyValue, Result, StoreError};
 
 /// SQLite-backed [`KeyValue`].
 #[derive(Clone)]
@@ -45,17 +24,10 @@ pub struct EmbeddedKv {
 
 impl EmbeddedKv {
     pub fn open(path: &Path, limits: KvLimits) -> Result<Self> {
-        let db = Db::open(path, SCHEMA)?;
-        {
-            let conn = db.conn.lock().map_err(|_| super::poisoned())?;
-            migrate(&conn)?;
-        }
-        Ok(Self { db, limits })
-    }
-
-    /// Checkpoints the WAL into the main file. Called on a clean shutdown.
-    pub fn close(&self) -> Result<()> {
-        self.db.close()
+        Ok(Self {
+            db: Db::open(path, schema::KV_SCHEMA, schema::migrate_kv)?,
+            limits,
+        })
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
@@ -95,23 +67,6 @@ impl EmbeddedKv {
     }
 }
 
-/// Files from before `last_version`: each store's counter starts above its keys' versions.
-fn migrate(conn: &Connection) -> Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('kv_stores') WHERE name = 'last_version')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch(
-            "ALTER TABLE kv_stores ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0;
-             UPDATE kv_stores SET last_version = (SELECT COALESCE(MAX(version), 0) FROM kv
-                 WHERE kv.tenant = kv_stores.tenant AND kv.store = kv_stores.name);",
-        )?;
-    }
-    Ok(())
-}
-
 fn no_store(store: &KvStoreName) -> StoreError {
     StoreError::NotFound(format!(
         "KV store '{store}' does not exist; name it under [kv] stores in a function's glint.toml \
@@ -119,7 +74,7 @@ fn no_store(store: &KvStoreName) -> StoreError {
     ))
 }
 
-fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
+fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> DbResult<()> {
     let found: Option<i64> = conn
         .query_row(
             "SELECT 1 FROM kv_stores WHERE tenant = ?1 AND name = ?2",
@@ -127,7 +82,7 @@ fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> R
             |r| r.get(0),
         )
         .optional()?;
-    found.map(|_| ()).ok_or_else(|| no_store(store))
+    found.map(|_| ()).ok_or_else(|| no_store(store).into())
 }
 
 fn read(
@@ -135,7 +90,7 @@ fn read(
     tenant: &TenantId,
     store: &KvStoreName,
     key: &str,
-) -> Result<Option<Versioned>> {
+) -> DbResult<Option<Versioned>> {
     Ok(conn
         .query_row(
             "SELECT value, version FROM kv WHERE tenant = ?1 AND store = ?2 AND key = ?3",
@@ -158,7 +113,7 @@ fn write(
     store: &KvStoreName,
     key: &str,
     value: &[u8],
-) -> Result<()> {
+) -> DbResult<()> {
     let old = read(tx, tenant, store, key)?;
     let old_bytes = old
         .as_ref()
@@ -175,7 +130,8 @@ fn write(
             "KV store '{store}' is full: this write would make it {after} bytes, over its quota \
              of {} bytes; delete keys to make room",
             limits.store_quota_bytes
-        )));
+        ))
+        .into());
     }
     // Versions come from one counter per store, never reused: a compare-and-swap handle
     // taken before a key was deleted and written again cannot match the new value.
@@ -199,7 +155,7 @@ fn write(
     Ok(())
 }
 
-fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
+fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &str) -> DbResult<()> {
     let Some(old) = read(tx, tenant, store, key)? else {
         return Ok(());
     };
@@ -216,6 +172,13 @@ fn remove(tx: &Transaction<'_>, tenant: &TenantId, store: &KvStoreName, key: &st
         ],
     )?;
     Ok(())
+}
+
+#[async_trait]
+impl Close for EmbeddedKv {
+    async fn close(&self) -> Result<()> {
+        self.db.close().await
+    }
 }
 
 #[async_trait]
