@@ -14,14 +14,20 @@
 //! - `embedded/` (`sqlite:DIR`): SQLite in WAL mode, `glint.db` and `kv.db` in DIR. The
 //!   default, for a node that runs alone.
 //! - a NATS JetStream backend for clusters comes later, behind the same traits.
+//!
+//! The backends and [`Stores`] come with the `sqlite` feature (on by default); without it
+//! the crate is the traits and typed names only, as `glint-runtime` uses it.
 
+#[cfg(feature = "sqlite")]
 mod embedded;
 pub mod model;
+#[cfg(feature = "sqlite")]
 mod open;
 
 use async_trait::async_trait;
 
 pub use model::*;
+#[cfg(feature = "sqlite")]
 pub use open::{StoreUrl, Stores};
 
 #[derive(Debug, thiserror::Error)]
