@@ -20,7 +20,11 @@
 
 #[cfg(feature = "sqlite")]
 mod embedded;
+#[cfg(any(feature = "sqlite", feature = "nats"))]
+mod kv_rules;
 pub mod model;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "sqlite")]
 mod open;
 

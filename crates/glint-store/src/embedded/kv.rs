@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{Db, DbResult, schema};
 use crate::model::*;
-use crate::{Close, KeyValue, Result, StoreError};
+use crate::{Close, KeyValue, Result, kv_rules};
 
 /// SQLite-backed [`KeyValue`].
 #[derive(Clone)]
@@ -31,47 +31,16 @@ impl EmbeddedKv {
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(StoreError::Invalid("a KV key cannot be empty".into()));
-        }
-        if key.len() > self.limits.max_key_bytes {
-            return Err(StoreError::Limit(format!(
-                "the key is {} bytes; keys may be at most {} bytes",
-                key.len(),
-                self.limits.max_key_bytes
-            )));
-        }
-        Ok(())
+        kv_rules::check_key(&self.limits, key)
     }
 
     fn check_value(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.check_key(key)?;
-        if value.len() > self.limits.max_value_bytes {
-            return Err(StoreError::Limit(format!(
-                "the value for key '{key}' is {} bytes; values may be at most {} bytes",
-                value.len(),
-                self.limits.max_value_bytes
-            )));
-        }
-        Ok(())
+        kv_rules::check_value(&self.limits, key, value)
     }
 
     fn check_batch(&self, n: usize) -> Result<()> {
-        if n > self.limits.max_batch {
-            return Err(StoreError::Limit(format!(
-                "the batch has {n} keys; a batch may hold at most {}",
-                self.limits.max_batch
-            )));
-        }
-        Ok(())
+        kv_rules::check_batch(&self.limits, n)
     }
-}
-
-fn no_store(store: &KvStoreName) -> StoreError {
-    StoreError::NotFound(format!(
-        "KV store '{store}' does not exist; name it under [kv] stores in a function's glint.toml \
-         and deploy, or `glint kv stores` to see the stores"
-    ))
 }
 
 fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> DbResult<()> {
@@ -82,7 +51,9 @@ fn require_store(conn: &Connection, tenant: &TenantId, store: &KvStoreName) -> D
             |r| r.get(0),
         )
         .optional()?;
-    found.map(|_| ()).ok_or_else(|| no_store(store).into())
+    found
+        .map(|_| ())
+        .ok_or_else(|| kv_rules::no_store(store).into())
 }
 
 fn read(
@@ -126,12 +97,7 @@ fn write(
     )?;
     let after = total - old_bytes + new_bytes;
     if new_bytes > old_bytes && after as u64 > limits.store_quota_bytes {
-        return Err(StoreError::Limit(format!(
-            "KV store '{store}' is full: this write would make it {after} bytes, over its quota \
-             of {} bytes; delete keys to make room",
-            limits.store_quota_bytes
-        ))
-        .into());
+        return Err(kv_rules::full(store, after as u64, limits.store_quota_bytes).into());
     }
     // Versions come from one counter per store, never reused: a compare-and-swap handle
     // taken before a key was deleted and written again cannot match the new value.
@@ -350,21 +316,17 @@ impl KeyValue for EmbeddedKv {
             .with(move |conn| {
                 let tx = conn.transaction()?;
                 require_store(&tx, &tenant, &store)?;
-                let current = match read(&tx, &tenant, &store, &key)? {
-                    None => 0,
-                    Some(v) => std::str::from_utf8(&v.value)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<i64>().ok())
-                        .ok_or_else(|| {
-                            StoreError::Invalid(format!(
-                                "the value of key '{key}' is not a decimal integer, so it cannot be incremented"
-                            ))
-                        })?,
-                };
-                let next = current.checked_add(delta).ok_or_else(|| {
-                    StoreError::Invalid(format!("incrementing key '{key}' by {delta} overflows"))
-                })?;
-                write(&tx, &limits, &tenant, &store, &key, next.to_string().as_bytes())?;
+                let current = read(&tx, &tenant, &store, &key)?;
+                let next =
+                    kv_rules::incremented(&key, current.as_ref().map(|v| &v.value[..]), delta)?;
+                write(
+                    &tx,
+                    &limits,
+                    &tenant,
+                    &store,
+                    &key,
+                    next.to_string().as_bytes(),
+                )?;
                 tx.commit()?;
                 Ok(next)
             })
@@ -470,6 +432,7 @@ impl KeyValue for EmbeddedKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreError;
 
     fn setup(limits: KvLimits) -> (tempfile::TempDir, EmbeddedKv, TenantId, KvStoreName) {
         let dir = tempfile::tempdir().unwrap();

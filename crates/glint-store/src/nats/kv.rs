@@ -1,0 +1,373 @@
+//! Users' KV stores on JetStream: one KV bucket per (tenant, store), keys escaped into
+//! NATS's alphabet ([`super::names`]). A key's version is its revision, a stream sequence,
+//! which never repeats: `increment` and `swap` are revision-checked updates, atomic under
+//! any number of nodes.
+//!
+//! Not yet: `set_many` and `delete_many` write key by key (an atomic batch publish makes
+//! them all-or-none), and `list_keys` reads every key of the store per page.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_nats::jetstream::{self, kv};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+
+use super::{backend, names};
+use crate::model::*;
+use crate::{Close, KeyValue, Result, StoreError, kv_rules};
+
+/// How often a revision-checked update is tried again when another writer got there first.
+const MAX_TRIES: usize = 200;
+
+/// Whether a revision-checked update failed because the key had moved on. The server says
+/// so with error 10071, which async-nats names, or 10164 when the stream checks the
+/// subject's last sequence, which it does not.
+fn lost_race(e: &kv::UpdateError) -> bool {
+    e.kind() == kv::UpdateErrorKind::WrongLastRevision
+        || e.to_string().contains("wrong last sequence")
+}
+
+/// Users' KV stores on one NATS cluster.
+pub struct NatsKv {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    /// Prefixes every bucket, so deployments (and tests) can share one NATS.
+    ns: String,
+    replicas: usize,
+    limits: KvLimits,
+    buckets: Mutex<HashMap<String, kv::Store>>,
+}
+
+/// What a key holds now, and the revision a write must expect to replace it.
+struct Current {
+    value: Option<Versioned>,
+    revision: u64,
+}
+
+impl NatsKv {
+    pub fn new(client: async_nats::Client, ns: &str, replicas: usize, limits: KvLimits) -> Self {
+        Self {
+            js: jetstream::new(client.clone()),
+            client,
+            ns: ns.to_string(),
+            replicas,
+            limits,
+            buckets: Mutex::default(),
+        }
+    }
+
+    async fn bucket(&self, tenant: &TenantId, store: &KvStoreName) -> Result<kv::Store> {
+        let name = names::user_bucket(&self.ns, tenant, store);
+        if let Some(found) = self.buckets.lock().unwrap().get(&name) {
+            return Ok(found.clone());
+        }
+        let opened = self
+            .js
+            .get_key_value(&name)
+            .await
+            .map_err(|_| kv_rules::no_store(store))?;
+        self.buckets.lock().unwrap().insert(name, opened.clone());
+        Ok(opened)
+    }
+
+    async fn current(&self, bucket: &kv::Store, key: &str) -> Result<Current> {
+        let entry = bucket
+            .entry(names::escape_key(key))
+            .await
+            .map_err(|e| backend("reading a key", e))?;
+        Ok(match entry {
+            None => Current {
+                value: None,
+                revision: 0,
+            },
+            Some(e) if e.operation == kv::Operation::Put => Current {
+                revision: e.revision,
+                value: Some(Versioned {
+                    value: e.value.to_vec(),
+                    version: e.revision as i64,
+                }),
+            },
+            // A delete marker: the key is gone, and a write replaces the marker.
+            Some(e) => Current {
+                value: None,
+                revision: e.revision,
+            },
+        })
+    }
+
+    /// Maps a failed write: a full bucket is the store's quota.
+    fn write_error(&self, store: &KvStoreName, e: impl std::fmt::Display) -> StoreError {
+        let text = e.to_string();
+        if text.contains("maximum bytes exceeded") || text.contains("insufficient resources") {
+            return StoreError::Limit(format!(
+                "KV store '{store}' is full: this write would take it over its quota of {} bytes; \
+                 delete keys to make room",
+                self.limits.store_quota_bytes
+            ));
+        }
+        backend("writing a key", text)
+    }
+}
+
+#[async_trait]
+impl Close for NatsKv {
+    async fn close(&self) -> Result<()> {
+        self.client
+            .flush()
+            .await
+            .map_err(|e| backend("flushing", e))
+    }
+}
+
+#[async_trait]
+impl KeyValue for NatsKv {
+    fn limits(&self) -> KvLimits {
+        self.limits
+    }
+
+    async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
+        if self.bucket(tenant, store).await.is_ok() {
+            return Ok(());
+        }
+        let config = kv::Config {
+            bucket: names::user_bucket(&self.ns, tenant, store),
+            description: format!("Glint KV store '{store}' of tenant '{tenant}'"),
+            history: 1,
+            max_bytes: self.limits.store_quota_bytes as i64,
+            max_value_size: self.limits.max_value_bytes as i32,
+            num_replicas: self.replicas,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        };
+        match self.js.create_key_value(config).await {
+            Ok(_) => Ok(()),
+            // Another node made it first.
+            Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(()),
+            Err(e) => Err(backend("creating a KV store", e)),
+        }
+    }
+
+    async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>> {
+        let prefix = format!("KV_{}", names::user_bucket_prefix(&self.ns, tenant));
+        let streams: Vec<String> = self
+            .js
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(|e| backend("listing KV stores", e))?;
+        let mut out = Vec::new();
+        for stream in streams {
+            let Some(name) = stream.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Ok(name) = name.parse::<KvStoreName>() else {
+                continue;
+            };
+            let bucket = self.bucket(tenant, &name).await?;
+            let mut info = self
+                .js
+                .get_stream(&stream)
+                .await
+                .map_err(|e| backend("reading a KV store", e))?;
+            let info = info
+                .info()
+                .await
+                .map_err(|e| backend("reading a KV store", e))?;
+            let keys = match bucket.keys().await {
+                Ok(keys) => keys.try_collect::<Vec<_>>().await.map(|k| k.len() as u64),
+                Err(e) => return Err(backend("counting keys", e)),
+            }
+            .map_err(|e| backend("counting keys", e))?;
+            out.push(KvStoreRecord {
+                name,
+                keys,
+                // The server's measure: the stored messages with their subjects.
+                bytes: info.state.bytes,
+                created_at_ms: (info.created.unix_timestamp_nanos() / 1_000_000) as i64,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+    ) -> Result<Option<Versioned>> {
+        kv_rules::check_key(&self.limits, key)?;
+        let bucket = self.bucket(tenant, store).await?;
+        Ok(self.current(&bucket, key).await?.value)
+    }
+
+    async fn set(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        kv_rules::check_value(&self.limits, key, &value)?;
+        let bucket = self.bucket(tenant, store).await?;
+        bucket
+            .put(names::escape_key(key), Bytes::from(value))
+            .await
+            .map(drop)
+            .map_err(|e| self.write_error(store, e))
+    }
+
+    async fn delete(&self, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
+        kv_rules::check_key(&self.limits, key)?;
+        let bucket = self.bucket(tenant, store).await?;
+        if self.current(&bucket, key).await?.value.is_none() {
+            return Ok(());
+        }
+        bucket
+            .delete(names::escape_key(key))
+            .await
+            .map_err(|e| backend("deleting a key", e))
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        let bucket = self.bucket(tenant, store).await?;
+        let escaped: Vec<String> = bucket
+            .keys()
+            .await
+            .map_err(|e| backend("listing keys", e))?
+            .try_collect()
+            .await
+            .map_err(|e| backend("listing keys", e))?;
+        let mut keys: Vec<String> = escaped
+            .iter()
+            .filter_map(|k| names::unescape_key(k))
+            .filter(|k| prefix.is_none_or(|p| k.starts_with(p)))
+            .filter(|k| after.is_none_or(|a| k.as_str() > a))
+            .collect();
+        keys.sort();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let cursor = more.then(|| keys.last().cloned()).flatten();
+        Ok(KeyPage { keys, cursor })
+    }
+
+    async fn increment(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64> {
+        kv_rules::check_key(&self.limits, key)?;
+        let bucket = self.bucket(tenant, store).await?;
+        for _ in 0..MAX_TRIES {
+            let current = self.current(&bucket, key).await?;
+            let value = current.value.as_ref().map(|v| &v.value[..]);
+            let next = kv_rules::incremented(key, value, delta)?;
+            let written = bucket
+                .update(
+                    names::escape_key(key),
+                    Bytes::from(next.to_string()),
+                    current.revision,
+                )
+                .await;
+            match written {
+                Ok(_) => return Ok(next),
+                Err(e) if lost_race(&e) => {
+                    // Another writer got there first: read again and retry, a little later
+                    // so the racers spread out.
+                    tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..2000)))
+                        .await;
+                }
+                Err(e) => return Err(self.write_error(store, e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "incrementing key '{key}' lost to other writers {MAX_TRIES} times; retry"
+        )))
+    }
+
+    async fn swap(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        key: &str,
+        expected: Option<i64>,
+        value: Vec<u8>,
+    ) -> Result<Result<(), Option<Versioned>>> {
+        kv_rules::check_value(&self.limits, key, &value)?;
+        let bucket = self.bucket(tenant, store).await?;
+        let revision = match expected {
+            Some(version) => version as u64,
+            None => {
+                let current = self.current(&bucket, key).await?;
+                if current.value.is_some() {
+                    return Ok(Err(current.value));
+                }
+                current.revision
+            }
+        };
+        let written = bucket
+            .update(names::escape_key(key), Bytes::from(value), revision)
+            .await;
+        match written {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if lost_race(&e) => Ok(Err(self.current(&bucket, key).await?.value)),
+            Err(e) => Err(self.write_error(store, e)),
+        }
+    }
+
+    async fn get_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        kv_rules::check_batch(&self.limits, keys.len())?;
+        let bucket = self.bucket(tenant, store).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            kv_rules::check_key(&self.limits, key)?;
+            out.push(self.current(&bucket, key).await?.value.map(|v| v.value));
+        }
+        Ok(out)
+    }
+
+    async fn set_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        kv_rules::check_batch(&self.limits, pairs.len())?;
+        for (key, value) in &pairs {
+            kv_rules::check_value(&self.limits, key, value)?;
+        }
+        for (key, value) in pairs {
+            self.set(tenant, store, &key, value).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_many(
+        &self,
+        tenant: &TenantId,
+        store: &KvStoreName,
+        keys: Vec<String>,
+    ) -> Result<()> {
+        kv_rules::check_batch(&self.limits, keys.len())?;
+        for key in &keys {
+            self.delete(tenant, store, key).await?;
+        }
+        Ok(())
+    }
+}
