@@ -123,7 +123,12 @@ async fn a_reused_instance_logs_under_each_request_s_own_execution_id() {
         )
         .await;
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for i in 0..3 {
+        // The client has its response before the guest's task puts the instance back:
+        // wait for it to be idle, so this request reuses it rather than racing it.
+        if i > 0 {
+            assert!(eventually(|| async { node_stat(&node, "instances_idle").await >= 1 }).await);
+        }
         let resp = node.get("/logger/print/WHO").await;
         assert_eq!(resp.status(), 204);
         ids.push(
@@ -133,6 +138,7 @@ async fn a_reused_instance_logs_under_each_request_s_own_execution_id() {
                 .to_string(),
         );
     }
+    assert!(eventually(|| async { node_stat(&node, "instances_idle").await >= 1 }).await);
     assert_eq!(count(&node, "logger").await, "1"); // `print` does not count, but ran in it
     for id in &ids {
         let mine = admin

@@ -46,6 +46,8 @@ pub(crate) fn no_store(store: &KvStoreName) -> StoreError {
     ))
 }
 
+/// The embedded backend's own measure; JetStream's server measures its buckets itself.
+#[cfg(feature = "sqlite")]
 pub(crate) fn full(store: &KvStoreName, after: u64, quota: u64) -> StoreError {
     StoreError::Limit(format!(
         "KV store '{store}' is full: this write would make it {after} bytes, over its quota \
