@@ -138,6 +138,15 @@ impl Node {
         node
     }
 
+    /// Starts a node with `GLINT_ADMIN_KEY` set to `admin_key` and extra arguments, such
+    /// as one of several nodes on one store.
+    pub fn start_with(admin_key: &str, args: &[&str]) -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut node = Node::launch(tmp.path(), Some(admin_key), args);
+        node._tmp = Some(tmp);
+        node
+    }
+
     /// Starts a node serving both listeners over TLS with a fresh self-signed certificate
     /// for `localhost`. Returns the node and the certificate (PEM file and text).
     pub fn start_tls() -> (Node, TestCert) {
@@ -185,10 +194,18 @@ impl Node {
         if !extra_args.contains(&"--max-instances") {
             command.args(["--max-instances", "200"]);
         }
+        let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        if nats::nodes_on_nats() && !args.iter().any(|a| a == "--store") {
+            args.extend(["--store".to_string(), nats::fresh_store_url()]);
+        }
+        // Nodes on one store share the key that seals secrets, as a real cluster's must.
+        if args.iter().any(|a| a.starts_with("nats://")) {
+            command.env("GLINT_SECRET_KEY", "5eed".repeat(16));
+        }
         let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra_args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -233,7 +250,7 @@ impl Node {
             key,
             banner,
             child: Some(child),
-            args: extra_args.iter().map(|a| a.to_string()).collect(),
+            args,
             env_key: admin_key.map(str::to_string),
             _tmp: None,
         }

@@ -47,7 +47,16 @@ pub struct NatsServer {
 impl NatsServer {
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(nats_server_bin())
+        let mut command = Command::new(nats_server_bin());
+        // SAFETY: prctl only sets this process's parent-death signal; it allocates
+        // nothing, so it is safe between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -60,6 +69,11 @@ impl NatsServer {
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("the server is not running").id() as i32
     }
 
     /// The client URL of this server alone.
@@ -227,4 +241,38 @@ cluster {{
         store = store.display(),
         routes = routes.join(", "),
     )
+}
+
+/// One 3-server cluster for every node of this test process that runs on NATS
+/// (`GLINT_TEST_STORE=nats`); each node gets a namespace of its own on it. Its servers
+/// are started from a thread that lives as long as the process, so the parent-death
+/// signal fires only when the tests are over.
+pub fn shared_cluster_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let cluster = NatsCluster::start(3);
+            tx.send(cluster.url()).unwrap();
+            // Holds the cluster, and this thread, until the process ends.
+            let _cluster = cluster;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("the shared NATS cluster did not start")
+    })
+}
+
+/// Whether this run puts the nodes the tests start on NATS (`GLINT_TEST_STORE=nats`)
+/// instead of each on its own SQLite files.
+pub fn nodes_on_nats() -> bool {
+    std::env::var("GLINT_TEST_STORE").is_ok_and(|v| v == "nats")
+}
+
+/// A store URL with a namespace no other node of this process uses.
+pub fn fresh_store_url() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}?ns=t{}_{n}", shared_cluster_url(), std::process::id())
 }

@@ -221,7 +221,7 @@ async fn deploy(
     name: &FunctionName,
     (manifest, bytes): (String, Vec<u8>),
 ) -> Result<Value> {
-    lifecycle::upload(client, name, manifest, bytes, Some("latest")).await
+    lifecycle::upload(client, name, manifest, bytes, Some("latest"), None).await
 }
 
 /// Waits for saved changes, then rebuilds and redeploys; a failed build is reported and

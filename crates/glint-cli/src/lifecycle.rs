@@ -39,6 +39,12 @@ pub enum FunctionCommand {
         /// Deploy the component already built, without building the folder first.
         #[arg(long)]
         no_build: bool,
+        /// Return once the version is stored, without waiting for every node to serve it.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for every node to serve the new version.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, conflicts_with = "no_wait")]
+        wait_timeout: std::time::Duration,
     },
     /// List the deployed functions.
     #[command(after_help = "Example:\n  glint list --output json")]
@@ -106,10 +112,13 @@ pub async fn run(command: FunctionCommand, connect: Connect<'_>, format: Format)
             alias,
             no_alias,
             no_build,
+            no_wait,
+            wait_timeout,
         } => {
             let alias = (!no_alias).then_some(alias.as_str());
             let path = path.unwrap_or_else(|| PathBuf::from("."));
-            deploy(&connect()?, &path, name, alias, !no_build, format).await
+            let wait = (!no_wait).then_some(wait_timeout);
+            deploy(&connect()?, &path, name, alias, !no_build, wait, format).await
         }
         FunctionCommand::List => list(&connect()?, format).await,
         FunctionCommand::Info { name } => info(&connect()?, &name, format).await,
@@ -177,6 +186,7 @@ pub async fn upload(
     manifest: String,
     bytes: Vec<u8>,
     alias: Option<&str>,
+    wait: Option<std::time::Duration>,
 ) -> Result<Value> {
     let size = bytes.len() as u64;
     let bar = indicatif::ProgressBar::new(size);
@@ -203,10 +213,14 @@ pub async fn upload(
     let form = Form::new()
         .text("manifest", manifest)
         .part("component", part);
-    let query = match alias {
+    let mut query = match alias {
         Some(a) => format!("alias={a}"),
         None => "no_alias=true".to_string(),
     };
+    match wait {
+        Some(limit) => query.push_str(&format!("&wait_seconds={}", limit.as_secs().max(1))),
+        None => query.push_str("&no_wait=true"),
+    }
     let req = client
         .request(
             Method::POST,
@@ -224,23 +238,47 @@ pub async fn deploy(
     name: Option<String>,
     alias: Option<&str>,
     build: bool,
+    wait: Option<std::time::Duration>,
     format: Format,
 ) -> Result<()> {
     let (path, name_arg) = (path.to_path_buf(), name);
     let (name, manifest, bytes) =
         tokio::task::spawn_blocking(move || read_deployable(&path, name_arg, build)).await??;
     let name: FunctionName = name.parse()?;
-    let body = upload(client, &name, manifest, bytes, alias).await?;
+    let body = upload(client, &name, manifest, bytes, alias, wait).await?;
+    let version = body["version"].as_str().unwrap_or("?");
     if format == Format::Json {
         output::print_json(&body);
-        return Ok(());
+    } else {
+        println!("deployed {name} {version}");
+        if let Some(a) = body["alias"].as_str() {
+            println!("  alias {a} -> {version}");
+        }
+        println!("  url: {}", body["function_url"].as_str().unwrap_or("?"));
+        if let Some(ready) = body["rollout"]["ready"].as_array() {
+            let each: Vec<String> = ready
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} ms",
+                        r["node"].as_str().unwrap_or("?"),
+                        r["after_ms"].as_i64().unwrap_or(0)
+                    )
+                })
+                .collect();
+            println!("  serving on {} node(s): {}", each.len(), each.join(", "));
+        }
     }
-    let version = body["version"].as_str().unwrap_or("?");
-    println!("deployed {name} {version}");
-    if let Some(a) = body["alias"].as_str() {
-        println!("  alias {a} -> {version}");
+    let late: Vec<&str> = body["rollout"]["not_ready"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !late.is_empty() {
+        anyhow::bail!(
+            "{name} {version} is deployed, but node(s) {} did not serve it in time; they may still be compiling or cut off from the store (`glint nodes` lists the nodes)",
+            late.join(", ")
+        );
     }
-    println!("  url: {}", body["function_url"].as_str().unwrap_or("?"));
     Ok(())
 }
 

@@ -94,7 +94,16 @@ pub async fn run(command: RemoteCommand, connect: Connect<'_>, format: Format) -
     match command {
         RemoteCommand::Deploy { path, name } => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));
-            lifecycle::deploy(client, &path, name, Some("latest"), true, format).await?
+            lifecycle::deploy(
+                client,
+                &path,
+                name,
+                Some("latest"),
+                true,
+                Some(std::time::Duration::from_secs(60)),
+                format,
+            )
+            .await?
         }
         RemoteCommand::Execute { name, call } => {
             let mut call = call;

@@ -9,18 +9,36 @@ use clap::ValueEnum;
 
 use crate::profiles;
 
-/// Run a Glint node on the embedded store.
+/// Run a Glint node, alone on the embedded store or as one of many on NATS.
 #[derive(clap::Args)]
-#[command(after_help = "Example:\n  glint serve --data-dir ./data --listen 127.0.0.1:8080")]
+#[command(
+    after_help = "Examples:\n  glint serve --data-dir ./data --listen 127.0.0.1:8080\n  glint serve --store nats://10.0.0.1:4222,10.0.0.2:4222,10.0.0.3:4222 --nats-creds glint.creds"
+)]
 pub struct ServeArgs {
     /// Where the node keeps its database, compile cache and admin key.
     #[arg(long, env = "GLINT_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Where functions, logs, usage, keys, secrets and KV are kept: sqlite:DIR
-    /// (default: sqlite:<data dir>).
+    /// Where functions, logs, usage, keys, secrets and KV are kept: sqlite:DIR for a node
+    /// alone (default: sqlite:<data dir>), or nats://HOST:PORT[,HOST:PORT...] (tls:// for
+    /// TLS only) for many nodes on one NATS JetStream cluster.
     // Boxed, as the serve arguments are the largest variant of the commands by far.
-    #[arg(long, value_name = "URL", value_parser = |url: &str| url.parse::<glint_store::StoreUrl>().map(Box::new))]
+    #[arg(long, value_name = "URL", env = "GLINT_STORE", value_parser = |url: &str| url.parse::<glint_store::StoreUrl>().map(Box::new))]
     store: Option<Box<glint_store::StoreUrl>>,
+    /// NATS credentials file (a user JWT and nkey seed), for --store nats://.
+    #[arg(long, value_name = "FILE", env = "GLINT_NATS_CREDS")]
+    nats_creds: Option<PathBuf>,
+    /// NATS token, for --store nats:// (prefer GLINT_NATS_TOKEN: flags show in `ps`).
+    #[arg(long, env = "GLINT_NATS_TOKEN", hide_env_values = true)]
+    nats_token: Option<String>,
+    /// CA certificate (PEM) to verify the NATS servers with.
+    #[arg(long, value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that verify clients; with --nats-key.
+    #[arg(long, value_name = "FILE", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
     /// Data plane address: functions answer here.
     #[arg(long, default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -122,9 +140,28 @@ pub enum LogFormat {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     init_tracing_at("info,wasmtime=warn,cranelift=warn", args.log_format);
+    let store = match args.store.map(|url| *url) {
+        Some(glint_store::StoreUrl::Nats(mut url)) => {
+            url.auth = glint_store::nats::NatsAuth {
+                creds: args.nats_creds,
+                token: args.nats_token,
+                ca: args.nats_ca,
+                cert: args.nats_cert.zip(args.nats_key),
+            };
+            Some(glint_store::StoreUrl::Nats(url))
+        }
+        other => {
+            if args.nats_creds.is_some() || args.nats_token.is_some() || args.nats_ca.is_some() {
+                anyhow::bail!(
+                    "--nats-creds, --nats-token and --nats-ca go with --store nats://...; this node's store is not NATS"
+                );
+            }
+            other
+        }
+    };
     let config = glint_node::NodeConfig {
         data_dir: args.data_dir.unwrap_or_else(profiles::data_dir),
-        store: args.store.map(|url| *url),
+        store,
         listen: args.listen,
         admin_listen: args.admin_listen,
         admin_key: std::env::var("GLINT_ADMIN_KEY").ok(),

@@ -1,4 +1,5 @@
-//! `glint status`: whether a function is ready, and each version's state on the node.
+//! `glint status`: whether a function is ready, and each version's state on the node;
+//! `glint nodes`: the nodes that share the store.
 
 use anyhow::Result;
 use glint_store::FunctionName;
@@ -23,5 +24,53 @@ pub async fn print(client: &Client, name: &str, format: Format) -> Result<()> {
         .get(&format!("/api/v1/functions/{name}/status"))
         .await?;
     output::show(format, &body, output::status);
+    Ok(())
+}
+
+/// List the nodes that share this node's store, from their heartbeats.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  glint nodes")]
+pub struct NodesArgs {}
+
+pub async fn nodes(connect: Connect<'_>, format: Format) -> Result<()> {
+    let body = connect()?.get("/api/v1/nodes").await?;
+    output::show(format, &body, |v| {
+        let rows: Vec<Vec<String>> = v["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| {
+                let mark = if n["this_node"].as_bool() == Some(true) {
+                    " *"
+                } else {
+                    ""
+                };
+                vec![
+                    format!("{}{mark}", n["id"].as_str().unwrap_or_default()),
+                    n["region"].as_str().unwrap_or_default().to_string(),
+                    n["address"].as_str().unwrap_or_default().to_string(),
+                    n["version"].as_str().unwrap_or_default().to_string(),
+                    format!("{}s", n["uptime_seconds"].as_i64().unwrap_or(0)),
+                    format!(
+                        "{:.1}s ago",
+                        n["last_seen_ms_ago"].as_i64().unwrap_or(0) as f64 / 1000.0
+                    ),
+                    n["functions"].to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "NODE",
+                "REGION",
+                "ADDRESS",
+                "VERSION",
+                "UPTIME",
+                "SEEN",
+                "FUNCTIONS",
+            ],
+            &rows,
+        );
+    });
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod dashboard;
 pub mod data_plane;
 pub mod error;
+pub mod follow;
 pub mod keys;
 pub mod listener;
 pub mod logs;
@@ -278,10 +279,14 @@ impl Server {
             config.admin_key.clone(),
         )
         .await?;
+        // The feed first, so no change made while the node loads is missed.
+        let feed = stores.records.changes().await?;
         node.keys.reload(stores.keys.as_ref()).await?;
         node.load_all().await?;
 
         let housekeeping = start_housekeeping(node.clone(), stop_rx.clone());
+        let follower = follow::start_follower(node.clone(), feed, stop_rx.clone());
+        let heartbeat = follow::start_heartbeat(node.clone(), data_url.clone(), stop_rx.clone());
 
         let data_service = {
             let node = node.clone();
@@ -311,7 +316,7 @@ impl Server {
             admin_url,
             data_dir: config.data_dir,
             stop_tx,
-            tasks: vec![data, admin, retention, housekeeping],
+            tasks: vec![data, admin, retention, housekeeping, follower, heartbeat],
             log_writer,
             usage_flusher,
             stores,

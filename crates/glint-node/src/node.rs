@@ -219,6 +219,8 @@ impl Node {
         if let Err(e) = self.rebuild_with(tenant, name, fresh, true, &secrets).await {
             tracing::error!(function = %name, version = %record.version, error = %e, "deployed, but the route table was not updated; the version serves after the next change or restart");
         }
+        drop(_guard);
+        self.report_ready(tenant, name).await;
         tracing::info!(
             function = %name,
             version = %record.version,
@@ -255,13 +257,39 @@ impl Node {
     ) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
         self.store.delete_function(tenant, name).await?;
+        self.drop_entry(tenant, name);
+        Ok(())
+    }
+
+    /// Takes a function that is gone from the store out of the route table.
+    pub(crate) async fn forget_function(&self, tenant: &TenantId, name: &FunctionName) {
+        let _guard = self.changes.lock().await;
+        self.drop_entry(tenant, name);
+    }
+
+    fn drop_entry(&self, tenant: &TenantId, name: &FunctionName) {
         self.meter.forget(tenant, name, &[]);
         let table = self
             .routes
             .load()
             .with((tenant.clone(), name.clone()), None);
         self.routes.store(Arc::new(table));
-        Ok(())
+    }
+
+    /// Rebuilds a function's entry from the store, as a change made elsewhere left it.
+    pub(crate) async fn rebuild_locked(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+    ) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        self.rebuild(tenant, name, None, true).await
+    }
+
+    /// Rebuilds the tenant's functions, after its secrets changed elsewhere.
+    pub(crate) async fn rebuild_tenant_locked(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        let _guard = self.changes.lock().await;
+        self.rebuild_tenant(tenant).await
     }
 
     /// Refuses a deploy whose manifest names secrets the tenant does not have.

@@ -13,7 +13,8 @@
 //! Backends:
 //! - `embedded/` (`sqlite:DIR`): SQLite in WAL mode, `glint.db` and `kv.db` in DIR. The
 //!   default, for a node that runs alone.
-//! - a NATS JetStream backend for clusters comes later, behind the same traits.
+//! - `nats/` (`nats://HOST:PORT,...`): NATS JetStream, for many nodes on one store (the
+//!   `nats` feature).
 //!
 //! The backends and [`Stores`] come with the `sqlite` feature (on by default); without it
 //! the crate is the traits and typed names only, as `glint-runtime` uses it.
@@ -27,6 +28,8 @@ pub mod model;
 pub mod nats;
 #[cfg(feature = "sqlite")]
 mod open;
+#[cfg(any(feature = "sqlite", feature = "nats"))]
+mod registry_rules;
 
 use async_trait::async_trait;
 
@@ -194,10 +197,82 @@ pub trait Close: Send + Sync {
     async fn close(&self) -> Result<()>;
 }
 
-/// Everything a node needs from storage, except KV.
-pub trait Store: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Close {}
+/// A change to the records, as every node learns it from [`Changes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A function was deployed, changed (alias, env, version deleted) or deleted.
+    Function {
+        tenant: TenantId,
+        name: FunctionName,
+    },
+    /// A secret of the tenant was set or deleted.
+    Secrets { tenant: TenantId },
+    /// An API key was made or revoked.
+    Keys,
+    /// Changes may have been missed (the feed lagged or was cut): reload everything.
+    Reset,
+}
 
-impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Close> Store for T {}
+/// The change feed: how a node learns what other nodes (and itself) changed, so that a
+/// change made on any node takes effect on all.
+#[async_trait]
+pub trait Changes: Send + Sync {
+    /// Every change made from now on, by any node, in order. The feed never ends while
+    /// the node runs; after an outage it sends [`Change::Reset`].
+    async fn changes(&self) -> Result<tokio::sync::mpsc::Receiver<Change>>;
+}
+
+/// A node as it last reported itself.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub region: String,
+    /// Where the node's API answers.
+    pub address: String,
+    /// Glint's version.
+    pub version: String,
+    pub started_at_ms: i64,
+    /// Its last heartbeat.
+    pub seen_at_ms: i64,
+    /// Functions in its route table.
+    pub functions: usize,
+}
+
+/// The nodes that share a store: heartbeats, and which versions each one serves.
+#[async_trait]
+pub trait Nodes: Send + Sync {
+    async fn heartbeat(&self, node: &NodeRecord) -> Result<()>;
+    /// The nodes heard from lately, by id. A node that stops heartbeating drops out.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>>;
+    /// Says that `node` serves `version` now.
+    async fn set_ready(
+        &self,
+        tenant: &TenantId,
+        function: &FunctionName,
+        version: VersionId,
+        node: &str,
+    ) -> Result<()>;
+    /// The nodes that said they serve `version`, each with when (ms since the epoch).
+    async fn ready(
+        &self,
+        tenant: &TenantId,
+        function: &FunctionName,
+        version: VersionId,
+    ) -> Result<Vec<(String, i64)>>;
+    /// `Err` with the reason while the store cannot be reached.
+    fn health(&self) -> std::result::Result<(), String>;
+}
+
+/// Everything a node needs from storage, except KV.
+pub trait Store:
+    Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Changes + Nodes + Close
+{
+}
+
+impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Changes + Nodes + Close>
+    Store for T
+{
+}
 
 /// Users' KV stores. Every write is durable when it returns, and checks [`KvLimits`].
 /// Values of a missing store are an error ([`StoreError::NotFound`]); stores are created

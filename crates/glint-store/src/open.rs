@@ -17,6 +17,9 @@ use crate::{
 pub enum StoreUrl {
     /// `sqlite:DIR`: `glint.db` (records) and `kv.db` (users' KV) in DIR.
     Sqlite(PathBuf),
+    /// `nats://HOST:PORT[,...]`: NATS JetStream, shared by many nodes.
+    #[cfg(feature = "nats")]
+    Nats(crate::nats::NatsUrl),
 }
 
 impl FromStr for StoreUrl {
@@ -24,6 +27,10 @@ impl FromStr for StoreUrl {
 
     fn from_str(url: &str) -> Result<Self> {
         let invalid = |message: String| Err(StoreError::Invalid(message));
+        #[cfg(feature = "nats")]
+        if let Some(nats) = crate::nats::NatsUrl::parse(url) {
+            return nats.map(StoreUrl::Nats);
+        }
         match url.split_once(':') {
             Some(("sqlite", "")) => invalid(format!(
                 "store URL '{url}' names no directory; use sqlite:DIR, e.g. sqlite:/var/lib/glint"
@@ -35,7 +42,7 @@ impl FromStr for StoreUrl {
             )),
             Some(("sqlite", dir)) => Ok(StoreUrl::Sqlite(PathBuf::from(dir))),
             _ => invalid(format!(
-                "unknown store URL '{url}': use sqlite:DIR (nats:// comes with regions)"
+                "unknown store URL '{url}': use sqlite:DIR (one node) or nats://HOST:PORT[,HOST:PORT...] (many nodes)"
             )),
         }
     }
@@ -45,6 +52,8 @@ impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreUrl::Sqlite(dir) => write!(f, "sqlite:{}", dir.display()),
+            #[cfg(feature = "nats")]
+            StoreUrl::Nats(url) => url.fmt(f),
         }
     }
 }
@@ -86,6 +95,11 @@ impl Stores {
                 .map_err(|e| StoreError::Backend(format!("opening the store failed: {e}")))??;
                 Ok(Stores::of(Arc::new(records), Arc::new(kv)))
             }
+            #[cfg(feature = "nats")]
+            StoreUrl::Nats(url) => {
+                let (records, kv) = crate::nats::NatsStore::open(url, kv_limits).await?;
+                Ok(Stores::of(Arc::new(records), Arc::new(kv)))
+            }
         }
     }
 
@@ -125,10 +139,10 @@ mod tests {
             "sqlite:data".parse::<StoreUrl>().unwrap().to_string(),
             "sqlite:data"
         );
-        let err = "nats://127.0.0.1:4222".parse::<StoreUrl>().unwrap_err();
+        let err = "redis://127.0.0.1:6379".parse::<StoreUrl>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown store URL 'nats://127.0.0.1:4222': use sqlite:DIR (nats:// comes with regions)"
+            "unknown store URL 'redis://127.0.0.1:6379': use sqlite:DIR (one node) or nats://HOST:PORT[,HOST:PORT...] (many nodes)"
         );
         for bad in ["", "/var/lib/glint", "sqlite:", "sqlite://data", "SQLITE:x"] {
             let err = bad.parse::<StoreUrl>().unwrap_err().to_string();

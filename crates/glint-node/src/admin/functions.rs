@@ -148,6 +148,11 @@ pub struct DeployQuery {
     /// Deploy without moving any alias.
     #[serde(default)]
     pub no_alias: bool,
+    /// Answer once stored, without waiting for every node to serve the version.
+    #[serde(default)]
+    pub no_wait: bool,
+    /// How long to wait for every node, in seconds (60 unless given).
+    pub wait_seconds: Option<u64>,
 }
 
 /// Reads a deploy: multipart with a `component` part and an optional `manifest` part, or
@@ -240,16 +245,40 @@ pub async fn deploy(
         (false, Some(a)) => Some(a.parse::<AliasName>()?),
         (false, None) => Some(AliasName::latest()),
     };
+    let started = glint_store::now_ms();
     let record = node
         .deploy(&caller.tenant, &name, manifest, component, alias.clone())
         .await?;
+    // A version no alias points to is compiled on first use, so there is nothing to
+    // wait for.
+    let rollout = match (&alias, query.no_wait) {
+        (Some(_), false) => {
+            let limit = std::time::Duration::from_secs(query.wait_seconds.unwrap_or(60).min(600));
+            let rollout = node
+                .wait_ready(&caller.tenant, &name, record.version, limit)
+                .await?;
+            Some(rollout_json(&rollout, started))
+        }
+        _ => None,
+    };
     let f = node.store.function(&caller.tenant, &name).await?;
     let mut body = version_json(&node, &record);
     body["function"] = json!(name);
     body["route"] = json!(f.route);
     body["function_url"] = json!(format!("{}{}", node.public_url, f.route));
     body["alias"] = json!(alias);
+    body["rollout"] = json!(rollout);
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Which nodes serve the new version, and after how long (ms from the deploy's start).
+fn rollout_json(rollout: &crate::follow::Rollout, started_ms: i64) -> Value {
+    let ready: Vec<Value> = rollout
+        .ready
+        .iter()
+        .map(|(node, at)| json!({ "node": node, "after_ms": (at - started_ms).max(0) }))
+        .collect();
+    json!({ "ready": ready, "not_ready": rollout.not_ready })
 }
 
 pub async fn delete_function(

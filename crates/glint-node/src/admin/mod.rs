@@ -138,6 +138,7 @@ pub fn router(node: Arc<Node>) -> Router {
     );
     let read = Router::new()
         .route("/api/v1/node", get(node_status))
+        .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/functions", get(functions::list))
         .route("/api/v1/functions/{name}", get(functions::info))
         .route(
@@ -213,7 +214,7 @@ pub fn router(node: Arc<Node>) -> Router {
         ));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(|| async { Json(json!({ "ready": true })) }))
+        .route("/readyz", get(readyz))
         .route(
             "/version",
             get(|| async { Json(json!({ "version": env!("CARGO_PKG_VERSION") })) }),
@@ -230,6 +231,44 @@ pub fn router(node: Arc<Node>) -> Router {
             )
         })
         .with_state(node)
+}
+
+/// Whether a load balancer should send this node traffic: 503, with the reason, while it
+/// cannot reach its store. It still serves what it has meanwhile.
+async fn readyz(State(node): State<Arc<Node>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match node.store.health() {
+        Ok(()) => Json(json!({ "ready": true })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "reason": reason })),
+        )
+            .into_response(),
+    }
+}
+
+/// The nodes that share this node's store, as their heartbeats say.
+async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = glint_store::now_ms();
+    let nodes: Vec<serde_json::Value> = node
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "region": n.region,
+                "address": n.address,
+                "version": n.version,
+                "uptime_seconds": (now - n.started_at_ms).max(0) / 1000,
+                "last_seen_ms_ago": (now - n.seen_at_ms).max(0),
+                "functions": n.functions,
+                "this_node": n.id == *node.node_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "nodes": nodes })))
 }
 
 async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {

@@ -73,6 +73,7 @@ impl KeyStore for EmbeddedStore {
             Ok(record)
         })
         .await
+        .inspect(|_| self.changed(crate::Change::Keys))
     }
 
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
@@ -126,5 +127,6 @@ impl KeyStore for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed(crate::Change::Keys))
     }
 }

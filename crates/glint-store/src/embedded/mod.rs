@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use crate::{Close, Result, StoreError};
 
 mod artifacts;
+mod changes;
 mod keys;
 mod kv;
 mod logs;
@@ -112,6 +113,8 @@ impl Db {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Db,
+    changes: tokio::sync::broadcast::Sender<crate::Change>,
+    members: Arc<Mutex<changes::Membership>>,
 }
 
 impl EmbeddedStore {
@@ -119,6 +122,8 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<Self> {
         Ok(Self {
             db: Db::open(path, schema::SCHEMA, schema::migrate)?,
+            changes: tokio::sync::broadcast::channel(1024).0,
+            members: Arc::default(),
         })
     }
 

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{DbResult, EmbeddedStore};
 use crate::model::*;
-use crate::{NewVersion, Registry, Result, StoreError};
+use crate::{NewVersion, Registry, Result, StoreError, registry_rules};
 
 fn not_found_function(name: &FunctionName) -> StoreError {
     StoreError::FunctionNotFound(name.clone())
@@ -44,14 +44,6 @@ fn version_numbers(
     )?;
     let rows = stmt.query_map(params![tenant.as_str(), name.as_str()], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<u32>>>()?)
-}
-
-fn describe_versions(list: &[u32]) -> String {
-    match list {
-        [] => "it has no versions".to_string(),
-        [only] => format!("versions: v{only}"),
-        [first, .., last] => format!("versions: v{first}..v{last}"),
-    }
 }
 
 fn read_function_records(
@@ -129,6 +121,7 @@ fn write_alias(
 #[async_trait]
 impl Registry for EmbeddedStore {
     async fn deploy(&self, new: NewVersion) -> Result<VersionRecord> {
+        let (ct, cn) = (new.tenant.clone(), new.function.clone());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             let now = now_ms();
@@ -142,10 +135,7 @@ impl Registry for EmbeddedStore {
             if let Some((tenant, name)) = owner
                 && (tenant != new.tenant.as_str() || name != new.function.as_str())
             {
-                return Err(StoreError::Conflict(format!(
-                    "route '{}' is already served by function '{name}'; pick another `route` in glint.toml",
-                    new.route
-                )).into());
+                return Err(registry_rules::route_taken(&new.route, &name).into());
             }
             tx.execute(
                 "INSERT INTO tenants (id, created_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
@@ -202,6 +192,7 @@ impl Registry for EmbeddedStore {
             })
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn all_functions(&self) -> Result<Vec<FunctionRecord>> {
@@ -270,11 +261,7 @@ impl Registry for EmbeddedStore {
                 Some(v) => Ok(v),
                 None => {
                     let list = version_numbers(conn, &tenant, &name)?;
-                    Err(StoreError::NotFound(format!(
-                        "function '{name}' has no version '{version}'; {}",
-                        describe_versions(&list)
-                    ))
-                    .into())
+                    Err(registry_rules::no_version(&name, version, &list).into())
                 }
             }
         })
@@ -312,6 +299,7 @@ impl Registry for EmbeddedStore {
         alias: &AliasName,
         targets: Vec<AliasTarget>,
     ) -> Result<AliasRecord> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name, alias) = (tenant.clone(), name.clone(), alias.clone());
         self.with(move |conn| {
             let tx = conn.transaction()?;
@@ -319,12 +307,7 @@ impl Registry for EmbeddedStore {
             let existing = version_numbers(&tx, &tenant, &name)?;
             for t in &targets {
                 if !existing.contains(&t.version.0) {
-                    return Err(StoreError::NotFound(format!(
-                        "function '{name}' has no version '{}'; {}",
-                        t.version,
-                        describe_versions(&existing)
-                    ))
-                    .into());
+                    return Err(registry_rules::no_version(&name, t.version, &existing).into());
                 }
             }
             let record = write_alias(&tx, &tenant, &name, &alias, &targets)?;
@@ -336,6 +319,7 @@ impl Registry for EmbeddedStore {
             Ok(record)
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn delete_alias(
@@ -344,6 +328,7 @@ impl Registry for EmbeddedStore {
         name: &FunctionName,
         alias: &AliasName,
     ) -> Result<()> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name, alias) = (tenant.clone(), name.clone(), alias.clone());
         self.with(move |conn| {
             function_row(conn, &tenant, &name)?;
@@ -352,17 +337,16 @@ impl Registry for EmbeddedStore {
                 params![tenant.as_str(), name.as_str(), alias.as_str()],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "function '{name}' has no alias '{alias}'"
-                ))
-                .into());
+                return Err(registry_rules::no_alias(&name, &alias).into());
             }
             Ok(())
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn delete_function(&self, tenant: &TenantId, name: &FunctionName) -> Result<()> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name) = (tenant.clone(), name.clone());
         self.with(move |conn| {
             let tx = conn.transaction()?;
@@ -383,6 +367,7 @@ impl Registry for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn delete_version(
@@ -391,16 +376,14 @@ impl Registry for EmbeddedStore {
         name: &FunctionName,
         version: VersionId,
     ) -> Result<()> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name) = (tenant.clone(), name.clone());
         self.with(move |conn| {
             let tx = conn.transaction()?;
             function_row(&tx, &tenant, &name)?;
             let existing = version_numbers(&tx, &tenant, &name)?;
             if !existing.contains(&version.0) {
-                return Err(StoreError::NotFound(format!(
-                    "function '{name}' has no version '{version}'; {}",
-                    describe_versions(&existing)
-                )).into());
+                return Err(registry_rules::no_version(&name, version, &existing).into());
             }
             let mut stmt = tx.prepare(
                 "SELECT name, targets FROM aliases WHERE tenant = ?1 AND function = ?2 ORDER BY name",
@@ -413,10 +396,7 @@ impl Registry for EmbeddedStore {
             drop(stmt);
             for (alias, targets) in aliases {
                 if parse_targets(&targets)?.iter().any(|t| t.version == version) {
-                    return Err(StoreError::Conflict(format!(
-                        "alias '{alias}' of function '{name}' points to {version}; move it first \
-                         (`glint alias set {name} {alias} ...`) or delete the whole function"
-                    )).into());
+                    return Err(registry_rules::version_in_use(&name, &alias, version).into());
                 }
             }
             tx.execute(
@@ -428,6 +408,7 @@ impl Registry for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn env(&self, tenant: &TenantId, name: &FunctionName) -> Result<Vec<(String, String)>> {
@@ -452,6 +433,7 @@ impl Registry for EmbeddedStore {
         key: &str,
         value: &str,
     ) -> Result<()> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name, key, value) = (
             tenant.clone(),
             name.clone(),
@@ -468,9 +450,11 @@ impl Registry for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 
     async fn unset_env(&self, tenant: &TenantId, name: &FunctionName, key: &str) -> Result<()> {
+        let (ct, cn) = (tenant.clone(), name.clone());
         let (tenant, name, key) = (tenant.clone(), name.clone(), key.to_string());
         self.with(move |conn| {
             function_row(conn, &tenant, &name)?;
@@ -479,14 +463,12 @@ impl Registry for EmbeddedStore {
                 params![tenant.as_str(), name.as_str(), key],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "function '{name}' has no env var '{key}' set through the API"
-                ))
-                .into());
+                return Err(registry_rules::no_env(&name, &key).into());
             }
             Ok(())
         })
         .await
+        .inspect(|_| self.changed_function(&ct, &cn))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::{Result, Secrets, StoreError};
 #[async_trait]
 impl Secrets for EmbeddedStore {
     async fn set_secret(&self, tenant: &TenantId, name: &str, sealed: Vec<u8>) -> Result<()> {
+        let ct = tenant.clone();
         let (tenant, name) = (tenant.clone(), name.to_string());
         self.with(move |conn| {
             conn.execute(
@@ -20,6 +21,7 @@ impl Secrets for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed(crate::Change::Secrets { tenant: ct.clone() }))
     }
 
     async fn secrets(&self, tenant: &TenantId) -> Result<Vec<SecretRecord>> {
@@ -51,6 +53,7 @@ impl Secrets for EmbeddedStore {
     }
 
     async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()> {
+        let ct = tenant.clone();
         let (tenant, name) = (tenant.clone(), name.to_string());
         self.with(move |conn| {
             let n = conn.execute(
@@ -66,5 +69,6 @@ impl Secrets for EmbeddedStore {
             Ok(())
         })
         .await
+        .inspect(|_| self.changed(crate::Change::Secrets { tenant: ct.clone() }))
     }
 }

@@ -7,27 +7,19 @@
 //! them all-or-none), and `list_keys` reads every key of the store per page.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 
-use super::{backend, names};
+use super::{backend, lost_race, names};
 use crate::model::*;
 use crate::{Close, KeyValue, Result, StoreError, kv_rules};
 
 /// How often a revision-checked update is tried again when another writer got there first.
 const MAX_TRIES: usize = 200;
-
-/// Whether a revision-checked update failed because the key had moved on. The server says
-/// so with error 10071, which async-nats names, or 10164 when the stream checks the
-/// subject's last sequence, which it does not.
-fn lost_race(e: &kv::UpdateError) -> bool {
-    e.kind() == kv::UpdateErrorKind::WrongLastRevision
-        || e.to_string().contains("wrong last sequence")
-}
 
 /// Users' KV stores on one NATS cluster.
 pub struct NatsKv {
@@ -38,6 +30,8 @@ pub struct NatsKv {
     replicas: usize,
     limits: KvLimits,
     buckets: Mutex<HashMap<String, kv::Store>>,
+    /// One lock per (bucket, key) being incremented on this node now.
+    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What a key holds now, and the revision a write must expect to replace it.
@@ -55,6 +49,7 @@ impl NatsKv {
             replicas,
             limits,
             buckets: Mutex::default(),
+            key_locks: Mutex::default(),
         }
     }
 
@@ -70,6 +65,13 @@ impl NatsKv {
             .map_err(|_| kv_rules::no_store(store))?;
         self.buckets.lock().unwrap().insert(name, opened.clone());
         Ok(opened)
+    }
+
+    /// The lock of one key on this node; locks nobody holds are dropped.
+    fn key_lock(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.key_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(format!("{bucket}/{key}")).or_default().clone()
     }
 
     async fn current(&self, bucket: &kv::Store, key: &str) -> Result<Current> {
@@ -269,7 +271,10 @@ impl KeyValue for NatsKv {
     ) -> Result<i64> {
         kv_rules::check_key(&self.limits, key)?;
         let bucket = self.bucket(tenant, store).await?;
-        for _ in 0..MAX_TRIES {
+        // Writers on this node take turns, so only other nodes' writers race.
+        let lock = self.key_lock(&bucket.name, key);
+        let _turn = lock.lock().await;
+        for attempt in 0..MAX_TRIES {
             let current = self.current(&bucket, key).await?;
             let value = current.value.as_ref().map(|v| &v.value[..]);
             let next = kv_rules::incremented(key, value, delta)?;
@@ -284,8 +289,9 @@ impl KeyValue for NatsKv {
                 Ok(_) => return Ok(next),
                 Err(e) if lost_race(&e) => {
                     // Another writer got there first: read again and retry, a little later
-                    // so the racers spread out.
-                    tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..2000)))
+                    // (and later each time) so the racers spread out.
+                    let most = 1000u64 << attempt.min(5);
+                    tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..most)))
                         .await;
                 }
                 Err(e) => return Err(self.write_error(store, e)),

@@ -1,7 +1,7 @@
 //! Names on NATS: buckets, streams and keys, in one place. Every name Glint gives NATS
 //! comes from here, so two tenants' or two stores' names can never meet.
 
-use crate::{KvStoreName, TenantId};
+use crate::{FunctionName, KvStoreName, TenantId, VersionId};
 
 /// The bucket of one tenant's KV store. The tenant's length comes first, so no two
 /// (tenant, store) pairs give one name even though both may hold `_`.
@@ -12,6 +12,86 @@ pub(crate) fn user_bucket(ns: &str, tenant: &TenantId, store: &KvStoreName) -> S
 /// The prefix shared by the buckets of one tenant's stores.
 pub(crate) fn user_bucket_prefix(ns: &str, tenant: &TenantId) -> String {
     format!("{ns}_u_{}_{tenant}_", tenant.as_str().len())
+}
+
+/// Functions, route claims, API keys and secrets.
+pub(crate) fn registry_bucket(ns: &str) -> String {
+    format!("{ns}_registry")
+}
+
+/// Node heartbeats and readiness.
+pub(crate) fn nodes_bucket(ns: &str) -> String {
+    format!("{ns}_nodes")
+}
+
+/// Component bytes.
+pub(crate) fn artifacts_bucket(ns: &str) -> String {
+    format!("{ns}_artifacts")
+}
+
+pub(crate) fn logs_stream(ns: &str) -> String {
+    format!("{ns}_logs")
+}
+
+/// Every log subject: `<ns>.logs.<tenant>.<function>`.
+pub(crate) fn logs_subjects(ns: &str) -> String {
+    format!("{ns}.logs.>")
+}
+
+pub(crate) fn logs_subject(ns: &str, tenant: &TenantId, function: &str) -> String {
+    format!("{ns}.logs.{tenant}.{function}")
+}
+
+pub(crate) fn usage_stream(ns: &str) -> String {
+    format!("{ns}_usage")
+}
+
+/// Every usage subject: `<ns>.usage.<tenant>.<function>`.
+pub(crate) fn usage_subjects(ns: &str) -> String {
+    format!("{ns}.usage.>")
+}
+
+pub(crate) fn usage_subject(ns: &str, tenant: &TenantId, function: &str) -> String {
+    format!("{ns}.usage.{tenant}.{function}")
+}
+
+/// A function's document in the registry bucket.
+pub(crate) fn function_key(tenant: &TenantId, function: &FunctionName) -> String {
+    format!("fn.{tenant}.{function}")
+}
+
+/// The claim on a route, which holds `/`, `.` and other bytes NATS keys cannot.
+pub(crate) fn route_key(route: &str) -> String {
+    format!("route.{}", escape_key(route))
+}
+
+/// An API key's record, by tenant and id.
+pub(crate) fn api_key_key(tenant: &TenantId, id: &str) -> String {
+    format!("apikey.{tenant}.{}", escape_key(id))
+}
+
+/// A secret's sealed value.
+pub(crate) fn secret_key(tenant: &TenantId, name: &str) -> String {
+    format!("secret.{tenant}.{}", escape_key(name))
+}
+
+/// A node's heartbeat; node ids may hold `.`.
+pub(crate) fn node_key(node: &str) -> String {
+    format!("node.{}", escape_key(node))
+}
+
+/// That `node` serves `version` of a function.
+pub(crate) fn ready_key(
+    tenant: &TenantId,
+    function: &FunctionName,
+    version: VersionId,
+    node: &str,
+) -> String {
+    format!(
+        "ready.{tenant}.{function}.{}.{}",
+        version.0,
+        escape_key(node)
+    )
 }
 
 /// A user's key (any string) as a NATS KV key (`[-/_=.A-Za-z0-9]+`): letters, digits,

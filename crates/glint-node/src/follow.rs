@@ -1,0 +1,230 @@
+//! Following the store: a node applies every change made on any node (a deploy, an
+//! alias move, env, secrets, keys) from the store's change feed, says which versions it
+//! serves once they are compiled and routed, and sends a heartbeat, so `glint deploy`
+//! can wait for every node and `glint nodes` can list them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use glint_store::{Change, FunctionName, NodeRecord, StoreError, TenantId};
+use tokio::sync::{mpsc, watch};
+
+use crate::node::Node;
+
+/// How often a node says it is alive; entries expire after three missed beats.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Applies the change feed until shutdown. Changes that queue up while one is applied
+/// are taken together, each function once.
+pub fn start_follower(
+    node: Arc<Node>,
+    mut feed: mpsc::Receiver<Change>,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Changes that could not be applied (the store failed), tried again each second.
+        let mut failed: Vec<Change> = Vec::new();
+        loop {
+            let retry = tokio::time::sleep(if failed.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                RETRY
+            });
+            let mut batch = std::mem::take(&mut failed);
+            tokio::select! {
+                change = feed.recv() => match change {
+                    Some(change) => batch.push(change),
+                    None => return,
+                },
+                _ = retry => {}
+                _ = shutdown.changed() => return,
+            }
+            while let Ok(more) = feed.try_recv() {
+                batch.push(more);
+            }
+            failed = apply(&node, batch).await;
+        }
+    })
+}
+
+/// How soon a change that failed to apply is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Applies a batch of changes; returns those that failed.
+async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
+    let mut failed = Vec::new();
+    if batch.contains(&Change::Reset) {
+        if let Err(e) = node.keys.reload(node.store.as_ref()).await {
+            tracing::error!(error = %e, "cannot reload the API keys after a reset of the change feed; trying again");
+            failed.push(Change::Reset);
+        } else if let Err(e) = node.load_all().await {
+            tracing::error!(error = %e, "cannot reload the functions after a reset of the change feed; trying again");
+            failed.push(Change::Reset);
+        }
+        return failed;
+    }
+    let mut keys = false;
+    let mut tenants: HashSet<TenantId> = HashSet::new();
+    let mut functions: HashSet<(TenantId, FunctionName)> = HashSet::new();
+    for change in batch {
+        match change {
+            Change::Keys => keys = true,
+            Change::Secrets { tenant } => {
+                tenants.insert(tenant);
+            }
+            Change::Function { tenant, name } => {
+                functions.insert((tenant, name));
+            }
+            Change::Reset => {}
+        }
+    }
+    if keys && let Err(e) = node.keys.reload(node.store.as_ref()).await {
+        tracing::error!(error = %e, "cannot reload the API keys after a change; trying again");
+        failed.push(Change::Keys);
+    }
+    for tenant in &tenants {
+        if let Err(e) = node.follow_tenant(tenant).await {
+            tracing::error!(%tenant, error = %e, "cannot apply a change of the tenant's secrets; trying again");
+            failed.push(Change::Secrets {
+                tenant: tenant.clone(),
+            });
+        }
+    }
+    for (tenant, name) in functions {
+        if tenants.contains(&tenant) {
+            continue; // rebuilt with its tenant just now
+        }
+        if let Err(e) = node.follow_function(&tenant, &name).await {
+            tracing::error!(%tenant, function = %name, error = %e, "cannot apply a change of the function; trying again");
+            failed.push(Change::Function { tenant, name });
+        }
+    }
+    failed
+}
+
+/// Sends this node's heartbeat now and every [`HEARTBEAT`] until shutdown.
+pub fn start_heartbeat(
+    node: Arc<Node>,
+    address: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started_at_ms = glint_store::now_ms() - node.started.elapsed().as_millis() as i64;
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let record = NodeRecord {
+                id: node.node_id.to_string(),
+                region: node.region.to_string(),
+                address: address.clone(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at_ms,
+                seen_at_ms: glint_store::now_ms(),
+                functions: node.routes.load().functions().count(),
+            };
+            if let Err(e) = node.store.heartbeat(&record).await {
+                tracing::warn!(error = %e, "cannot send this node's heartbeat");
+            }
+        }
+    })
+}
+
+/// Where a new version serves, as `glint deploy` waits for it.
+pub struct Rollout {
+    /// Nodes serving it, with when they said so (ms since the epoch), by id.
+    pub ready: Vec<(String, i64)>,
+    /// Live nodes that did not say so in time.
+    pub not_ready: Vec<String>,
+}
+
+/// How often a deploy looks again for nodes serving its version.
+const ROLLOUT_POLL: Duration = Duration::from_millis(25);
+
+impl Node {
+    /// Waits until every live node serves `version`, or `limit` passes.
+    pub async fn wait_ready(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        version: glint_store::VersionId,
+        limit: Duration,
+    ) -> Result<Rollout, crate::error::ApiError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        // Readiness entries expire; remember what was seen.
+        let mut ready: std::collections::BTreeMap<String, i64> = Default::default();
+        loop {
+            ready.extend(self.store.ready(tenant, name, version).await?);
+            let live = self.store.nodes().await?;
+            let not_ready: Vec<String> = live
+                .iter()
+                .filter(|n| !ready.contains_key(&n.id))
+                .map(|n| n.id.clone())
+                .collect();
+            if not_ready.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(Rollout {
+                    ready: ready.into_iter().collect(),
+                    not_ready,
+                });
+            }
+            tokio::time::sleep(ROLLOUT_POLL).await;
+        }
+    }
+
+    /// Rebuilds a function another node (or this one) changed, then says which of its
+    /// versions this node serves.
+    pub(crate) async fn follow_function(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+    ) -> Result<(), crate::error::ApiError> {
+        match self.store.function(tenant, name).await {
+            Err(StoreError::FunctionNotFound(_)) => {
+                self.forget_function(tenant, name).await;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => {
+                self.rebuild_locked(tenant, name).await?;
+                self.report_ready(tenant, name).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn follow_tenant(&self, tenant: &TenantId) -> Result<(), crate::error::ApiError> {
+        self.rebuild_tenant_locked(tenant).await?;
+        for f in self.store.functions(tenant).await? {
+            self.report_ready(tenant, &f.name).await;
+        }
+        Ok(())
+    }
+
+    /// Says, for each version of the function compiled and in the route table, that this
+    /// node serves it.
+    pub(crate) async fn report_ready(&self, tenant: &TenantId, name: &FunctionName) {
+        let Some(entry) = self
+            .routes
+            .load()
+            .function(tenant.as_str(), name.as_str())
+            .cloned()
+        else {
+            return;
+        };
+        for (version, slot) in &entry.versions {
+            if !slot.compiled.initialized() {
+                continue;
+            }
+            if let Err(e) = self
+                .store
+                .set_ready(tenant, name, *version, &self.node_id)
+                .await
+            {
+                tracing::warn!(function = %name, %version, error = %e, "cannot say the version is ready here");
+            }
+        }
+    }
+}

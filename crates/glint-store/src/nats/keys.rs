@@ -1,0 +1,125 @@
+//! [`KeyStore`] on JetStream: one entry per API key in the registry bucket,
+//! `apikey.<tenant>.<id>`, holding the key's hash and, once revoked, when. A revoked
+//! key's entry stays, so revocation is final and [`KeyStore::any_key_made`] remembers.
+
+use async_nats::jetstream::kv;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{NatsStore, backend, from_json, names, scan, to_json};
+use crate::model::*;
+use crate::{KeyStore, Result, StoreError};
+
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    #[serde(flatten)]
+    record: ApiKeyRecord,
+    key_hash: String,
+    revoked_at_ms: Option<i64>,
+}
+
+impl NatsStore {
+    async fn stored_keys(&self, filter: &str) -> Result<Vec<StoredKey>> {
+        scan::entries(&self.client, &self.registry, filter)
+            .await?
+            .iter()
+            .map(|found| from_json("an API key record", &found.value))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl KeyStore for NatsStore {
+    async fn create_key(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+        key_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKeyRecord> {
+        let record = ApiKeyRecord {
+            id: format!("key_{}", &key_hash[..12]),
+            tenant: tenant.clone(),
+            name: name.to_string(),
+            role,
+            prefix: prefix.to_string(),
+            created_at_ms: now_ms(),
+        };
+        let stored = StoredKey {
+            record: record.clone(),
+            key_hash: key_hash.to_string(),
+            revoked_at_ms: None,
+        };
+        let key = names::api_key_key(tenant, &record.id);
+        match self
+            .registry
+            .create(&key, to_json("an API key", &stored)?)
+            .await
+        {
+            Ok(_) => Ok(record),
+            // Stored already: it keeps its record as it is, revoked or not.
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(record),
+            Err(e) => Err(backend("storing an API key", e)),
+        }
+    }
+
+    async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
+        let mut out: Vec<ApiKeyRecord> = self
+            .stored_keys(&format!("apikey.{tenant}.*"))
+            .await?
+            .into_iter()
+            .filter(|k| k.revoked_at_ms.is_none())
+            .map(|k| k.record)
+            .collect();
+        out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        Ok(out)
+    }
+
+    async fn all_key_hashes(&self) -> Result<Vec<(String, ApiKeyRecord)>> {
+        Ok(self
+            .stored_keys("apikey.>")
+            .await?
+            .into_iter()
+            .filter(|k| k.revoked_at_ms.is_none())
+            .map(|k| (k.key_hash, k.record))
+            .collect())
+    }
+
+    async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()> {
+        let not_found = || {
+            StoreError::NotFound(format!(
+                "no live API key '{id}'; `glint keys list` shows the keys"
+            ))
+        };
+        let key = names::api_key_key(tenant, id);
+        let entry = self
+            .registry
+            .entry(&key)
+            .await
+            .map_err(|e| backend("reading an API key", e))?
+            .filter(|e| e.operation == kv::Operation::Put)
+            .ok_or_else(not_found)?;
+        let mut stored: StoredKey = from_json("an API key record", &entry.value)?;
+        if stored.revoked_at_ms.is_some() {
+            return Err(not_found());
+        }
+        stored.revoked_at_ms = Some(now_ms());
+        match self
+            .registry
+            .update(&key, to_json("an API key", &stored)?, entry.revision)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Revoked (the only change a key sees) by another node meanwhile.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(not_found()),
+            Err(e) => Err(backend("revoking an API key", e)),
+        }
+    }
+
+    async fn any_key_made(&self) -> Result<bool> {
+        Ok(!scan::entries(&self.client, &self.registry, "apikey.>")
+            .await?
+            .is_empty())
+    }
+}

@@ -1,0 +1,85 @@
+//! [`Nodes`] on JetStream: heartbeats (`node.<id>`) and readiness
+//! (`ready.<tenant>.<function>.<version>.<node>`) in a bucket whose entries expire after
+//! [`super::NODE_TTL`], so a node that stops drops out by itself.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{NODE_TTL, NatsStore, backend, from_json, names, scan, to_json};
+use crate::model::*;
+use crate::{NodeRecord, Nodes, Result};
+
+#[derive(Serialize, Deserialize)]
+struct Ready {
+    node: String,
+    at_ms: i64,
+}
+
+#[async_trait]
+impl Nodes for NatsStore {
+    async fn heartbeat(&self, node: &NodeRecord) -> Result<()> {
+        self.nodes
+            .put(names::node_key(&node.id), to_json("a heartbeat", node)?)
+            .await
+            .map_err(|e| backend("sending a heartbeat", e))?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let fresh = now_ms() - NODE_TTL.as_millis() as i64;
+        let mut out = scan::entries(&self.client, &self.nodes, "node.*")
+            .await?
+            .iter()
+            .map(|found| from_json::<NodeRecord>("a heartbeat", &found.value))
+            .filter(|n| n.as_ref().map_or(true, |n| n.seen_at_ms >= fresh))
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn set_ready(
+        &self,
+        tenant: &TenantId,
+        function: &FunctionName,
+        version: VersionId,
+        node: &str,
+    ) -> Result<()> {
+        let ready = Ready {
+            node: node.to_string(),
+            at_ms: now_ms(),
+        };
+        self.nodes
+            .put(
+                names::ready_key(tenant, function, version, node),
+                to_json("a readiness", &ready)?,
+            )
+            .await
+            .map_err(|e| backend("saying a version is ready", e))?;
+        Ok(())
+    }
+
+    async fn ready(
+        &self,
+        tenant: &TenantId,
+        function: &FunctionName,
+        version: VersionId,
+    ) -> Result<Vec<(String, i64)>> {
+        let filter = format!("ready.{tenant}.{function}.{}.*", version.0);
+        scan::entries(&self.client, &self.nodes, &filter)
+            .await?
+            .iter()
+            .map(|found| {
+                let ready: Ready = from_json("a readiness", &found.value)?;
+                Ok((ready.node, ready.at_ms))
+            })
+            .collect()
+    }
+
+    fn health(&self) -> std::result::Result<(), String> {
+        if self.connected() {
+            Ok(())
+        } else {
+            Err("not connected to NATS; serving what this node has, and reconnecting".into())
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Reading many entries of a bucket at once: the last value of every key under a
+//! filter, through an ordered consumer that ends when it has caught up.
+
+use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use async_nats::jetstream::{kv, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::backend;
+use crate::Result;
+
+/// A live key's last value and revision.
+pub(crate) struct Found {
+    /// The key, without the bucket's prefix.
+    pub key: String,
+    pub value: Bytes,
+    pub revision: u64,
+}
+
+/// Every live key of `bucket` matching `filter` (a subject pattern of keys, like
+/// `fn.acme.*`), with its last value, in no set order. Deleted keys are left out.
+pub(crate) async fn entries(
+    client: &async_nats::Client,
+    bucket: &kv::Store,
+    filter: &str,
+) -> Result<Vec<Found>> {
+    let subject = format!("{}{filter}", bucket.prefix);
+    let messages =
+        super::patiently(|| last_per_subject(client, &bucket.stream, &subject, false)).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|(subject, value, revision, deleted)| {
+            let key = subject.strip_prefix(&bucket.prefix)?.to_string();
+            (!deleted).then_some(Found {
+                key,
+                value,
+                revision,
+            })
+        })
+        .collect())
+}
+
+/// The last message of each subject matching `subject`: (subject, payload, sequence,
+/// whether it is a delete or purge marker).
+async fn last_per_subject(
+    client: &async_nats::Client,
+    stream: &stream::Stream,
+    subject: &str,
+    headers_only: bool,
+) -> Result<Vec<(String, Bytes, u64, bool)>> {
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: client.new_inbox(),
+            filter_subject: subject.to_string(),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            headers_only,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| backend("listing entries", e))?;
+    let mut out = Vec::new();
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(out);
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| backend("listing entries", e))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| backend("listing entries", e))?;
+        let info = message.info().map_err(|e| backend("listing entries", e))?;
+        let (sequence, pending) = (info.stream_sequence, info.pending);
+        let deleted = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("KV-Operation"))
+            .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+        out.push((
+            message.subject.to_string(),
+            message.payload.clone(),
+            sequence,
+            deleted,
+        ));
+        if pending == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}

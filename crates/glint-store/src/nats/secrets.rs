@@ -1,0 +1,91 @@
+//! [`Secrets`] on JetStream: one entry per secret in the registry bucket,
+//! `secret.<tenant>.<name>`, holding the value sealed by the node.
+
+use async_nats::jetstream::kv;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{NatsStore, backend, from_json, names, scan, to_json};
+use crate::model::*;
+use crate::{Result, Secrets, StoreError};
+
+#[derive(Serialize, Deserialize)]
+struct StoredSecret {
+    name: String,
+    /// Sealed bytes, hex.
+    sealed: String,
+    updated_at_ms: i64,
+}
+
+impl NatsStore {
+    async fn stored_secrets(&self, tenant: &TenantId) -> Result<Vec<StoredSecret>> {
+        let mut out = scan::entries(&self.client, &self.registry, &format!("secret.{tenant}.*"))
+            .await?
+            .iter()
+            .map(|found| from_json::<StoredSecret>("a secret", &found.value))
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Secrets for NatsStore {
+    async fn set_secret(&self, tenant: &TenantId, name: &str, sealed: Vec<u8>) -> Result<()> {
+        let stored = StoredSecret {
+            name: name.to_string(),
+            sealed: hex::encode(sealed),
+            updated_at_ms: now_ms(),
+        };
+        self.registry
+            .put(
+                names::secret_key(tenant, name),
+                to_json("a secret", &stored)?,
+            )
+            .await
+            .map_err(|e| backend("storing a secret", e))?;
+        Ok(())
+    }
+
+    async fn secrets(&self, tenant: &TenantId) -> Result<Vec<SecretRecord>> {
+        Ok(self
+            .stored_secrets(tenant)
+            .await?
+            .into_iter()
+            .map(|s| SecretRecord {
+                name: s.name,
+                updated_at_ms: s.updated_at_ms,
+            })
+            .collect())
+    }
+
+    async fn sealed_secrets(&self, tenant: &TenantId) -> Result<Vec<(String, Vec<u8>)>> {
+        self.stored_secrets(tenant)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let sealed =
+                    hex::decode(&s.sealed).map_err(|e| backend("a secret is corrupt", e))?;
+                Ok((s.name, sealed))
+            })
+            .collect()
+    }
+
+    async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()> {
+        let key = names::secret_key(tenant, name);
+        let entry = self
+            .registry
+            .entry(&key)
+            .await
+            .map_err(|e| backend("reading a secret", e))?;
+        let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
+            return Err(StoreError::NotFound(format!(
+                "secret '{name}' does not exist; `glint secret list` shows the secrets"
+            )));
+        };
+        self.registry
+            .purge_expect_revision(&key, Some(entry.revision))
+            .await
+            .map_err(|e| backend("deleting a secret", e))
+    }
+}

@@ -1,0 +1,337 @@
+//! Three Glint nodes on one NATS JetStream cluster of three servers, all real processes
+//! on loopback: a change made on any node takes effect on every node, increments spread
+//! over the nodes lose no count, and killing a node or a NATS server loses no
+//! acknowledged write.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use glint_e2e::nats::NatsCluster;
+use glint_e2e::{Node, guest, hello_manifest};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const KEY: &str = "cluster-test-admin-key-0123456789abcdef";
+
+struct Cluster {
+    nats: NatsCluster,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    /// A NATS cluster of three and `n` nodes on it, ids n1..n3.
+    fn start(n: usize) -> Cluster {
+        let nats = NatsCluster::start(3);
+        let url = format!("{}?ns=glint", nats.url());
+        let nodes = (1..=n)
+            .map(|i| {
+                let id = format!("n{i}");
+                Node::start_with(KEY, &["--store", &url, "--node-id", &id])
+            })
+            .collect();
+        Cluster { nats, nodes }
+    }
+}
+
+impl Drop for Cluster {
+    /// A failed test shows what the nodes logged above INFO.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, node) in self.nodes.iter().enumerate() {
+                for line in node.log().lines().filter(|l| !l.contains(" INFO ")) {
+                    eprintln!("n{}: {line}", i + 1);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `path` on `node` until it answers `want`, for up to 10 s; returns the last answer.
+async fn eventually(node: &Node, path: &str, want: &(u16, String)) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = node.call(path).await;
+        if &got == want || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_on_one_node_serves_on_every_node_when_deploy_returns() {
+    let cluster = Cluster::start(3);
+    let body = cluster.nodes[0].admin().deploy_hello("hi from n1").await;
+    let ready: Vec<&str> = body["rollout"]["ready"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(ready, ["n1", "n2", "n3"], "{body}");
+    assert_eq!(body["rollout"]["not_ready"], json!([]), "{body}");
+    // No waiting: the deploy returned once every node served the version.
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.call("/hello").await,
+            (200, "hi from n1 from Glint!\n".into())
+        );
+    }
+    // Every node lists all three, from their heartbeats.
+    let (status, nodes) = cluster.nodes[2].admin().get("/api/v1/nodes").await;
+    assert_eq!(status, 200, "{nodes}");
+    let ids: Vec<&str> = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["n1", "n2", "n3"], "{nodes}");
+    // A second deploy, from another node, replaces the first everywhere.
+    cluster.nodes[1].admin().deploy_hello("hi from n2").await;
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.call("/hello").await,
+            (200, "hi from n2 from Glint!\n".into())
+        );
+    }
+    // A deploy on NATS keeps the same clear errors, and stores nothing.
+    let (status, body) = cluster.nodes[2]
+        .admin()
+        .deploy(
+            "hello",
+            "name = \"hello\"\n[bogus]\nx = 1\n",
+            guest("hello"),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, versions) = cluster.nodes[0]
+        .admin()
+        .get("/api/v1/functions/hello/versions")
+        .await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alias_env_and_key_changes_reach_every_node() {
+    let cluster = Cluster::start(3);
+    let [n1, n2, n3] = &cluster.nodes[..] else {
+        unreachable!()
+    };
+    n1.admin().deploy_hello("one").await;
+    n1.admin().deploy_hello("two").await;
+
+    // The alias moves back to v1 on n2: every node serves v1.
+    let (status, body) = n2
+        .admin()
+        .put(
+            "/api/v1/functions/hello/aliases/latest",
+            json!({ "versions": { "v1": 1.0 } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for node in [n1, n2, n3] {
+        assert_eq!(
+            eventually(node, "/hello", &(200, "one from Glint!\n".into())).await,
+            (200, "one from Glint!\n".into())
+        );
+    }
+
+    // An env var set on n3 overrides the manifest's on every node.
+    let (status, body) = n3
+        .admin()
+        .put(
+            "/api/v1/functions/hello/env/GREETING",
+            json!({ "value": "from env" }),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    for node in [n1, n2, n3] {
+        assert_eq!(
+            eventually(node, "/hello", &(200, "from env from Glint!\n".into())).await,
+            (200, "from env from Glint!\n".into())
+        );
+    }
+
+    // A key made on n1 works on n2; revoked on n3, it stops working everywhere.
+    let (status, made) = n1
+        .admin()
+        .send(
+            n1.admin()
+                .request(Method::POST, "/api/v1/keys")
+                .json(&json!({ "name": "ci", "role": "read" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    let with_key = |node: &Node| node.admin_with_key(Some(&key));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while with_key(n2).get("/api/v1/functions").await.0 != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(with_key(n2).get("/api/v1/functions").await.0, 200);
+    let (status, body) = n3.admin().delete(&format!("/api/v1/keys/{id}")).await;
+    assert!(status == 200 || status == 204, "{status} {body}");
+    for node in [n1, n2, n3] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while with_key(node).get("/api/v1/functions").await.0 != 401 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(with_key(node).get("/api/v1/functions").await.0, 401);
+    }
+}
+
+/// `count` increments of one counter, sent to the nodes in turn, `parallel` at a time.
+/// Returns each answer's status (0: none, the node died mid-request) and, unless 200, its
+/// body.
+async fn increments(
+    nodes: &[&Node],
+    key: &str,
+    count: usize,
+    parallel: usize,
+) -> Vec<(u16, String)> {
+    let client = &glint_e2e::http_client();
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let node = nodes[i % nodes.len()];
+            let url = format!("{}/counter/{key}", node.data_url);
+            // 0: no answer (the node died mid-request).
+            async move {
+                match client.post(url).send().await {
+                    Ok(r) if r.status() == 200 => (200, String::new()),
+                    Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                    Err(e) => (0, e.to_string()),
+                }
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await
+}
+
+fn assert_all_ok(answers: &[(u16, String)]) {
+    let failed: Vec<&(u16, String)> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed, the first: {:?}",
+        failed.len(),
+        answers.len(),
+        failed.first()
+    );
+}
+
+async fn deploy_counter(node: &Node) -> Value {
+    let manifest =
+        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
+            .unwrap();
+    node.admin()
+        .deploy_ok("counter", &manifest, guest("counter"))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn increments_spread_over_three_nodes_lose_no_count() {
+    let cluster = Cluster::start(3);
+    deploy_counter(&cluster.nodes[0]).await;
+    let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+    let statuses = increments(&nodes, "hits", 3000, 24).await;
+    assert_all_ok(&statuses);
+    for node in &cluster.nodes {
+        assert_eq!(node.call("/counter/hits").await, (200, "3000\n".into()));
+    }
+    // And the hello example still serves beside it: one slow store does not stop others.
+    cluster.nodes[1]
+        .admin()
+        .deploy_ok("hello", &hello_manifest("still here"), guest("hello"))
+        .await;
+    assert_eq!(
+        cluster.nodes[2].call("/hello").await,
+        (200, "still here from Glint!\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_a_node_or_a_nats_server_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3);
+    deploy_counter(&cluster.nodes[0]).await;
+
+    // Load on all three nodes while n3 is killed: the other two keep serving, and every
+    // increment acknowledged with 200 is counted.
+    let acked = {
+        let nodes: Vec<&Node> = cluster.nodes.iter().collect();
+        let load = increments(&nodes, "hits", 600, 12);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let pid = cluster.nodes[2].pid();
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        };
+        let (statuses, ()) = tokio::join!(load, kill);
+        statuses.iter().filter(|(s, _)| *s == 200).count()
+    };
+    let (_, count) = cluster.nodes[0].call("/counter/hits").await;
+    let count: usize = count.trim().parse().unwrap();
+    // n3 may have written an increment it could not answer before it died.
+    assert!(
+        count >= acked && count <= 600,
+        "{count} counted, {acked} acknowledged"
+    );
+    // n3 stops heartbeating and drops out of every node's list.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let live = loop {
+        let (_, nodes) = cluster.nodes[0].admin().get("/api/v1/nodes").await;
+        let ids: Vec<String> = nodes["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["id"].as_str().map(str::to_string))
+            .collect();
+        if ids.len() == 2 || Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(live, ["n1", "n2"]);
+    let survivors: Vec<&Node> = cluster.nodes[..2].iter().collect();
+    let statuses = increments(&survivors, "after-node", 100, 8).await;
+    assert_all_ok(&statuses);
+
+    // One NATS server of three (R3) killed under load: the nodes go on, and nothing
+    // acknowledged is lost.
+    let acked = {
+        let load = increments(&survivors, "nats-kill", 400, 8);
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let pid = cluster.nats.servers[0].pid();
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        };
+        let (statuses, ()) = tokio::join!(load, kill);
+        statuses.iter().filter(|(s, _)| *s == 200).count()
+    };
+    let (_, count) = eventually(
+        &cluster.nodes[1],
+        "/counter/nats-kill",
+        &(200, format!("{acked}\n")),
+    )
+    .await;
+    let count: usize = count.trim().parse().unwrap();
+    assert!(
+        count >= acked && count <= 400,
+        "{count} counted, {acked} acknowledged"
+    );
+    // A deploy still goes through with two servers of three, and serves on both nodes.
+    cluster.nodes[1]
+        .admin()
+        .deploy_hello("after the kill")
+        .await;
+    for node in &cluster.nodes[..2] {
+        assert_eq!(
+            node.call("/hello").await,
+            (200, "after the kill from Glint!\n".into())
+        );
+    }
+}
