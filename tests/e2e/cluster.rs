@@ -33,19 +33,6 @@ impl Cluster {
     }
 }
 
-impl Drop for Cluster {
-    /// A failed test shows what the nodes logged above INFO.
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for (i, node) in self.nodes.iter().enumerate() {
-                for line in node.log().lines().filter(|l| !l.contains(" INFO ")) {
-                    eprintln!("n{}: {line}", i + 1);
-                }
-            }
-        }
-    }
-}
-
 /// Calls `path` on `node` until it answers `want`, for up to 10 s; returns the last answer.
 async fn eventually(node: &Node, path: &str, want: &(u16, String)) -> (u16, String) {
     let deadline = Instant::now() + Duration::from_secs(10);

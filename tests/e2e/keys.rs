@@ -64,6 +64,9 @@ async fn first_start_writes_a_private_admin_key() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+    if glint_e2e::nats::nodes_on_nats() {
+        return; // what follows reads the embedded store's files
+    }
     // Only the key's hash is in the database.
     let mut stored = std::fs::read(node.data_dir.join("glint.db")).unwrap_or_default();
     stored.extend(std::fs::read(node.data_dir.join("glint.db-wal")).unwrap_or_default());

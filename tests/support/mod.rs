@@ -363,6 +363,16 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // A failed test shows the node's errors and warnings.
+        if std::thread::panicking() {
+            for line in self
+                .log()
+                .lines()
+                .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            {
+                eprintln!("node log: {line}");
+            }
+        }
     }
 }
 

@@ -163,19 +163,19 @@ impl NatsCluster {
         self.wait_ready(i);
     }
 
-    /// Waits (up to 30 s) until server `i` answers its health check, JetStream included:
+    /// Waits (up to 90 s: the machine may be busy with other tests) until server `i` answers its health check, JetStream included:
     /// `/healthz` is 200 only once the server is current with the cluster's meta leader.
     fn wait_ready(&self, i: usize) {
         let server = &self.servers[i];
         let url = format!("http://127.0.0.1:{}/healthz", server.monitor_port);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if health_ok(&url) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "nats-server {} did not become ready in 30 s:\n{}",
+                "nats-server {} did not become ready in 90 s:\n{}",
                 server.name,
                 server.log()
             );
@@ -229,7 +229,9 @@ max_payload: 8MB
 jetstream {{
   store_dir: "{store}"
   sync_interval: always
-  max_file_store: 1GB
+  # Streams reserve their byte limits (each KV store's quota, the logs' size) against
+  # this; the tests write little, and many nodes share one cluster.
+  max_file_store: 1TB
   max_memory_store: 64MB
 }}
 cluster {{

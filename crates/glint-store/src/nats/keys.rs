@@ -52,16 +52,16 @@ impl KeyStore for NatsStore {
             revoked_at_ms: None,
         };
         let key = names::api_key_key(tenant, &record.id);
-        match self
-            .registry
-            .create(&key, to_json("an API key", &stored)?)
-            .await
-        {
-            Ok(_) => Ok(record),
-            // Stored already: it keeps its record as it is, revoked or not.
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(record),
-            Err(e) => Err(backend("storing an API key", e)),
-        }
+        let bytes = to_json("an API key", &stored)?;
+        super::until_sent(|| async {
+            match self.registry.create(&key, bytes.clone()).await {
+                Ok(_) => Ok(record.clone()),
+                // Stored already: it keeps its record as it is, revoked or not.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(record.clone()),
+                Err(e) => Err(backend("storing an API key", e)),
+            }
+        })
+        .await
     }
 
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {

@@ -143,12 +143,15 @@ impl KeyValue for NatsKv {
             storage: jetstream::stream::StorageType::File,
             ..Default::default()
         };
-        match self.js.create_key_value(config).await {
-            Ok(_) => Ok(()),
-            // Another node made it first.
-            Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(()),
-            Err(e) => Err(backend("creating a KV store", e)),
-        }
+        super::patiently(|| async {
+            match self.js.create_key_value(config.clone()).await {
+                Ok(_) => Ok(()),
+                // Another node made it first.
+                Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(()),
+                Err(e) => Err(backend("creating a KV store", e)),
+            }
+        })
+        .await
     }
 
     async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>> {

@@ -1,25 +1,176 @@
-// PLACEHOLDER until the helper's version lands: replaced wholesale.
+//! [`LogStore`] on JetStream: a stream of log lines, one subject per function
+//! (`<ns>.logs.<tenant>.<function>`). A flush publishes one message per function, a JSON
+//! array of its lines, because the server fsyncs each message. The server enforces
+//! retention by age and size; a query reads the function's (or tenant's) subjects from
+//! its start time on.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
 use async_trait::async_trait;
 
-use super::NatsStore;
+use super::{NatsStore, backend, names, scan, to_json};
 use crate::model::*;
 use crate::{LogStore, Result};
 
+/// The most one message carries; a function's batch past it goes in several.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// How far a query reads before its start: a line's time is the node's clock, the
+/// message's is the server's, and lines wait up to a flush before they are sent.
+const CLOCK_SLACK_MS: i64 = 5_000;
+
 impl NatsStore {
-    pub(crate) async fn purge_function_logs(&self, _t: &TenantId, _f: &FunctionName) -> Result<()> {
+    /// Deletes a function's lines, as deleting the function does.
+    pub(crate) async fn purge_function_logs(
+        &self,
+        tenant: &TenantId,
+        function: &FunctionName,
+    ) -> Result<()> {
+        self.logs
+            .purge()
+            .filter(names::logs_subject(&self.ns, tenant, function.as_str()))
+            .await
+            .map_err(|e| backend("deleting a function's logs", e))?;
         Ok(())
     }
+
+    /// Publishes `items` as JSON arrays on `subject`, as few messages as fit, and waits
+    /// until the server has them all.
+    pub(crate) async fn publish_batches<T: serde::Serialize>(
+        &self,
+        what: &str,
+        batches: BTreeMap<String, Vec<T>>,
+    ) -> Result<()> {
+        let mut acks = Vec::new();
+        for (subject, items) in batches {
+            let mut chunk: Vec<&T> = Vec::new();
+            let mut size = 0;
+            for item in &items {
+                let len = serde_json::to_vec(item).map_or(0, |b| b.len()) + 1;
+                if !chunk.is_empty() && size + len > MAX_MESSAGE_BYTES {
+                    acks.push(self.publish(what, &subject, &chunk).await?);
+                    chunk.clear();
+                    size = 0;
+                }
+                chunk.push(item);
+                size += len;
+            }
+            if !chunk.is_empty() {
+                acks.push(self.publish(what, &subject, &chunk).await?);
+            }
+        }
+        for ack in acks {
+            ack.await
+                .map_err(|e| backend(&format!("storing {what}"), e))?;
+        }
+        Ok(())
+    }
+
+    async fn publish<T: serde::Serialize>(
+        &self,
+        what: &str,
+        subject: &str,
+        items: &[&T],
+    ) -> Result<async_nats::jetstream::context::PublishAckFuture> {
+        self.js
+            .publish(subject.to_string(), to_json(what, &items)?)
+            .await
+            .map_err(|e| backend(&format!("storing {what}"), e))
+    }
+}
+
+fn matches(line: &LogRecord, q: &LogQuery) -> bool {
+    q.version.is_none_or(|v| line.version == v)
+        && q.execution_id
+            .as_ref()
+            .is_none_or(|id| &line.execution_id == id)
+        && q.since_ms.is_none_or(|t| line.ts_ms >= t)
+        && q.until_ms.is_none_or(|t| line.ts_ms < t)
+        && q.min_level.is_none_or(|l| line.level >= l)
+        && q.node.as_ref().is_none_or(|n| &line.node == n)
+        && q.region.as_ref().is_none_or(|r| &line.region == r)
 }
 
 #[async_trait]
 impl LogStore for NatsStore {
-    async fn append_logs(&self, _lines: Vec<LogRecord>) -> Result<()> {
-        Ok(())
+    async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()> {
+        let mut batches: BTreeMap<String, Vec<LogRecord>> = BTreeMap::new();
+        for line in lines {
+            let subject = names::logs_subject(&self.ns, &line.tenant, line.function.as_str());
+            batches.entry(subject).or_default().push(line);
+        }
+        self.publish_batches("log lines", batches).await
     }
-    async fn logs(&self, _tenant: &TenantId, _query: LogQuery) -> Result<Vec<LogRecord>> {
-        Ok(Vec::new())
+
+    async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>> {
+        let function = query.function.as_ref().map_or("*", |f| f.as_str());
+        let subject = names::logs_subject(&self.ns, tenant, function);
+        let wanted = query.lines.max(1);
+        let stop_after = query.until_ms.map(|t| t + CLOCK_SLACK_MS);
+        let mut kept: VecDeque<LogRecord> = VecDeque::new();
+        let mut corrupt = 0;
+        scan::messages(
+            &self.client,
+            &self.logs,
+            &subject,
+            query.since_ms.map(|t| t - CLOCK_SLACK_MS),
+            |payload, at_ms| {
+                if stop_after.is_some_and(|t| at_ms > t) {
+                    return false;
+                }
+                let Ok(lines) = serde_json::from_slice::<Vec<LogRecord>>(payload) else {
+                    corrupt += 1;
+                    return true;
+                };
+                for line in lines.into_iter().filter(|l| matches(l, &query)) {
+                    if query.oldest_first && kept.len() == wanted {
+                        return true;
+                    }
+                    kept.push_back(line);
+                    if !query.oldest_first && kept.len() > wanted {
+                        kept.pop_front();
+                    }
+                }
+                true
+            },
+        )
+        .await?;
+        if corrupt > 0 {
+            tracing::warn!(
+                messages = corrupt,
+                "log messages that are not Glint's were skipped"
+            );
+        }
+        let mut out: Vec<LogRecord> = kept.into();
+        // Nodes flush on their own clocks: order by the lines' times.
+        out.sort_by_key(|l| l.ts_ms);
+        Ok(out)
     }
-    async fn prune_logs(&self, _before_ms: i64, _max_bytes: u64) -> Result<u64> {
+
+    async fn prune_logs(&self, before_ms: i64, max_bytes: u64) -> Result<u64> {
+        // The server enforces retention; this keeps the stream's limits the node's.
+        let age_s = ((now_ms() - before_ms).max(1000) / 1000) as u64;
+        let wanted = (age_s, max_bytes);
+        if *self.log_retention.lock().unwrap_or_else(|p| p.into_inner()) == Some(wanted) {
+            return Ok(0);
+        }
+        let mut config = self
+            .js
+            .get_stream(names::logs_stream(&self.ns))
+            .await
+            .map_err(|e| backend("reading the logs stream", e))?
+            .cached_info()
+            .config
+            .clone();
+        config.max_age = Duration::from_secs(age_s);
+        // The server refuses a window for duplicates longer than the lines are kept.
+        config.duplicate_window = config.duplicate_window.min(config.max_age);
+        config.max_bytes = max_bytes.min(i64::MAX as u64) as i64;
+        self.js
+            .update_stream(config)
+            .await
+            .map_err(|e| backend("setting the logs' retention", e))?;
+        *self.log_retention.lock().unwrap_or_else(|p| p.into_inner()) = Some(wanted);
         Ok(0)
     }
 }

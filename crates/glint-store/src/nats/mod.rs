@@ -40,7 +40,6 @@ pub struct NatsStore {
     client: async_nats::Client,
     js: jetstream::Context,
     ns: String,
-    replicas: usize,
     /// Functions, route claims, API keys, secrets.
     registry: jkv::Store,
     /// Node heartbeats and readiness; entries expire, so a node that stops drops out.
@@ -71,40 +70,45 @@ impl NatsStore {
                 limits.max_value_bytes
             )));
         }
-        let registry = kv_bucket(&js, &names::registry_bucket(&ns), replicas, None).await?;
-        let nodes = kv_bucket(&js, &names::nodes_bucket(&ns), replicas, Some(NODE_TTL)).await?;
-        let artifacts = match js.get_object_store(names::artifacts_bucket(&ns)).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: names::artifacts_bucket(&ns),
-                    description: Some("Glint component bytes, by tenant and sha256".into()),
-                    storage: stream::StorageType::File,
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| backend("creating the artifacts object store", e))?,
-        };
-        let logs = event_stream(
-            &js,
-            &names::logs_stream(&ns),
-            &names::logs_subjects(&ns),
-            replicas,
-        )
+        // Each of these opens what exists or makes it, so a cluster that is still
+        // electing its leaders is waited for.
+        let (registry_bucket, nodes_bucket) =
+            (names::registry_bucket(&ns), names::nodes_bucket(&ns));
+        let registry = patiently(|| kv_bucket(&js, &registry_bucket, replicas, None)).await?;
+        let nodes = patiently(|| kv_bucket(&js, &nodes_bucket, replicas, Some(NODE_TTL))).await?;
+        let artifacts = patiently(|| async {
+            match js.get_object_store(names::artifacts_bucket(&ns)).await {
+                Ok(store) => Ok(store),
+                Err(_) => js
+                    .create_object_store(object_store::Config {
+                        bucket: names::artifacts_bucket(&ns),
+                        description: Some("Glint component bytes, by tenant and sha256".into()),
+                        storage: stream::StorageType::File,
+                        num_replicas: replicas,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| backend("creating the artifacts object store", e)),
+            }
+        })
         .await?;
-        let usage = event_stream(
-            &js,
-            &names::usage_stream(&ns),
-            &names::usage_subjects(&ns),
-            replicas,
-        )
+        let (logs_stream, logs_subjects) = (names::logs_stream(&ns), names::logs_subjects(&ns));
+        let logs = patiently(|| event_stream(&js, &logs_stream, &logs_subjects, replicas)).await?;
+        let (usage_stream, usage_subjects) = (names::usage_stream(&ns), names::usage_subjects(&ns));
+        let usage =
+            patiently(|| event_stream(&js, &usage_stream, &usage_subjects, replicas)).await?;
+        // A read from the registry's leader: the store answers from here on.
+        patiently(|| async {
+            registry
+                .entry("meta.ready")
+                .await
+                .map_err(|e| backend("reading the registry", e))
+        })
         .await?;
         let store = NatsStore {
             client: client.clone(),
             js,
             ns: ns.clone(),
-            replicas,
             registry,
             nodes,
             artifacts,
@@ -214,14 +218,40 @@ fn transient(e: &StoreError) -> bool {
         "no stream found",
         "not available",
         "temporarily unavailable",
+        "peer offline",
+        "no suitable peers",
     ]
     .iter()
     .any(|t| text.contains(t))
 }
 
+/// Whether a write failed before any server took it (no stream answered its subject, as
+/// while a client reconnects): sending it again cannot apply it twice.
+fn unsent(e: &StoreError) -> bool {
+    let text = e.to_string();
+    text.contains("no stream found") || text.contains("no responders")
+}
+
 /// Runs a read again while it fails for a [`transient`] reason, for up to [`PATIENCE`].
 /// Only for reads: a write that timed out may have happened.
-async fn patiently<T, F, Fut>(mut read: F) -> Result<T>
+async fn patiently<T, F, Fut>(read: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    again_while(transient, read).await
+}
+
+/// Sends a write again while no server took it ([`unsent`]), for up to [`PATIENCE`].
+async fn until_sent<T, F, Fut>(write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    again_while(unsent, write).await
+}
+
+async fn again_while<T, F, Fut>(retry: fn(&StoreError) -> bool, mut op: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -229,8 +259,8 @@ where
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut pause = Duration::from_millis(50);
     loop {
-        match read().await {
-            Err(e) if transient(&e) && tokio::time::Instant::now() + pause < deadline => {
+        match op().await {
+            Err(e) if retry(&e) && tokio::time::Instant::now() + pause < deadline => {
                 tracing::debug!(error = %e, "NATS is busy; reading again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));

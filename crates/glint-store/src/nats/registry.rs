@@ -157,14 +157,23 @@ impl NatsStore {
             )));
         }
         let key = names::function_key(&doc.tenant, &doc.name);
+        super::until_sent(|| self.try_write_function(&key, bytes.clone(), revision)).await
+    }
+
+    async fn try_write_function(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+        revision: u64,
+    ) -> Result<bool> {
         let written = if revision == 0 {
-            match self.registry.create(&key, bytes).await {
+            match self.registry.create(key, bytes).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
                 Err(e) => Err(backend("storing a function", e)),
             }
         } else {
-            match self.registry.update(&key, bytes, revision).await {
+            match self.registry.update(key, bytes, revision).await {
                 Ok(_) => Ok(()),
                 Err(e) if lost_race(&e) => return Ok(false),
                 Err(e) => Err(backend("storing a function", e)),

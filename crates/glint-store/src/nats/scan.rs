@@ -9,12 +9,9 @@ use futures_util::StreamExt;
 use super::backend;
 use crate::Result;
 
-/// A live key's last value and revision.
+/// A live key's last value.
 pub(crate) struct Found {
-    /// The key, without the bucket's prefix.
-    pub key: String,
     pub value: Bytes,
-    pub revision: u64,
 }
 
 /// Every live key of `bucket` matching `filter` (a subject pattern of keys, like
@@ -29,14 +26,7 @@ pub(crate) async fn entries(
         super::patiently(|| last_per_subject(client, &bucket.stream, &subject, false)).await?;
     Ok(messages
         .into_iter()
-        .filter_map(|(subject, value, revision, deleted)| {
-            let key = subject.strip_prefix(&bucket.prefix)?.to_string();
-            (!deleted).then_some(Found {
-                key,
-                value,
-                revision,
-            })
-        })
+        .filter_map(|(_, value, _, deleted)| (!deleted).then_some(Found { value }))
         .collect())
 }
 
@@ -86,4 +76,56 @@ async fn last_per_subject(
         }
     }
     Ok(out)
+}
+
+/// Reads the messages of `stream` on `subject` in order, from `start` (ms since the
+/// epoch; `None`: the first), passing each payload and its time (ms) to `visit` until it
+/// returns false or the stream has no more.
+pub(crate) async fn messages(
+    client: &async_nats::Client,
+    stream: &stream::Stream,
+    subject: &str,
+    start_ms: Option<i64>,
+    mut visit: impl FnMut(&[u8], i64) -> bool,
+) -> Result<()> {
+    let deliver_policy = match start_ms {
+        Some(ms) => DeliverPolicy::ByStartTime {
+            start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(ms.max(0)) * 1_000_000,
+            )
+            .map_err(|e| backend("reading events", e))?,
+        },
+        None => DeliverPolicy::All,
+    };
+    let consumer = super::patiently(|| async {
+        stream
+            .create_consumer(push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: subject.to_string(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("reading events", e))
+    })
+    .await?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(());
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| backend("reading events", e))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| backend("reading events", e))?;
+        let info = message.info().map_err(|e| backend("reading events", e))?;
+        let (pending, at_ms) = (
+            info.pending,
+            (info.published.unix_timestamp_nanos() / 1_000_000) as i64,
+        );
+        if !visit(&message.payload, at_ms) || pending == 0 {
+            break;
+        }
+    }
+    Ok(())
 }

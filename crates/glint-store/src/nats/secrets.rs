@@ -37,13 +37,17 @@ impl Secrets for NatsStore {
             sealed: hex::encode(sealed),
             updated_at_ms: now_ms(),
         };
-        self.registry
-            .put(
-                names::secret_key(tenant, name),
-                to_json("a secret", &stored)?,
-            )
-            .await
-            .map_err(|e| backend("storing a secret", e))?;
+        let (key, bytes) = (
+            names::secret_key(tenant, name),
+            to_json("a secret", &stored)?,
+        );
+        super::until_sent(|| async {
+            self.registry
+                .put(key.as_str(), bytes.clone())
+                .await
+                .map_err(|e| backend("storing a secret", e))
+        })
+        .await?;
         Ok(())
     }
 

@@ -1,22 +1,75 @@
-// PLACEHOLDER until the helper's version lands: replaced wholesale.
+//! [`UsageStore`] on JetStream: a stream of usage deltas, one subject per function
+//! (`<ns>.usage.<tenant>.<function>`). Each flush publishes one message per function, and
+//! a query sums the deltas per function, version and minute.
+
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
-use super::NatsStore;
+use super::{NatsStore, names, scan};
 use crate::model::*;
 use crate::{Result, UsageStore};
 
+/// How long after its minute a record may be flushed: a query reads from this much
+/// before its start.
+const FLUSH_SLACK_MS: i64 = 2 * 60_000;
+
 #[async_trait]
 impl UsageStore for NatsStore {
-    async fn add_usage(&self, _tenant: &TenantId, _records: Vec<UsageRecord>) -> Result<()> {
-        Ok(())
+    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
+        let mut batches: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
+        for record in records {
+            let subject = names::usage_subject(&self.ns, tenant, record.function.as_str());
+            batches.entry(subject).or_default().push(record);
+        }
+        self.publish_batches("usage", batches).await
     }
+
     async fn usage(
         &self,
-        _t: &TenantId,
-        _f: Option<&FunctionName>,
-        _s: i64,
-        _e: i64,
+        tenant: &TenantId,
+        function: Option<&FunctionName>,
+        start_ms: i64,
+        end_ms: i64,
     ) -> Result<Vec<UsageRecord>> {
-        Ok(Vec::new())
+        let subject = names::usage_subject(&self.ns, tenant, function.map_or("*", |f| f.as_str()));
+        let mut sums: BTreeMap<(i64, FunctionName, VersionId), UsageRecord> = BTreeMap::new();
+        scan::messages(
+            &self.client,
+            &self.usage,
+            &subject,
+            Some(start_ms - FLUSH_SLACK_MS),
+            |payload, at_ms| {
+                if at_ms > end_ms + FLUSH_SLACK_MS {
+                    return false;
+                }
+                let Ok(records) = serde_json::from_slice::<Vec<UsageRecord>>(payload) else {
+                    return true;
+                };
+                for r in records {
+                    if r.minute_ms < start_ms || r.minute_ms >= end_ms {
+                        continue;
+                    }
+                    let key = (r.minute_ms, r.function.clone(), r.version);
+                    match sums.get_mut(&key) {
+                        None => {
+                            sums.insert(key, r);
+                        }
+                        Some(sum) => {
+                            sum.requests += r.requests;
+                            sum.errors += r.errors;
+                            sum.bytes_in += r.bytes_in;
+                            sum.bytes_out += r.bytes_out;
+                            sum.wall_ms += r.wall_ms;
+                            sum.cpu_us += r.cpu_us;
+                            sum.memory_kib_ms += r.memory_kib_ms;
+                        }
+                    }
+                }
+                true
+            },
+        )
+        .await?;
+        Ok(sums.into_values().collect())
     }
 }
