@@ -322,3 +322,72 @@ async fn killing_a_node_or_a_nats_server_loses_no_acknowledged_write() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
+    let mut cluster = Cluster::start(2);
+    deploy_counter(&cluster.nodes[0]).await;
+    cluster.nodes[0].admin().deploy_hello("before").await;
+    let readyz = |node: &Node| {
+        let url = format!("{}/readyz", node.admin_url);
+        async move {
+            glint_e2e::http_client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(readyz(&cluster.nodes[1]).await, 200);
+
+    cluster.nats.kill_all();
+    // Not ready for a load balancer, but still serving what it compiled.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while readyz(&cluster.nodes[1]).await != 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(readyz(&cluster.nodes[1]).await, 503);
+    for node in &cluster.nodes {
+        assert_eq!(
+            node.call("/hello").await,
+            (200, "before from Glint!\n".into())
+        );
+    }
+    // KV calls fail, at once and with an error, instead of hanging.
+    let started = Instant::now();
+    let (status, body) = cluster.nodes[1]
+        .send(Method::POST, "/counter/x", Vec::new())
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("KV store failed"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // NATS back: both nodes are ready again, and a deploy on one serves on the other.
+    cluster.nats.restart_all();
+    for node in &cluster.nodes {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while readyz(node).await != 200 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(readyz(node).await, 200);
+    }
+    let body = cluster.nodes[0].admin().deploy_hello("after").await;
+    assert_eq!(body["rollout"]["not_ready"], json!([]), "{body}");
+    assert_eq!(
+        cluster.nodes[1].call("/hello").await,
+        (200, "after from Glint!\n".into())
+    );
+    assert_eq!(
+        cluster.nodes[1]
+            .send(Method::POST, "/counter/x", Vec::new())
+            .await
+            .0,
+        200
+    );
+}

@@ -163,7 +163,28 @@ impl NatsCluster {
         self.wait_ready(i);
     }
 
-    /// Waits (up to 90 s: the machine may be busy with other tests) until server `i` answers its health check, JetStream included:
+    /// Kills every server at once.
+    pub fn kill_all(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill9(i);
+        }
+    }
+
+    /// Starts every stopped server again, and waits until all are ready (a majority
+    /// must be up before any is).
+    pub fn restart_all(&mut self) {
+        for server in &mut self.servers {
+            if server.child.is_none() {
+                server.spawn();
+            }
+        }
+        for i in 0..self.servers.len() {
+            self.wait_ready(i);
+        }
+    }
+
+    /// Waits (up to 90 s: the machine may be busy with other tests) until server `i`
+    /// answers its health check, JetStream included:
     /// `/healthz` is 200 only once the server is current with the cluster's meta leader.
     fn wait_ready(&self, i: usize) {
         let server = &self.servers[i];

@@ -54,6 +54,12 @@ impl NatsKv {
     }
 
     async fn bucket(&self, tenant: &TenantId, store: &KvStoreName) -> Result<kv::Store> {
+        // Fail at once, not after a timeout, while NATS cannot be reached.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(StoreError::Backend(
+                "this node has lost its connection to NATS; KV calls fail until it is back".into(),
+            ));
+        }
         let name = names::user_bucket(&self.ns, tenant, store);
         if let Some(found) = self.buckets.lock().unwrap().get(&name) {
             return Ok(found.clone());
