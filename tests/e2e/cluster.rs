@@ -244,7 +244,7 @@ async fn increments_spread_over_three_nodes_lose_no_count() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_a_node_or_a_nats_server_loses_no_acknowledged_write() {
-    let mut cluster = Cluster::start(3);
+    let cluster = Cluster::start(3);
     deploy_counter(&cluster.nodes[0]).await;
 
     // Load on all three nodes while n3 is killed: the other two keep serving, and every

@@ -4,16 +4,15 @@
 use std::sync::Arc;
 
 use glint_e2e::nats::NatsCluster;
-use glint_store::nats::{NatsKv, connect};
+use glint_store::nats::{NatsKv, NatsStore, NatsUrl};
 use glint_store::{KeyValue, KvLimits, KvStoreName, StoreError, TenantId};
 
+/// The KV stores of a new connection to the cluster.
 async fn kv(cluster: &NatsCluster, limits: KvLimits) -> NatsKv {
-    NatsKv::new(
-        connect(&cluster.url()).await.unwrap(),
-        "glinttest",
-        3,
-        limits,
-    )
+    let url = NatsUrl::parse(&format!("{}?ns=glinttest&replicas=3", cluster.url()))
+        .unwrap()
+        .unwrap();
+    NatsStore::open(&url, limits).await.unwrap().1
 }
 
 fn names() -> (TenantId, KvStoreName) {

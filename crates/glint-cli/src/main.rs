@@ -61,7 +61,7 @@ struct Cli {
 // sits on the group's type. (Plain comments: clap turns doc comments here into help.)
 #[derive(Subcommand)]
 enum Command {
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     // new, build, run
     #[command(flatten)]
     Dev(dev::DevCommand),
@@ -154,7 +154,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     };
     let connect: Connect = &connect;
     match cli.command {
-        Command::Serve(args) => serve::run(args).await?,
+        Command::Serve(args) => serve::run(*args).await?,
         Command::Dev(command) => dev::run(command).await?,
         Command::Function(command) => lifecycle::run(command, connect, format).await?,
         Command::Env(command) => env::run(command, connect, format).await?,

@@ -81,10 +81,14 @@ impl NatsKv {
     }
 
     async fn current(&self, bucket: &kv::Store, key: &str) -> Result<Current> {
-        let entry = bucket
-            .entry(names::escape_key(key))
-            .await
-            .map_err(|e| backend("reading a key", e))?;
+        let escaped = names::escape_key(key);
+        let entry = super::patiently(|| async {
+            bucket
+                .entry(escaped.as_str())
+                .await
+                .map_err(|e| backend("reading a key", e))
+        })
+        .await?;
         Ok(match entry {
             None => Current {
                 value: None,
