@@ -81,7 +81,12 @@ fn duration_back(text: &str) -> Option<Duration> {
     if averaged {
         return None;
     }
-    match humantime::parse_duration(text) {
+    // humantime panics when parts that each fit add up past `Duration::MAX`
+    // (`18446744073709551615s1000ms`): that too is a count too large, so it saturates.
+    let Ok(parsed) = std::panic::catch_unwind(|| humantime::parse_duration(text)) else {
+        return Some(Duration::MAX);
+    };
+    match parsed {
         Ok(back) => Some(back),
         // humantime says NumberOverflow for a count too large, and for a fraction finer
         // than a nanosecond; only the first is far back.
