@@ -329,16 +329,8 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
     deploy_counter(&cluster.nodes[0]).await;
     cluster.nodes[0].admin().deploy_hello("before").await;
     let readyz = |node: &Node| {
-        let url = format!("{}/readyz", node.admin_url);
-        async move {
-            glint_e2e::http_client()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let admin = node.admin();
+        async move { admin.get("/readyz").await.0 }
     };
     assert_eq!(readyz(&cluster.nodes[1]).await, 200);
 

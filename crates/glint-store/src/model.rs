@@ -228,6 +228,21 @@ pub struct ApiKeyRecord {
     pub created_at_ms: i64,
 }
 
+impl ApiKeyRecord {
+    /// A new key's record, made now; its id comes from its hash, so storing the same key
+    /// twice gives one record.
+    pub fn new(tenant: &TenantId, name: &str, role: Role, key_hash: &str, prefix: &str) -> Self {
+        ApiKeyRecord {
+            id: format!("key_{}", &key_hash[..12]),
+            tenant: tenant.clone(),
+            name: name.to_string(),
+            role,
+            prefix: prefix.to_string(),
+            created_at_ms: now_ms(),
+        }
+    }
+}
+
 /// Severity of a log line, parsed from a guest's prefix or given by the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

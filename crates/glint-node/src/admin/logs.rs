@@ -279,6 +279,11 @@ mod tests {
             0,
             "huge durations saturate at the epoch, not panic"
         );
+        assert_eq!(
+            parse_time("start", "18446744073709551615s1000ms").unwrap(),
+            0,
+            "parts that add up past Duration::MAX saturate too (found by fuzzing)"
+        );
         for out_of_range in [i64::MIN.to_string(), "-1".into(), i64::MAX.to_string()] {
             let e = parse_time("end", &out_of_range).unwrap_err();
             assert_eq!(e.code, "invalid_time", "{out_of_range}");

@@ -38,14 +38,7 @@ impl KeyStore for NatsStore {
         key_hash: &str,
         prefix: &str,
     ) -> Result<ApiKeyRecord> {
-        let record = ApiKeyRecord {
-            id: format!("key_{}", &key_hash[..12]),
-            tenant: tenant.clone(),
-            name: name.to_string(),
-            role,
-            prefix: prefix.to_string(),
-            created_at_ms: now_ms(),
-        };
+        let record = ApiKeyRecord::new(tenant, name, role, key_hash, prefix);
         let stored = StoredKey {
             record: record.clone(),
             key_hash: key_hash.to_string(),

@@ -34,8 +34,8 @@ impl NatsStore {
         Ok(())
     }
 
-    /// Publishes `items` as JSON arrays on `subject`, as few messages as fit, and waits
-    /// until the server has them all.
+    /// Publishes each subject's `items` as JSON arrays, as few messages as fit, and
+    /// waits until the server has them all.
     pub(crate) async fn publish_batches<T: serde::Serialize>(
         &self,
         what: &str,
@@ -43,20 +43,19 @@ impl NatsStore {
     ) -> Result<()> {
         let mut acks = Vec::new();
         for (subject, items) in batches {
-            let mut chunk: Vec<&T> = Vec::new();
-            let mut size = 0;
+            // Each item encoded once; a message is `[` items joined by `,` `]`.
+            let mut message = Vec::new();
             for item in &items {
-                let len = serde_json::to_vec(item).map_or(0, |b| b.len()) + 1;
-                if !chunk.is_empty() && size + len > MAX_MESSAGE_BYTES {
-                    acks.push(self.publish(what, &subject, &chunk).await?);
-                    chunk.clear();
-                    size = 0;
+                let encoded = to_json(what, item)?;
+                if message.len() > 1 && message.len() + encoded.len() + 2 > MAX_MESSAGE_BYTES {
+                    acks.push(self.publish(what, &subject, message).await?);
+                    message = Vec::new();
                 }
-                chunk.push(item);
-                size += len;
+                message.push(if message.is_empty() { b'[' } else { b',' });
+                message.extend_from_slice(&encoded);
             }
-            if !chunk.is_empty() {
-                acks.push(self.publish(what, &subject, &chunk).await?);
+            if !message.is_empty() {
+                acks.push(self.publish(what, &subject, message).await?);
             }
         }
         for ack in acks {
@@ -66,14 +65,16 @@ impl NatsStore {
         Ok(())
     }
 
-    async fn publish<T: serde::Serialize>(
+    /// Sends one message (`[` and its items, closed here) on `subject`.
+    async fn publish(
         &self,
         what: &str,
         subject: &str,
-        items: &[&T],
+        mut message: Vec<u8>,
     ) -> Result<async_nats::jetstream::context::PublishAckFuture> {
+        message.push(b']');
         self.js
-            .publish(subject.to_string(), to_json(what, &items)?)
+            .publish(subject.to_string(), message.into())
             .await
             .map_err(|e| backend(&format!("storing {what}"), e))
     }

@@ -22,28 +22,21 @@ pub(crate) async fn entries(
     filter: &str,
 ) -> Result<Vec<Found>> {
     let subject = format!("{}{filter}", bucket.prefix);
-    let messages =
-        super::patiently(|| last_per_subject(client, &bucket.stream, &subject, false)).await?;
-    Ok(messages
-        .into_iter()
-        .filter_map(|(_, value, _, deleted)| (!deleted).then_some(Found { value }))
-        .collect())
+    super::patiently(|| live_values(client, &bucket.stream, &subject)).await
 }
 
-/// The last message of each subject matching `subject`: (subject, payload, sequence,
-/// whether it is a delete or purge marker).
-async fn last_per_subject(
+/// The last value of each subject matching `subject`, unless it is a delete or purge
+/// marker.
+async fn live_values(
     client: &async_nats::Client,
     stream: &stream::Stream,
     subject: &str,
-    headers_only: bool,
-) -> Result<Vec<(String, Bytes, u64, bool)>> {
+) -> Result<Vec<Found>> {
     let consumer = stream
         .create_consumer(push::OrderedConfig {
             deliver_subject: client.new_inbox(),
             filter_subject: subject.to_string(),
             deliver_policy: DeliverPolicy::LastPerSubject,
-            headers_only,
             ..Default::default()
         })
         .await
@@ -58,19 +51,20 @@ async fn last_per_subject(
         .map_err(|e| backend("listing entries", e))?;
     while let Some(message) = messages.next().await {
         let message = message.map_err(|e| backend("listing entries", e))?;
-        let info = message.info().map_err(|e| backend("listing entries", e))?;
-        let (sequence, pending) = (info.stream_sequence, info.pending);
+        let pending = message
+            .info()
+            .map_err(|e| backend("listing entries", e))?
+            .pending;
         let deleted = message
             .headers
             .as_ref()
             .and_then(|h| h.get("KV-Operation"))
             .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
-        out.push((
-            message.subject.to_string(),
-            message.payload.clone(),
-            sequence,
-            deleted,
-        ));
+        if !deleted {
+            out.push(Found {
+                value: message.payload.clone(),
+            });
+        }
         if pending == 0 {
             break;
         }
