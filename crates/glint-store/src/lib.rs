@@ -259,8 +259,9 @@ pub trait Nodes: Send + Sync {
         function: &FunctionName,
         version: VersionId,
     ) -> Result<Vec<(String, i64)>>;
-    /// `Err` with the reason while the store cannot be reached.
-    fn health(&self) -> std::result::Result<(), String>;
+    /// `Err` with the reason while the store cannot serve (unreachable, or still
+    /// recovering after an outage). It asks the store, so it takes a round trip.
+    async fn health(&self) -> std::result::Result<(), String>;
 }
 
 /// Everything a node needs from storage, except KV.

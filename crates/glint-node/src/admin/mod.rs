@@ -237,7 +237,7 @@ pub fn router(node: Arc<Node>) -> Router {
 /// cannot reach its store. It still serves what it has meanwhile.
 async fn readyz(State(node): State<Arc<Node>>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match node.store.health() {
+    match node.store.health().await {
         Ok(()) => Json(json!({ "ready": true })).into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

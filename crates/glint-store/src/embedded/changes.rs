@@ -97,7 +97,7 @@ impl Nodes for EmbeddedStore {
             .unwrap_or_default())
     }
 
-    fn health(&self) -> std::result::Result<(), String> {
+    async fn health(&self) -> std::result::Result<(), String> {
         Ok(())
     }
 }

@@ -87,10 +87,8 @@ impl KeyStore for NatsStore {
         };
         let key = names::api_key_key(tenant, id);
         let entry = self
-            .registry
-            .entry(&key)
-            .await
-            .map_err(|e| backend("reading an API key", e))?
+            .registry_entry(&key, "reading an API key")
+            .await?
             .filter(|e| e.operation == kv::Operation::Put)
             .ok_or_else(not_found)?;
         let mut stored: StoredKey = from_json("an API key record", &entry.value)?;

@@ -119,6 +119,12 @@ impl NatsStore {
         Ok((store, NatsKv::new(client, &ns, replicas, limits)))
     }
 
+    /// The registry's entry at `key` (a delete marker too), read from the bucket's leader,
+    /// waiting out an election. `what` names it in errors.
+    async fn registry_entry(&self, key: &str, what: &str) -> Result<Option<jkv::Entry>> {
+        patiently(|| async { self.registry.entry(key).await.map_err(|e| backend(what, e)) }).await
+    }
+
     /// Whether the connection to NATS is up.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected

@@ -75,11 +75,38 @@ impl Nodes for NatsStore {
             .collect()
     }
 
-    fn health(&self) -> std::result::Result<(), String> {
-        if self.connected() {
-            Ok(())
-        } else {
-            Err("not connected to NATS; serving what this node has, and reconnecting".into())
+    async fn health(&self) -> std::result::Result<(), String> {
+        if !self.connected() {
+            return Err(
+                "not connected to NATS; serving what this node has, and reconnecting".into(),
+            );
+        }
+        // Connected is not enough: after an outage the servers take a while to elect the
+        // leaders of Glint's buckets and streams, and until then every write fails. Each
+        // read below is answered by a leader.
+        let checks = async {
+            let registry = self.registry.entry("meta.ready");
+            let nodes = self.nodes.entry("meta.ready");
+            let logs = self.logs.get_info();
+            let usage = self.usage.get_info();
+            let (registry, nodes, logs, usage) = tokio::join!(registry, nodes, logs, usage);
+            registry.map_err(|e| format!("the registry does not answer: {e}"))?;
+            nodes.map_err(|e| format!("the nodes bucket does not answer: {e}"))?;
+            logs.map_err(|e| format!("the logs stream does not answer: {e}"))?;
+            usage.map_err(|e| format!("the usage stream does not answer: {e}"))?;
+            Ok::<(), String>(())
+        };
+        match tokio::time::timeout(HEALTH_TIMEOUT, checks).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(format!(
+                "NATS is connected but not serving yet ({why}); retrying"
+            )),
+            Err(_) => Err(format!(
+                "NATS is connected but its JetStream did not answer within {HEALTH_TIMEOUT:?}; retrying"
+            )),
         }
     }
 }
+
+/// How long `/readyz` waits for JetStream's answer before it says not ready.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -118,13 +118,7 @@ impl NatsStore {
         name: &FunctionName,
     ) -> Result<Option<(FunctionDoc, u64)>> {
         let key = names::function_key(tenant, name);
-        let entry = super::patiently(|| async {
-            self.registry
-                .entry(key.as_str())
-                .await
-                .map_err(|e| backend("reading a function", e))
-        })
-        .await?;
+        let entry = self.registry_entry(&key, "reading a function").await?;
         match entry {
             Some(e) if e.operation == kv::Operation::Put => Ok(Some((
                 from_json("a function record", &e.value)?,
@@ -217,11 +211,7 @@ impl NatsStore {
             },
         )?;
         for _ in 0..MAX_TRIES {
-            let entry = self
-                .registry
-                .entry(&key)
-                .await
-                .map_err(|e| backend("reading a route", e))?;
+            let entry = self.registry_entry(&key, "reading a route").await?;
             let revision = match entry {
                 Some(e) if e.operation == kv::Operation::Put => {
                     let owner: RouteClaim = from_json("a route claim", &e.value)?;
@@ -252,7 +242,7 @@ impl NatsStore {
     /// Releases the function's claim on `route`, if it still holds it.
     async fn release_route(&self, tenant: &TenantId, name: &FunctionName, route: &str) {
         let key = names::route_key(route);
-        let Ok(Some(entry)) = self.registry.entry(&key).await else {
+        let Ok(Some(entry)) = self.registry_entry(&key, "reading a route").await else {
             return;
         };
         let ours = entry.operation == kv::Operation::Put

@@ -77,11 +77,7 @@ impl Secrets for NatsStore {
 
     async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()> {
         let key = names::secret_key(tenant, name);
-        let entry = self
-            .registry
-            .entry(&key)
-            .await
-            .map_err(|e| backend("reading a secret", e))?;
+        let entry = self.registry_entry(&key, "reading a secret").await?;
         let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
             return Err(StoreError::NotFound(format!(
                 "secret '{name}' does not exist; `glint secret list` shows the secrets"
