@@ -383,3 +383,59 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
         200
     );
 }
+
+/// A node reaches NATS over TLS (`tls://`, the servers' CA from `--nats-ca`) with a
+/// token; a wrong token, or no CA for a self-signed server, stops `glint serve` at once
+/// with what to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_reaches_nats_over_tls_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("nats.pem"), dir.path().join("nats-key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let token = "nats-token-for-the-tls-test-0123456789";
+    let nats = NatsCluster::start_with(
+        3,
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\" }}\nauthorization {{ token: \"{token}\" }}\n",
+            cert_path.display(),
+            key_path.display()
+        ),
+    );
+    let url = nats.url().replacen("nats://", "tls://", 1);
+    let ca = cert_path.to_str().unwrap();
+
+    let node = Node::start_with(
+        KEY,
+        &["--store", &url, "--nats-ca", ca, "--nats-token", token],
+    );
+    node.admin().deploy_hello("Secure").await;
+    assert_eq!(
+        node.call("/hello").await,
+        (200, "Secure from Glint!\n".into())
+    );
+
+    for (args, says) in [
+        (
+            vec!["--nats-ca", ca, "--nats-token", "a-wrong-token"],
+            "check --nats-token (GLINT_NATS_TOKEN) or --nats-creds",
+        ),
+        (
+            vec!["--nats-token", token],
+            "pass --nats-ca with the CA that signed their certificates",
+        ),
+    ] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(glint_e2e::glint_bin())
+            .args(["serve", "--store", &url, "--data-dir"])
+            .arg(data_dir.path())
+            .args(&args)
+            .env_remove("GLINT_NATS_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -92,6 +92,12 @@ impl NatsCluster {
     /// Starts `size` servers in one cluster and waits until JetStream has a meta leader
     /// on every one of them.
     pub fn start(size: usize) -> Self {
+        Self::start_with(size, "")
+    }
+
+    /// Starts `size` servers with `extra` added to each one's configuration (TLS,
+    /// authorization).
+    pub fn start_with(size: usize, extra: &str) -> Self {
         assert!(size >= 1);
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..size)
@@ -115,7 +121,7 @@ impl NatsCluster {
                     monitor_port,
                     &store,
                     &routes,
-                ),
+                ) + extra,
             )
             .unwrap();
             servers.push(NatsServer {

@@ -1,10 +1,15 @@
 //! Users' KV stores on JetStream: one KV bucket per (tenant, store), keys escaped into
 //! NATS's alphabet ([`super::names`]). A key's version is its revision, a stream sequence,
 //! which never repeats: `increment` and `swap` are revision-checked updates, atomic under
-//! any number of nodes.
+//! any number of nodes. Each store is listed in the registry bucket
+//! (`kvs.<tenant>.<store>`), so a tenant's stores are found without listing the account's
+//! streams.
 //!
-//! Not yet: `set_many` and `delete_many` write key by key (an atomic batch publish makes
-//! them all-or-none), and `list_keys` reads every key of the store per page.
+//! Unlike the embedded backend, `set_many` and `delete_many` write key by key: a failure
+//! part way leaves the keys before it written, which `wasi:keyvalue/batch` allows ("not
+//! atomic"); JetStream's atomic batch publish could make them all-or-none. `list_keys`
+//! reads every key of the store for each page: NATS filters subjects by whole tokens, not
+//! by a string prefix.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,9 +34,17 @@ pub struct NatsKv {
     ns: String,
     replicas: usize,
     limits: KvLimits,
+    /// The registry bucket, which lists each tenant's stores (`kvs.<tenant>.<store>`).
+    registry: kv::Store,
     buckets: Mutex<HashMap<String, kv::Store>>,
     /// One lock per (bucket, key) being incremented on this node now.
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A store's entry in the registry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoreListing {
+    created_at_ms: i64,
 }
 
 /// What a key holds now, and the revision a write must expect to replace it.
@@ -41,10 +54,17 @@ struct Current {
 }
 
 impl NatsKv {
-    pub fn new(client: async_nats::Client, ns: &str, replicas: usize, limits: KvLimits) -> Self {
+    pub(crate) fn new(
+        client: async_nats::Client,
+        registry: kv::Store,
+        ns: &str,
+        replicas: usize,
+        limits: KvLimits,
+    ) -> Self {
         Self {
             js: jetstream::new(client.clone()),
             client,
+            registry,
             ns: ns.to_string(),
             replicas,
             limits,
@@ -139,8 +159,19 @@ impl KeyValue for NatsKv {
         self.limits
     }
 
+    /// Makes the store's bucket, then lists it in the registry: a crash between the two
+    /// leaves a bucket that the next deploy naming the store lists.
     async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
-        if self.bucket(tenant, store).await.is_ok() {
+        let key = names::kv_store_key(tenant, store);
+        let listed = super::patiently(|| async {
+            self.registry
+                .entry(key.as_str())
+                .await
+                .map_err(|e| backend("reading a KV store's record", e))
+        })
+        .await?
+        .is_some_and(|e| e.operation == kv::Operation::Put);
+        if listed && self.bucket(tenant, store).await.is_ok() {
             return Ok(());
         }
         let config = kv::Config {
@@ -156,38 +187,44 @@ impl KeyValue for NatsKv {
         super::patiently(|| async {
             match self.js.create_key_value(config.clone()).await {
                 Ok(_) => Ok(()),
-                // Another node made it first.
+                // Another node made it first, or it was made before a crash.
                 Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(()),
                 Err(e) => Err(backend("creating a KV store", e)),
+            }
+        })
+        .await?;
+        let record = super::to_json(
+            "a KV store's record",
+            &StoreListing {
+                created_at_ms: now_ms(),
+            },
+        )?;
+        super::until_sent(|| async {
+            match self.registry.create(key.as_str(), record.clone()).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(backend("listing a KV store", e)),
             }
         })
         .await
     }
 
     async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>> {
-        let prefix = format!("KV_{}", names::user_bucket_prefix(&self.ns, tenant));
-        let streams: Vec<String> = self
-            .js
-            .stream_names()
-            .try_collect()
-            .await
-            .map_err(|e| backend("listing KV stores", e))?;
-        let mut out = Vec::new();
-        for stream in streams {
-            let Some(name) = stream.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Ok(name) = name.parse::<KvStoreName>() else {
-                continue;
-            };
+        let listed =
+            super::scan::entries(&self.client, &self.registry, &format!("kvs.{tenant}.*")).await?;
+        let mut out = Vec::with_capacity(listed.len());
+        for found in listed {
+            let listing: StoreListing = super::from_json("a KV store's record", &found.value)?;
+            let name: KvStoreName = found
+                .key
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| backend("a KV store's record has a bad name", e))?;
             let bucket = self.bucket(tenant, &name).await?;
-            let mut info = self
-                .js
-                .get_stream(&stream)
-                .await
-                .map_err(|e| backend("reading a KV store", e))?;
-            let info = info
-                .info()
+            let info = bucket
+                .status()
                 .await
                 .map_err(|e| backend("reading a KV store", e))?;
             let keys = match bucket.keys().await {
@@ -199,8 +236,8 @@ impl KeyValue for NatsKv {
                 name,
                 keys,
                 // The server's measure: the stored messages with their subjects.
-                bytes: info.state.bytes,
-                created_at_ms: (info.created.unix_timestamp_nanos() / 1_000_000) as i64,
+                bytes: info.info.state.bytes,
+                created_at_ms: listing.created_at_ms,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -105,6 +105,7 @@ impl NatsStore {
                 .map_err(|e| backend("reading the registry", e))
         })
         .await?;
+        let registry_for_kv = registry.clone();
         let store = NatsStore {
             client: client.clone(),
             js,
@@ -116,7 +117,10 @@ impl NatsStore {
             usage,
             log_retention: std::sync::Mutex::new(None),
         };
-        Ok((store, NatsKv::new(client, &ns, replicas, limits)))
+        Ok((
+            store,
+            NatsKv::new(client, registry_for_kv, &ns, replicas, limits),
+        ))
     }
 
     /// The registry's entry at `key` (a delete marker too), read from the bucket's leader,

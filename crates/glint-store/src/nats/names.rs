@@ -9,11 +9,6 @@ pub(crate) fn user_bucket(ns: &str, tenant: &TenantId, store: &KvStoreName) -> S
     format!("{ns}_u_{}_{tenant}_{store}", tenant.as_str().len())
 }
 
-/// The prefix shared by the buckets of one tenant's stores.
-pub(crate) fn user_bucket_prefix(ns: &str, tenant: &TenantId) -> String {
-    format!("{ns}_u_{}_{tenant}_", tenant.as_str().len())
-}
-
 /// Functions, route claims, API keys and secrets.
 pub(crate) fn registry_bucket(ns: &str) -> String {
     format!("{ns}_registry")
@@ -73,6 +68,11 @@ pub(crate) fn api_key_key(tenant: &TenantId, id: &str) -> String {
 /// A secret's sealed value.
 pub(crate) fn secret_key(tenant: &TenantId, name: &str) -> String {
     format!("secret.{tenant}.{}", escape_key(name))
+}
+
+/// A tenant's KV store, as the registry lists it (its data is in [`user_bucket`]).
+pub(crate) fn kv_store_key(tenant: &TenantId, store: &KvStoreName) -> String {
+    format!("kvs.{tenant}.{store}")
 }
 
 /// A node's heartbeat; node ids may hold `.`.

@@ -11,6 +11,8 @@ use crate::Result;
 
 /// A live key's last value.
 pub(crate) struct Found {
+    /// The key, without the bucket's subject prefix.
+    pub key: String,
     pub value: Bytes,
 }
 
@@ -22,7 +24,7 @@ pub(crate) async fn entries(
     filter: &str,
 ) -> Result<Vec<Found>> {
     let subject = format!("{}{filter}", bucket.prefix);
-    super::patiently(|| live_values(client, &bucket.stream, &subject)).await
+    super::patiently(|| live_values(client, &bucket.stream, &subject, &bucket.prefix)).await
 }
 
 /// The last value of each subject matching `subject`, unless it is a delete or purge
@@ -31,6 +33,7 @@ async fn live_values(
     client: &async_nats::Client,
     stream: &stream::Stream,
     subject: &str,
+    prefix: &str,
 ) -> Result<Vec<Found>> {
     let consumer = stream
         .create_consumer(push::OrderedConfig {
@@ -62,6 +65,12 @@ async fn live_values(
             .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
         if !deleted {
             out.push(Found {
+                key: message
+                    .subject
+                    .as_str()
+                    .strip_prefix(prefix)
+                    .unwrap_or_default()
+                    .to_string(),
                 value: message.payload.clone(),
             });
         }

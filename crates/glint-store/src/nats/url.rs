@@ -156,9 +156,24 @@ impl NatsUrl {
             .max_reconnects(None)
             .connect(servers)
             .await
-            .map_err(|e| fail(&e))
+            .map_err(|e| {
+                use async_nats::ConnectErrorKind as Kind;
+                let hint = match e.kind() {
+                    Kind::AuthorizationViolation | Kind::Authentication => {
+                        "; NATS refused this node's credentials: check --nats-token (GLINT_NATS_TOKEN) or --nats-creds"
+                    }
+                    Kind::Tls => TLS_HINT,
+                    // A certificate it cannot verify comes back as an I/O error.
+                    Kind::Io if e.to_string().contains("certificate") => TLS_HINT,
+                    _ => "",
+                };
+                fail(&format!("{e}{hint}"))
+            })
     }
 }
+
+/// What to check when TLS with NATS fails.
+const TLS_HINT: &str = "; check that the servers speak TLS, and pass --nats-ca with the CA that signed their certificates (and --nats-cert/--nats-key if they verify clients)";
 
 impl fmt::Display for NatsUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
