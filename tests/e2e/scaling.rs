@@ -103,6 +103,22 @@ async fn a_reused_instance_serves_one_function_and_is_retired_by_its_rules() {
         "an instance outlived an env change"
     );
 
+    // A change that leaves a's config and env as they were (a secret a does not read
+    // rebuilds every function of the tenant) keeps its instance warm.
+    assert!(eventually(|| async { node_stat(&node, "instances_idle").await >= 1 }).await);
+    let (status, body) = admin
+        .put(
+            "/api/v1/secrets/UNREAD",
+            serde_json::json!({ "value": "not for a" }),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        count(&node, "a").await,
+        "2",
+        "a rebuild that changed nothing of a's dropped its instance"
+    );
+
     // A redeploy of the same bytes is a new version with its own instances.
     admin.deploy_ok("a", REUSE, caps).await;
     assert_eq!(count(&node, "a").await, "1");

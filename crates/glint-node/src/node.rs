@@ -477,13 +477,18 @@ impl Node {
                 self.loads_since_sweep.fetch_add(1, Ordering::Relaxed);
                 self.count_cold_start(&meter, "compile");
             }
-            // A new pool with every rebuild: its instances started with the old env.
-            let pool = config.scaling.reuse.then(|| {
-                Arc::new(InstancePool::new(
-                    &config.scaling,
-                    self.runtime.idle_budget.clone(),
-                ))
-            });
+            // Instances that started with another config or env are not kept; a rebuild
+            // that changed neither (another function's change, this node's own change
+            // coming back on the change feed) keeps them warm.
+            let pool = match previous.filter(|p| p.config == config && p.env == env) {
+                Some(p) => p.pool.clone(),
+                None => config.scaling.reuse.then(|| {
+                    Arc::new(InstancePool::new(
+                        &config.scaling,
+                        self.runtime.idle_budget.clone(),
+                    ))
+                }),
+            };
             let log_context = Arc::new(LogContext {
                 tenant: tenant.clone(),
                 function: name.clone(),
@@ -498,6 +503,7 @@ impl Node {
                     sha256: v.sha256,
                     config,
                     grants,
+                    env,
                     compiled,
                     concurrency,
                     pool,

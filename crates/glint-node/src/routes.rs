@@ -69,12 +69,15 @@ pub struct VersionSlot {
     pub config: FunctionConfig,
     /// What its instances may use, by capability: env and secrets, KV stores, outbound.
     pub grants: Arc<Grants>,
+    /// The environment its instances start with (manifest, API env, secrets). A rebuild
+    /// that leaves it and the config as they were keeps the version's idle instances.
+    pub env: Vec<(String, String)>,
     /// Loaded on first use (or at deploy and start-up for aliased versions).
     pub compiled: Arc<CompiledCell>,
     pub concurrency: Arc<Semaphore>,
     /// Idle instances kept for the next request, when `[scaling] reuse = true`. Each
-    /// version has its own, rebuilt with the slot: never shared across versions,
-    /// functions or tenants, and never carried past a change of env or secrets.
+    /// version has its own: never shared across versions, functions or tenants, and
+    /// never carried past a change of its config, env or secrets.
     pub pool: Option<Arc<InstancePool>>,
     pub log_context: Arc<LogContext>,
     /// Usage and metrics of this version on this node.
