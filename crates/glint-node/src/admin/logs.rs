@@ -82,17 +82,50 @@ fn duration_back(text: &str) -> Option<Duration> {
         return None;
     }
     // humantime panics when parts that each fit add up past `Duration::MAX`
-    // (`18446744073709551615s1000ms`): that too is a count too large, so it saturates.
-    let Ok(parsed) = std::panic::catch_unwind(|| humantime::parse_duration(text)) else {
+    // (`18446744073709551615s1000ms`), and a panic cannot be caught where panics abort
+    // (the fuzzer): such a sum is a count too large too, so it saturates first.
+    if upper_bound_secs(text) >= u128::from(u64::MAX) {
         return Some(Duration::MAX);
-    };
-    match parsed {
+    }
+    match humantime::parse_duration(text) {
         Ok(back) => Some(back),
         // humantime says NumberOverflow for a count too large, and for a fraction finer
         // than a nanosecond; only the first is far back.
         Err(humantime::DurationError::NumberOverflow) if !text.contains('.') => Some(Duration::MAX),
         Err(_) => None,
     }
+}
+
+/// At least the seconds that `text` can add up to, whichever way humantime reads it: each
+/// run of digits as a whole number of the unit after it, or of years where that is no
+/// unit known here (humantime then refuses the text, or its unit is smaller).
+fn upper_bound_secs(text: &str) -> u128 {
+    let mut total: u128 = 0;
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        rest = &rest[start..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        // Past 39 digits a number is past u128; humantime says NumberOverflow for it.
+        let count: u128 = rest[..digits].parse().unwrap_or(u128::MAX);
+        rest = &rest[digits..];
+        let unit_start = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+        let unit_start = unit_start.trim_start();
+        let unit_len = unit_start
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(unit_start.len());
+        let per_unit: u128 = match &unit_start[..unit_len] {
+            "ns" | "nsec" | "us" | "usec" | "µs" | "ms" | "msec" | "millis" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600,
+            "d" | "day" | "days" => 86_400,
+            "w" | "wk" | "wks" | "week" | "weeks" => 604_800,
+            _ => 31_557_600,
+        };
+        // One more of the unit covers the fraction after a point, if any.
+        total = total.saturating_add(count.saturating_add(1).saturating_mul(per_unit));
+    }
+    total
 }
 
 /// 9999-12-31T23:59:59.999Z.

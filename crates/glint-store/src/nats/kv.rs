@@ -26,6 +26,21 @@ use crate::{Close, KeyValue, Result, StoreError, kv_rules};
 /// How often a revision-checked update is tried again when another writer got there first.
 const MAX_TRIES: usize = 200;
 
+/// Every live key of a bucket, escaped, read again while the cluster is busy (a loaded
+/// cluster can time out the consumer that lists them; CI saw it).
+async fn escaped_keys(bucket: &kv::Store) -> Result<Vec<String>> {
+    super::patiently(|| async {
+        bucket
+            .keys()
+            .await
+            .map_err(|e| backend("listing keys", e))?
+            .try_collect()
+            .await
+            .map_err(|e| backend("listing keys", e))
+    })
+    .await
+}
+
 /// Users' KV stores on one NATS cluster.
 pub struct NatsKv {
     client: async_nats::Client,
@@ -227,11 +242,7 @@ impl KeyValue for NatsKv {
                 .status()
                 .await
                 .map_err(|e| backend("reading a KV store", e))?;
-            let keys = match bucket.keys().await {
-                Ok(keys) => keys.try_collect::<Vec<_>>().await.map(|k| k.len() as u64),
-                Err(e) => return Err(backend("counting keys", e)),
-            }
-            .map_err(|e| backend("counting keys", e))?;
+            let keys = escaped_keys(&bucket).await?.len() as u64;
             out.push(KvStoreRecord {
                 name,
                 keys,
@@ -292,13 +303,7 @@ impl KeyValue for NatsKv {
         limit: usize,
     ) -> Result<KeyPage> {
         let bucket = self.bucket(tenant, store).await?;
-        let escaped: Vec<String> = bucket
-            .keys()
-            .await
-            .map_err(|e| backend("listing keys", e))?
-            .try_collect()
-            .await
-            .map_err(|e| backend("listing keys", e))?;
+        let escaped = escaped_keys(&bucket).await?;
         let mut keys: Vec<String> = escaped
             .iter()
             .filter_map(|k| names::unescape_key(k))
