@@ -12,6 +12,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::Value;
 
 pub mod nats;
+pub mod netproxy;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {

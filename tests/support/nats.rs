@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netproxy::Proxy;
+
 /// The nats-server version `scripts/setup` installs.
 pub const NATS_VERSION: &str = "2.15.1";
 
@@ -79,6 +81,40 @@ impl NatsServer {
     /// The client URL of this server alone.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    /// Kills the server at once (SIGKILL): no flush, no goodbye to its peers.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (up to 90 s: the machine may be busy with other tests) until the server
+    /// answers its health check, JetStream included: `/healthz` is 200 only once the
+    /// server is current with the meta leader.
+    pub fn wait_ready(&self) {
+        self.wait_for("/healthz", "its health check", |_| true);
+    }
+
+    /// Waits (up to 90 s) until the monitoring endpoint `path` answers 200 with a body
+    /// that `ok` accepts; `what` names the condition in the failure.
+    pub fn wait_for(&self, path: &str, what: &str, ok: impl Fn(&str) -> bool) {
+        let url = format!("http://127.0.0.1:{}{path}", self.monitor_port);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if monitor_get(&url).is_some_and(|body| ok(&body)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {} did not pass {what} in 90 s:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -156,10 +192,7 @@ impl NatsCluster {
 
     /// Kills server `i` at once (SIGKILL): no flush, no goodbye to its peers.
     pub fn kill9(&mut self, i: usize) {
-        if let Some(mut child) = self.servers[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.servers[i].kill9();
     }
 
     /// Starts server `i` again on the same ports and data, and waits until it is ready.
@@ -189,25 +222,8 @@ impl NatsCluster {
         }
     }
 
-    /// Waits (up to 90 s: the machine may be busy with other tests) until server `i`
-    /// answers its health check, JetStream included:
-    /// `/healthz` is 200 only once the server is current with the cluster's meta leader.
     fn wait_ready(&self, i: usize) {
-        let server = &self.servers[i];
-        let url = format!("http://127.0.0.1:{}/healthz", server.monitor_port);
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if health_ok(&url) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nats-server {} did not become ready in 90 s:\n{}",
-                server.name,
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.servers[i].wait_ready();
     }
 }
 
@@ -219,23 +235,26 @@ impl Drop for NatsCluster {
     }
 }
 
-/// A plain HTTP/1.0 GET of the monitoring endpoint, so the check needs no runtime.
-fn health_ok(url: &str) -> bool {
+/// A plain HTTP/1.0 GET of a monitoring endpoint, so the check needs no runtime: the
+/// body of a 200 answer, or `None`.
+fn monitor_get(url: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
+    let rest = url.strip_prefix("http://")?;
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-        return false;
-    };
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").is_err() {
-        return false;
-    }
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    if !(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")) {
+        return None;
+    }
+    Some(
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default(),
+    )
 }
 
 /// One server's configuration: JetStream fsyncing every write, and a cluster of the
@@ -270,6 +289,156 @@ cluster {{
         store = store.display(),
         routes = routes.join(", "),
     )
+}
+
+/// Regions joined by gateways: each region a NATS cluster of one server (routed to
+/// itself, which JetStream needs in a supercluster), tagged `region:<name>`, whose
+/// gateway port sits behind an ingress [`Proxy`]. Every gateway link in and out of a
+/// region crosses its proxy (each server advertises its proxy, so gossip cannot route
+/// around it), which adds the distance and makes the partitions. Stopped when dropped.
+pub struct SuperCluster {
+    pub regions: Vec<Region>,
+    _dir: tempfile::TempDir,
+}
+
+/// One region of a [`SuperCluster`].
+pub struct Region {
+    pub name: String,
+    pub server: NatsServer,
+    /// In front of this region's gateway port: every other region dials it.
+    pub ingress: Proxy,
+}
+
+impl SuperCluster {
+    /// Starts one server per region, each gateway link delayed `delay` each way, and
+    /// waits until every region has a gateway to every other and JetStream is ready.
+    pub fn start(names: &[&str], delay: Duration) -> SuperCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ingress_listeners: Vec<std::net::TcpListener> = names
+            .iter()
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ingress_ports: Vec<u16> = ingress_listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let mut regions = Vec::new();
+        for (i, listener) in ingress_listeners.into_iter().enumerate() {
+            let name = names[i].to_string();
+            let (client_port, cluster_port, monitor_port, gateway_port) =
+                (free_port(), free_port(), free_port(), free_port());
+            let others: Vec<String> = names
+                .iter()
+                .zip(&ingress_ports)
+                .filter(|(other, _)| **other != name)
+                .map(|(other, port)| {
+                    format!("{{ name: {other}, urls: [\"nats://127.0.0.1:{port}\"] }}")
+                })
+                .collect();
+            let server_name = format!("glint-{name}");
+            let config = dir.path().join(format!("{server_name}.conf"));
+            let routes = [format!("\"nats-route://127.0.0.1:{cluster_port}\"")];
+            let text = server_config(
+                &server_name,
+                client_port,
+                cluster_port,
+                monitor_port,
+                &dir.path().join(&server_name),
+                &routes,
+            )
+            .replace("name: glint-test", &format!("name: {name}"))
+                + &format!(
+                    r#"server_tags: ["region:{name}"]
+gateway {{
+  name: {name}
+  listen: 127.0.0.1:{gateway_port}
+  advertise: "127.0.0.1:{ingress}"
+  gateways: [ {others} ]
+}}
+"#,
+                    ingress = ingress_ports[i],
+                    others = others.join(", "),
+                );
+            std::fs::write(&config, text).unwrap();
+            let ingress = Proxy::start_on(
+                listener,
+                std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+            );
+            ingress.set_delay(delay);
+            regions.push(Region {
+                server: NatsServer {
+                    log: dir.path().join(format!("{server_name}.log")),
+                    name: server_name,
+                    client_port,
+                    cluster_port,
+                    monitor_port,
+                    config,
+                    child: None,
+                },
+                name,
+                ingress,
+            });
+        }
+        for region in &mut regions {
+            region.server.spawn();
+        }
+        let cluster = SuperCluster { regions, _dir: dir };
+        for i in 0..cluster.regions.len() {
+            cluster.wait_ready(i);
+        }
+        cluster
+    }
+
+    /// The region called `name`.
+    pub fn region(&self, name: &str) -> &Region {
+        self.regions
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no region {name}"))
+    }
+
+    /// Cuts region `name` off from every other: its own ingress refuses all, and every
+    /// other region's ingress refuses what `name` dials. Its server and clients go on.
+    pub fn partition(&self, name: &str) {
+        for region in &self.regions {
+            if region.name == name {
+                region.ingress.cut();
+            } else {
+                region.ingress.cut_from(name);
+            }
+        }
+    }
+
+    /// Ends every partition; the gateways reconnect by themselves.
+    pub fn heal(&self) {
+        for region in &self.regions {
+            region.ingress.heal();
+        }
+    }
+
+    /// Waits until region `i`'s server is healthy and has a gateway out to, and in from,
+    /// every other region.
+    pub fn wait_ready(&self, i: usize) {
+        let server = &self.regions[i].server;
+        server.wait_ready();
+        let others = self.regions.len() - 1;
+        server.wait_for("/gatewayz", "gateways to every region", |body| {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+                return false;
+            };
+            let connected =
+                |side: &str| json[side].as_object().map_or(0, |gateways| gateways.len());
+            connected("outbound_gateways") == others && connected("inbound_gateways") >= others
+        });
+    }
+}
+
+impl Drop for SuperCluster {
+    fn drop(&mut self) {
+        for region in &mut self.regions {
+            region.server.kill9();
+        }
+    }
 }
 
 /// One 3-server cluster for every node of this test process that runs on NATS

@@ -104,7 +104,9 @@ fn upper_bound_secs(text: &str) -> u128 {
     let mut rest = text;
     while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
         rest = &rest[start..];
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         // Past 39 digits a number is past u128; humantime says NumberOverflow for it.
         let count: u128 = rest[..digits].parse().unwrap_or(u128::MAX);
         rest = &rest[digits..];
