@@ -268,6 +268,22 @@ pub async fn deploy(
                 .collect();
             println!("  serving on {} node(s): {}", each.len(), each.join(", "));
         }
+        // With nodes in more than one region, when each region first served it.
+        if let Some(regions) = body["rollout"]["regions"].as_array()
+            && regions.len() > 1
+        {
+            let each: Vec<String> = regions
+                .iter()
+                .map(|r| {
+                    let region = r["region"].as_str().unwrap_or("?");
+                    match r["after_ms"].as_i64() {
+                        Some(ms) => format!("{region} {ms} ms"),
+                        None => format!("{region} not yet"),
+                    }
+                })
+                .collect();
+            println!("  regions: {}", each.join(", "));
+        }
     }
     let late: Vec<&str> = body["rollout"]["not_ready"]
         .as_array()

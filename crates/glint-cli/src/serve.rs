@@ -73,7 +73,7 @@ pub struct ServeArgs {
     /// This node's name on its log lines (default: the host name).
     #[arg(long, env = "GLINT_NODE_ID")]
     node_id: Option<String>,
-    /// This node's region on its log lines.
+    /// This node's region: on its log lines and heartbeats, and in `glint regions`.
     #[arg(long, env = "GLINT_REGION", default_value = "local")]
     region: String,
     /// Guest log lines older than this are deleted: 30m, 12h, 7d...

@@ -1,5 +1,5 @@
 //! `glint status`: whether a function is ready, and each version's state on the node;
-//! `glint nodes`: the nodes that share the store.
+//! `glint nodes`: the nodes that share the store; `glint regions`: their regions.
 
 use anyhow::Result;
 use glint_store::FunctionName;
@@ -71,6 +71,47 @@ pub async fn nodes(connect: Connect<'_>, format: Format) -> Result<()> {
             ],
             &rows,
         );
+    });
+    Ok(())
+}
+
+/// List the regions of the nodes that share the store: each region's nodes and when it
+/// was last heard.
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  glint regions")]
+pub struct RegionsArgs {}
+
+pub async fn regions(connect: Connect<'_>, format: Format) -> Result<()> {
+    let body = connect()?.get("/api/v1/regions").await?;
+    output::show(format, &body, |v| {
+        let rows: Vec<Vec<String>> = v["regions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let mark = if r["this_region"].as_bool() == Some(true) {
+                    " *"
+                } else {
+                    ""
+                };
+                let nodes: Vec<&str> = r["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n["id"].as_str())
+                    .collect();
+                vec![
+                    format!("{}{mark}", r["region"].as_str().unwrap_or_default()),
+                    nodes.len().to_string(),
+                    nodes.join(", "),
+                    format!(
+                        "{:.1}s ago",
+                        r["last_heard_ms_ago"].as_i64().unwrap_or(0) as f64 / 1000.0
+                    ),
+                ]
+            })
+            .collect();
+        output::table(&["REGION", "NODES", "IDS", "HEARD"], &rows);
     });
     Ok(())
 }

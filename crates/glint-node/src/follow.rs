@@ -139,6 +139,11 @@ pub struct Rollout {
     pub ready: Vec<(String, i64)>,
     /// Live nodes that did not say so in time.
     pub not_ready: Vec<String>,
+    /// Each region of the live nodes, by name, with when its first node served the
+    /// version (`None`: none did in time).
+    pub regions: Vec<(String, Option<i64>)>,
+    /// The region of each node, by id, as its heartbeat says.
+    pub region_of: std::collections::BTreeMap<String, String>,
 }
 
 /// How often a deploy looks again for nodes serving its version.
@@ -165,9 +170,23 @@ impl Node {
                 .map(|n| n.id.clone())
                 .collect();
             if not_ready.is_empty() || tokio::time::Instant::now() >= deadline {
+                let region_of: std::collections::BTreeMap<String, String> = live
+                    .iter()
+                    .map(|n| (n.id.clone(), n.region.clone()))
+                    .collect();
+                let mut regions: std::collections::BTreeMap<String, Option<i64>> =
+                    Default::default();
+                for n in &live {
+                    let first = regions.entry(n.region.clone()).or_default();
+                    if let Some(&at) = ready.get(&n.id) {
+                        *first = Some(first.map_or(at, |f| f.min(at)));
+                    }
+                }
                 return Ok(Rollout {
                     ready: ready.into_iter().collect(),
                     not_ready,
+                    regions: regions.into_iter().collect(),
+                    region_of,
                 });
             }
             tokio::time::sleep(ROLLOUT_POLL).await;

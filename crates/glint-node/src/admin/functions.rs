@@ -271,14 +271,23 @@ pub async fn deploy(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// Which nodes serve the new version, and after how long (ms from the deploy's start).
+/// Which nodes and regions serve the new version, and after how long (ms from the
+/// deploy's start; a region's is its first node's).
 fn rollout_json(rollout: &crate::follow::Rollout, started_ms: i64) -> Value {
+    let after = |at: i64| (at - started_ms).max(0);
     let ready: Vec<Value> = rollout
         .ready
         .iter()
-        .map(|(node, at)| json!({ "node": node, "after_ms": (at - started_ms).max(0) }))
+        .map(|(node, at)| {
+            json!({ "node": node, "region": rollout.region_of.get(node), "after_ms": after(*at) })
+        })
         .collect();
-    json!({ "ready": ready, "not_ready": rollout.not_ready })
+    let regions: Vec<Value> = rollout
+        .regions
+        .iter()
+        .map(|(region, first)| json!({ "region": region, "after_ms": first.map(after) }))
+        .collect();
+    json!({ "ready": ready, "not_ready": rollout.not_ready, "regions": regions })
 }
 
 pub async fn delete_function(

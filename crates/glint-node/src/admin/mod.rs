@@ -139,6 +139,7 @@ pub fn router(node: Arc<Node>) -> Router {
     let read = Router::new()
         .route("/api/v1/node", get(node_status))
         .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/regions", get(regions))
         .route("/api/v1/functions", get(functions::list))
         .route("/api/v1/functions/{name}", get(functions::info))
         .route(
@@ -269,6 +270,36 @@ async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>,
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+/// The regions of the nodes that share this node's store, each with its nodes and when
+/// it was last heard (its newest heartbeat). A region whose nodes all stopped
+/// heartbeating drops out with them.
+async fn regions(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = glint_store::now_ms();
+    let mut by_region: std::collections::BTreeMap<String, Vec<glint_store::NodeRecord>> =
+        Default::default();
+    for n in node.store.nodes().await? {
+        by_region.entry(n.region.clone()).or_default().push(n);
+    }
+    let regions: Vec<serde_json::Value> = by_region
+        .into_iter()
+        .map(|(region, nodes)| {
+            let last_seen = nodes.iter().map(|n| n.seen_at_ms).max().unwrap_or(0);
+            json!({
+                "region": region,
+                "this_region": region == *node.region,
+                "nodes": nodes.iter().map(|n| json!({
+                    "id": n.id,
+                    "address": n.address,
+                    "functions": n.functions,
+                    "last_seen_ms_ago": (now - n.seen_at_ms).max(0),
+                })).collect::<Vec<_>>(),
+                "last_heard_ms_ago": (now - last_seen).max(0),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "regions": regions })))
 }
 
 async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {
