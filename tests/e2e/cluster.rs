@@ -392,6 +392,31 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
     );
 }
 
+/// A node cut off from NATS still stops when told to (SIGTERM), with log lines it can
+/// no longer store: it waits a bounded time for the store, then exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_cut_off_from_nats_still_stops_when_told() {
+    let mut cluster = Cluster::start(1);
+    cluster.nodes[0].admin().deploy_hello("bye").await;
+    cluster.nats.kill_all();
+    let admin = cluster.nodes[0].admin();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while admin.get("/readyz").await.0 != 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Requests whose log lines and usage can no longer be stored.
+    for _ in 0..5 {
+        assert_eq!(cluster.nodes[0].call("/hello").await.0, 200);
+    }
+    let node = &mut cluster.nodes[0];
+    let stopped = tokio::task::block_in_place(|| node.stop());
+    assert!(
+        stopped,
+        "the node did not exit cleanly within 60 s of SIGTERM:\n{}",
+        node.log()
+    );
+}
+
 /// A node reaches NATS over TLS (`tls://`, the servers' CA from `--nats-ca`) with a
 /// token; a wrong token, or no CA for a self-signed server, stops `glint serve` at once
 /// with what to check.

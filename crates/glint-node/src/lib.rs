@@ -40,6 +40,9 @@ pub use node::Node;
 
 /// How long a stopping node lets in-flight requests finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long, at shutdown, the store gets to take the last log lines and usage, and
+/// then to close.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -330,11 +333,27 @@ impl Server {
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = self.stop_tx.send(true);
         let _ = tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(self.tasks)).await;
-        let _ = self.log_writer.await;
-        let _ = self.usage_flusher.await;
+        // The last log lines and usage go to the store, but a store that cannot be
+        // reached (NATS gone) must not keep the node from stopping.
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            let _ = self.log_writer.await;
+            let _ = self.usage_flusher.await;
+        })
+        .await;
+        if flushed.is_err() {
+            tracing::warn!(
+                "the store did not take the last log lines and usage within {FLUSH_TIMEOUT:?}; stopping without them"
+            );
+        }
         let runtime = self.runtime.clone();
         let _ = tokio::task::spawn_blocking(move || runtime.flush_cache()).await;
-        self.stores.close().await?;
+        match tokio::time::timeout(FLUSH_TIMEOUT, self.stores.close()).await {
+            Ok(closed) => closed?,
+            Err(_) => {
+                tracing::warn!("the store did not close within {FLUSH_TIMEOUT:?}; stopping anyway");
+                return Ok(());
+            }
+        }
         tracing::info!("stopped cleanly");
         Ok(())
     }
