@@ -139,15 +139,32 @@ pub struct Rollout {
     pub ready: Vec<(String, i64)>,
     /// Live nodes that did not say so in time.
     pub not_ready: Vec<String>,
-    /// Each region of the live nodes, by name, with when its first node served the
-    /// version (`None`: none did in time).
-    pub regions: Vec<(String, Option<i64>)>,
-    /// The region of each node, by id, as its heartbeat says.
+    /// The region of each live node, by id, as its heartbeat says.
     pub region_of: std::collections::BTreeMap<String, String>,
 }
 
 /// How often a deploy looks again for nodes serving its version.
 const ROLLOUT_POLL: Duration = Duration::from_millis(25);
+
+impl Rollout {
+    /// Each region of the live nodes, by name, with when its first node served the
+    /// version (`None`: none did in time).
+    pub fn regions(&self) -> std::collections::BTreeMap<&str, Option<i64>> {
+        let mut regions: std::collections::BTreeMap<&str, Option<i64>> = Default::default();
+        for (node, region) in &self.region_of {
+            let first = regions.entry(region.as_str()).or_default();
+            let served = self
+                .ready
+                .iter()
+                .find(|(id, _)| id == node)
+                .map(|(_, at)| *at);
+            if let Some(at) = served {
+                *first = Some(first.map_or(at, |f| f.min(at)));
+            }
+        }
+        regions
+    }
+}
 
 impl Node {
     /// Waits until every live node serves `version`, or `limit` passes.
@@ -174,18 +191,9 @@ impl Node {
                     .iter()
                     .map(|n| (n.id.clone(), n.region.clone()))
                     .collect();
-                let mut regions: std::collections::BTreeMap<String, Option<i64>> =
-                    Default::default();
-                for n in &live {
-                    let first = regions.entry(n.region.clone()).or_default();
-                    if let Some(&at) = ready.get(&n.id) {
-                        *first = Some(first.map_or(at, |f| f.min(at)));
-                    }
-                }
                 return Ok(Rollout {
                     ready: ready.into_iter().collect(),
                     not_ready,
-                    regions: regions.into_iter().collect(),
                     region_of,
                 });
             }

@@ -283,8 +283,8 @@ fn rollout_json(rollout: &crate::follow::Rollout, started_ms: i64) -> Value {
         })
         .collect();
     let regions: Vec<Value> = rollout
-        .regions
-        .iter()
+        .regions()
+        .into_iter()
         .map(|(region, first)| json!({ "region": region, "after_ms": first.map(after) }))
         .collect();
     json!({ "ready": ready, "not_ready": rollout.not_ready, "regions": regions })
