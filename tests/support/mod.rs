@@ -580,3 +580,22 @@ pub fn custom_section(name: &str, payload: &[u8]) -> Vec<u8> {
     section.extend(content);
     section
 }
+
+/// Runs `check` every 50 ms until it gives `Some`, for up to `limit`; panics naming
+/// `what` (and the last thing `check` saw, from `seen`) if it never does.
+pub async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("{what}: not within {limit:?}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}

@@ -409,6 +409,26 @@ gateway {{
         }
     }
 
+    /// Stops region `name`'s server at once (SIGKILL): the region is lost.
+    pub fn stop(&mut self, name: &str) {
+        self.region_mut(name).server.kill9();
+    }
+
+    /// Starts region `name`'s server again on its old ports and store, and waits until
+    /// it is linked to every other region.
+    pub fn restart(&mut self, name: &str) {
+        self.region_mut(name).server.spawn();
+        let i = self.regions.iter().position(|r| r.name == name).unwrap();
+        self.wait_ready(i);
+    }
+
+    fn region_mut(&mut self, name: &str) -> &mut Region {
+        self.regions
+            .iter_mut()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no region {name}"))
+    }
+
     /// Ends every partition; the gateways reconnect by themselves.
     pub fn heal(&self) {
         for region in &self.regions {

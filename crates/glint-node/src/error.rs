@@ -88,6 +88,9 @@ impl From<StoreError> for ApiError {
             StoreError::Limit(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded", m)
             }
+            StoreError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "region_unreachable", m)
+            }
             StoreError::Backend(m) => {
                 let mut e = ApiError::hidden("the node's storage failed", m);
                 e.code = "storage_error";

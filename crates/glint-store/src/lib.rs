@@ -54,6 +54,10 @@ pub enum StoreError {
     Limit(String),
     #[error("storage error: {0}")]
     Backend(String),
+    /// What the call needs is in a region this node cannot reach now (a write whose
+    /// origin is there); the message says which, and is fit for users and guests.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -238,6 +242,22 @@ pub struct NodeRecord {
     pub functions: usize,
 }
 
+/// One region's copy of a shared bucket, as the store reports it (the NATS backend in a
+/// supercluster: a JetStream mirror).
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct CopyState {
+    /// The region that keeps the copy (its NATS cluster).
+    pub region: String,
+    /// What it copies: `registry`, `nodes` or `artifacts`.
+    pub of: String,
+    /// Messages it has yet to copy from the origin.
+    pub lag: Option<u64>,
+    /// How long ago it last heard from the origin.
+    pub active_ms_ago: Option<u64>,
+    /// Why its state could not be read (its region out of reach).
+    pub error: Option<String>,
+}
+
 /// The nodes that share a store: heartbeats, and which versions each one serves.
 #[async_trait]
 pub trait Nodes: Send + Sync {
@@ -262,6 +282,11 @@ pub trait Nodes: Send + Sync {
     /// `Err` with the reason while the store cannot serve (unreachable, or still
     /// recovering after an outage). It asks the store, so it takes a round trip.
     async fn health(&self) -> std::result::Result<(), String>;
+    /// Every region's copies of what the regions share, and how far behind each is;
+    /// none for a store that is not copied between regions.
+    async fn copies(&self) -> Result<Vec<CopyState>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Everything a node needs from storage, except KV.

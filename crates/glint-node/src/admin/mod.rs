@@ -272,16 +272,22 @@ async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>,
     Ok(Json(json!({ "nodes": nodes })))
 }
 
-/// The regions of the nodes that share this node's store, each with its nodes and when
-/// it was last heard (its newest heartbeat). A region whose nodes all stopped
-/// heartbeating drops out with them.
+/// The regions of the nodes that share this node's store, each with its nodes, when it
+/// was last heard (its newest heartbeat), and its copies of what the regions share with
+/// how far behind each is. A region whose nodes all stopped heartbeating drops out with
+/// them.
 async fn regions(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
     let now = glint_store::now_ms();
     let mut by_region: std::collections::BTreeMap<String, Vec<glint_store::NodeRecord>> =
         Default::default();
-    for n in node.store.nodes().await? {
+    let (nodes, copies) = tokio::join!(node.store.nodes(), node.store.copies());
+    for n in nodes? {
         by_region.entry(n.region.clone()).or_default().push(n);
     }
+    let copies = copies.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the regions' copies");
+        Vec::new()
+    });
     let regions: Vec<serde_json::Value> = by_region
         .into_iter()
         .map(|(region, nodes)| {
@@ -296,6 +302,7 @@ async fn regions(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value
                     "last_seen_ms_ago": (now - n.seen_at_ms).max(0),
                 })).collect::<Vec<_>>(),
                 "last_heard_ms_ago": (now - last_seen).max(0),
+                "copies": copies.iter().filter(|c| c.region == region).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -222,6 +222,10 @@ fn kv_error(e: StoreError) -> store::Error {
             tracing::error!(error = %detail, "KV storage failure");
             store::Error::Other("the KV store failed; the node's log has the details".into())
         }
+        StoreError::Unavailable(why) => {
+            tracing::warn!(error = %why, "a KV call needs a region out of reach");
+            store::Error::Other(why)
+        }
         other => store::Error::Other(other.to_string()),
     }
 }

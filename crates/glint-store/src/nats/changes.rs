@@ -30,11 +30,18 @@ fn change_of(key: &str) -> Option<Change> {
 impl Changes for NatsStore {
     async fn changes(&self) -> Result<tokio::sync::mpsc::Receiver<Change>> {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        let bucket = self.registry.clone();
-        let first = bucket
-            .watch_all()
-            .await
-            .map_err(|e| super::backend("watching the registry", e))?;
+        // This region's copy: its changes arrive without crossing a region.
+        let bucket = self.registry.here.clone();
+        // A watch needs a consumer, which a region cut off from JetStream's meta leader
+        // cannot make; the node then starts on what its copy has, and the watch starts
+        // (with a reset, so nothing is missed) once it can.
+        let first = match bucket.watch_all().await {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the registry yet; serving what this region has, and trying again");
+                None
+            }
+        };
         tokio::spawn(follow(bucket, first, tx));
         Ok(rx)
     }
@@ -43,22 +50,29 @@ impl Changes for NatsStore {
 /// Forwards the watch's entries until the node stops listening. When the watch fails,
 /// it starts again after the last revision seen, so no change is lost: a key written
 /// since then arrives with its newest value.
-async fn follow(bucket: kv::Store, mut watch: kv::Watch, tx: tokio::sync::mpsc::Sender<Change>) {
+async fn follow(
+    bucket: kv::Store,
+    first: Option<kv::Watch>,
+    tx: tokio::sync::mpsc::Sender<Change>,
+) {
     let mut last = 0u64;
+    let mut watch = first;
     loop {
-        while let Some(entry) = watch.next().await {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the registry watch failed; starting it again");
-                    break;
+        if let Some(mut watch) = watch.take() {
+            while let Some(entry) = watch.next().await {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the registry watch failed; starting it again");
+                        break;
+                    }
+                };
+                last = last.max(entry.revision);
+                if let Some(change) = change_of(&entry.key)
+                    && tx.send(change).await.is_err()
+                {
+                    return;
                 }
-            };
-            last = last.max(entry.revision);
-            if let Some(change) = change_of(&entry.key)
-                && tx.send(change).await.is_err()
-            {
-                return;
             }
         }
         // Ended or failed: start again, once NATS answers.
@@ -74,7 +88,7 @@ async fn follow(bucket: kv::Store, mut watch: kv::Watch, tx: tokio::sync::mpsc::
             };
             match again {
                 Ok(w) => {
-                    watch = w;
+                    watch = Some(w);
                     if last == 0 && tx.send(Change::Reset).await.is_err() {
                         return;
                     }

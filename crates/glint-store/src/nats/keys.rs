@@ -6,7 +6,7 @@ use async_nats::jetstream::kv;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{NatsStore, backend, from_json, names, scan, to_json};
+use super::{NatsStore, from_json, names, scan, to_json};
 use crate::model::*;
 use crate::{KeyStore, Result, StoreError};
 
@@ -20,7 +20,7 @@ struct StoredKey {
 
 impl NatsStore {
     async fn stored_keys(&self, filter: &str) -> Result<Vec<StoredKey>> {
-        scan::entries(&self.client, &self.registry, filter)
+        scan::entries(&self.client, &self.registry.here, filter)
             .await?
             .iter()
             .map(|found| from_json("an API key record", &found.value))
@@ -46,15 +46,21 @@ impl KeyStore for NatsStore {
         };
         let key = names::api_key_key(tenant, &record.id);
         let bytes = to_json("an API key", &stored)?;
-        super::until_sent(|| async {
-            match self.registry.create(&key, bytes.clone()).await {
-                Ok(_) => Ok(record.clone()),
-                // Stored already: it keeps its record as it is, revoked or not.
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(record.clone()),
-                Err(e) => Err(backend("storing an API key", e)),
-            }
-        })
-        .await
+        let made = self
+            .registry
+            .send(|| async {
+                match self.registry.write.create(&key, bytes.clone()).await {
+                    Ok(revision) => Ok(Some(revision)),
+                    // Stored already: it keeps its record as it is, revoked or not.
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(self.registry.unreachable("storing an API key", e)),
+                }
+            })
+            .await?;
+        if let Some(revision) = made {
+            self.registry.settle(&key, revision).await;
+        }
+        Ok(record)
     }
 
     async fn keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyRecord>> {
@@ -87,7 +93,7 @@ impl KeyStore for NatsStore {
         };
         let key = names::api_key_key(tenant, id);
         let entry = self
-            .registry_entry(&key, "reading an API key")
+            .registry_entry_at_origin(&key, "reading an API key")
             .await?
             .filter(|e| e.operation == kv::Operation::Put)
             .ok_or_else(not_found)?;
@@ -98,19 +104,25 @@ impl KeyStore for NatsStore {
         stored.revoked_at_ms = Some(now_ms());
         match self
             .registry
+            .write
             .update(&key, to_json("an API key", &stored)?, entry.revision)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(revision) => {
+                self.registry.settle(&key, revision).await;
+                Ok(())
+            }
             // Revoked (the only change a key sees) by another node meanwhile.
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(not_found()),
-            Err(e) => Err(backend("revoking an API key", e)),
+            Err(e) => Err(self.registry.unreachable("revoking an API key", e)),
         }
     }
 
     async fn any_key_made(&self) -> Result<bool> {
-        Ok(!scan::entries(&self.client, &self.registry, "apikey.>")
-            .await?
-            .is_empty())
+        Ok(
+            !scan::entries(&self.client, &self.registry.here, "apikey.>")
+                .await?
+                .is_empty(),
+        )
     }
 }

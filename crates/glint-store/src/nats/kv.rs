@@ -14,11 +14,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::copies;
+
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 
+use super::copies::Bucket;
 use super::{backend, lost_race, names};
 use crate::model::*;
 use crate::{Close, KeyValue, Result, StoreError, kv_rules};
@@ -28,7 +31,12 @@ const MAX_TRIES: usize = 200;
 
 /// Every live key of a bucket, escaped, read again while the cluster is busy (a loaded
 /// cluster can time out the consumer that lists them; CI saw it).
-async fn escaped_keys(bucket: &kv::Store) -> Result<Vec<String>> {
+async fn escaped_keys(client: &async_nats::Client, bucket: &Bucket) -> Result<Vec<String>> {
+    let bucket = &bucket.here;
+    if bucket.stream.cached_info().config.mirror.is_some() {
+        let found = super::scan::entries(client, bucket, ">").await?;
+        return Ok(found.into_iter().map(|f| f.key).collect());
+    }
     super::patiently(|| async {
         bucket
             .keys()
@@ -42,6 +50,7 @@ async fn escaped_keys(bucket: &kv::Store) -> Result<Vec<String>> {
 }
 
 /// Users' KV stores on one NATS cluster.
+#[derive(Clone)]
 pub struct NatsKv {
     client: async_nats::Client,
     js: jetstream::Context,
@@ -49,11 +58,14 @@ pub struct NatsKv {
     ns: String,
     replicas: usize,
     limits: KvLimits,
+    /// The NATS cluster of this node's server (see [`super::NatsStore`]): stores made
+    /// here have their origin here, and stores made elsewhere get a copy here.
+    region: Option<String>,
     /// The registry bucket, which lists each tenant's stores (`kvs.<tenant>.<store>`).
-    registry: kv::Store,
-    buckets: Mutex<HashMap<String, kv::Store>>,
+    registry: Bucket,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
     /// One lock per (bucket, key) being incremented on this node now.
-    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// A store's entry in the registry.
@@ -71,7 +83,8 @@ struct Current {
 impl NatsKv {
     pub(crate) fn new(
         client: async_nats::Client,
-        registry: kv::Store,
+        registry: Bucket,
+        region: Option<String>,
         ns: &str,
         replicas: usize,
         limits: KvLimits,
@@ -80,15 +93,62 @@ impl NatsKv {
             js: jetstream::new(client.clone()),
             client,
             registry,
+            region,
             ns: ns.to_string(),
             replicas,
             limits,
-            buckets: Mutex::default(),
-            key_locks: Mutex::default(),
+            buckets: Arc::default(),
+            key_locks: Arc::default(),
         }
     }
 
-    async fn bucket(&self, tenant: &TenantId, store: &KvStoreName) -> Result<kv::Store> {
+    /// Opens every tenant's store in the background, which makes this region's copy of
+    /// each store made elsewhere: a node that starts in this region later, while the
+    /// store's origin cannot be reached, still reads it.
+    pub(crate) fn copy_every_store(&self) {
+        if self.region.is_none() {
+            return;
+        }
+        let kv = self.clone();
+        tokio::spawn(async move {
+            let listed = match super::scan::entries(&kv.client, &kv.registry.here, "kvs.>").await {
+                Ok(listed) => listed,
+                Err(e) => return tracing::debug!(error = %e, "cannot list the KV stores to copy"),
+            };
+            for found in listed {
+                let mut parts = found.key.splitn(3, '.').skip(1);
+                let (Some(Ok(tenant)), Some(Ok(store))) = (
+                    parts.next().map(str::parse::<TenantId>),
+                    parts.next().map(str::parse::<KvStoreName>),
+                ) else {
+                    continue;
+                };
+                if let Err(e) = kv.bucket(&tenant, &store).await {
+                    tracing::debug!(store = %store, error = %e, "cannot copy a KV store to this region yet");
+                }
+            }
+        });
+    }
+
+    /// Makes a copy of the new store `name` (whose stream is `info`) in every other
+    /// listed region, so each region reads it from the start.
+    async fn copy_to_regions(&self, info: &jetstream::stream::Info) {
+        for listing in super::listed_regions(&self.client, &self.registry).await {
+            if Some(&listing.region) == self.region.as_ref() {
+                continue;
+            }
+            if let Err(e) =
+                copies::make_mirror(&self.js, &listing.region, info, self.replicas).await
+            {
+                tracing::warn!(region = listing.region, error = %e,
+                    "cannot copy a new KV store to another region now; its first call there makes the copy");
+            }
+        }
+    }
+
+    /// The store's bucket: its origin for writes, this region's copy for reads (made
+    /// here on the first call in this region, which waits for its first copy).
+    async fn bucket(&self, tenant: &TenantId, store: &KvStoreName) -> Result<Bucket> {
         // Fail at once, not after a timeout, while NATS cannot be reached.
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(StoreError::Backend(
@@ -99,11 +159,19 @@ impl NatsKv {
         if let Some(found) = self.buckets.lock().unwrap().get(&name) {
             return Ok(found.clone());
         }
-        let opened = self
-            .js
-            .get_key_value(&name)
-            .await
-            .map_err(|_| kv_rules::no_store(store))?;
+        let opened = match Bucket::open(
+            &self.js,
+            self.region.as_deref(),
+            &name,
+            self.replicas,
+            None,
+        )
+        .await
+        {
+            Ok(opened) => opened,
+            Err(StoreError::NotFound(_)) => return Err(kv_rules::no_store(store)),
+            Err(e) => return Err(e),
+        };
         self.buckets.lock().unwrap().insert(name, opened.clone());
         Ok(opened)
     }
@@ -115,15 +183,15 @@ impl NatsKv {
         locks.entry(format!("{bucket}/{key}")).or_default().clone()
     }
 
-    async fn current(&self, bucket: &kv::Store, key: &str) -> Result<Current> {
+    /// What `key` holds in this region's copy, or (`at_origin`, for a write that
+    /// depends on it) at the origin.
+    async fn current(&self, bucket: &Bucket, key: &str, at_origin: bool) -> Result<Current> {
         let escaped = names::escape_key(key);
-        let entry = super::patiently(|| async {
-            bucket
-                .entry(escaped.as_str())
-                .await
-                .map_err(|e| backend("reading a key", e))
-        })
-        .await?;
+        let entry = if at_origin {
+            bucket.entry_at_origin(&escaped, "reading a key").await?
+        } else {
+            bucket.entry(&escaped, "reading a key").await?
+        };
         Ok(match entry {
             None => Current {
                 value: None,
@@ -145,7 +213,12 @@ impl NatsKv {
     }
 
     /// Maps a failed write: a full bucket is the store's quota.
-    fn write_error(&self, store: &KvStoreName, e: impl std::fmt::Display) -> StoreError {
+    fn write_error(
+        &self,
+        bucket: &Bucket,
+        store: &KvStoreName,
+        e: impl std::fmt::Display,
+    ) -> StoreError {
         let text = e.to_string();
         if text.contains("maximum bytes exceeded") || text.contains("insufficient resources") {
             return StoreError::Limit(format!(
@@ -154,7 +227,7 @@ impl NatsKv {
                 self.limits.store_quota_bytes
             ));
         }
-        backend("writing a key", text)
+        bucket.unreachable("writing a key", text)
     }
 }
 
@@ -178,14 +251,11 @@ impl KeyValue for NatsKv {
     /// leaves a bucket that the next deploy naming the store lists.
     async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()> {
         let key = names::kv_store_key(tenant, store);
-        let listed = super::patiently(|| async {
-            self.registry
-                .entry(key.as_str())
-                .await
-                .map_err(|e| backend("reading a KV store's record", e))
-        })
-        .await?
-        .is_some_and(|e| e.operation == kv::Operation::Put);
+        let listed = self
+            .registry
+            .entry_at_origin(&key, "reading a KV store's record")
+            .await?
+            .is_some_and(|e| e.operation == kv::Operation::Put);
         if listed && self.bucket(tenant, store).await.is_ok() {
             return Ok(());
         }
@@ -197,36 +267,60 @@ impl KeyValue for NatsKv {
             max_value_size: self.limits.max_value_bytes as i32,
             num_replicas: self.replicas,
             storage: jetstream::stream::StorageType::File,
+            placement: self.region.as_ref().map(|r| jetstream::stream::Placement {
+                cluster: Some(r.clone()),
+                tags: Vec::new(),
+            }),
             ..Default::default()
         };
-        super::patiently(|| async {
+        let made = super::patiently(|| async {
             match self.js.create_key_value(config.clone()).await {
-                Ok(_) => Ok(()),
+                Ok(made) => Ok(Some(made)),
                 // Another node made it first, or it was made before a crash.
-                Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(()),
+                Err(_) if self.bucket(tenant, store).await.is_ok() => Ok(None),
                 Err(e) => Err(backend("creating a KV store", e)),
             }
         })
         .await?;
+        if let Some(made) = made
+            && let Ok(info) = made.stream.get_info().await
+        {
+            self.copy_to_regions(&info).await;
+        }
         let record = super::to_json(
             "a KV store's record",
             &StoreListing {
                 created_at_ms: now_ms(),
             },
         )?;
-        super::until_sent(|| async {
-            match self.registry.create(key.as_str(), record.clone()).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
-                Err(e) => Err(backend("listing a KV store", e)),
-            }
-        })
-        .await
+        let made = self
+            .registry
+            .send(|| async {
+                match self
+                    .registry
+                    .write
+                    .create(key.as_str(), record.clone())
+                    .await
+                {
+                    Ok(revision) => Ok(Some(revision)),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(self.registry.unreachable("listing a KV store", e)),
+                }
+            })
+            .await?;
+        if let Some(revision) = made {
+            self.registry.settle(&key, revision).await;
+        }
+        Ok(())
     }
 
     async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>> {
-        let listed =
-            super::scan::entries(&self.client, &self.registry, &format!("kvs.{tenant}.*")).await?;
+        let listed = super::scan::entries(
+            &self.client,
+            &self.registry.here,
+            &format!("kvs.{tenant}.*"),
+        )
+        .await?;
         let mut out = Vec::with_capacity(listed.len());
         for found in listed {
             let listing: StoreListing = super::from_json("a KV store's record", &found.value)?;
@@ -239,10 +333,11 @@ impl KeyValue for NatsKv {
                 .map_err(|e| backend("a KV store's record has a bad name", e))?;
             let bucket = self.bucket(tenant, &name).await?;
             let info = bucket
+                .here
                 .status()
                 .await
                 .map_err(|e| backend("reading a KV store", e))?;
-            let keys = escaped_keys(&bucket).await?.len() as u64;
+            let keys = escaped_keys(&self.client, &bucket).await?.len() as u64;
             out.push(KvStoreRecord {
                 name,
                 keys,
@@ -263,7 +358,7 @@ impl KeyValue for NatsKv {
     ) -> Result<Option<Versioned>> {
         kv_rules::check_key(&self.limits, key)?;
         let bucket = self.bucket(tenant, store).await?;
-        Ok(self.current(&bucket, key).await?.value)
+        Ok(self.current(&bucket, key, false).await?.value)
     }
 
     async fn set(
@@ -275,23 +370,31 @@ impl KeyValue for NatsKv {
     ) -> Result<()> {
         kv_rules::check_value(&self.limits, key, &value)?;
         let bucket = self.bucket(tenant, store).await?;
-        bucket
-            .put(names::escape_key(key), Bytes::from(value))
+        let escaped = names::escape_key(key);
+        let revision = bucket
+            .write
+            .put(escaped.as_str(), Bytes::from(value))
             .await
-            .map(drop)
-            .map_err(|e| self.write_error(store, e))
+            .map_err(|e| self.write_error(&bucket, store, e))?;
+        bucket.settle(&escaped, revision).await;
+        Ok(())
     }
 
     async fn delete(&self, tenant: &TenantId, store: &KvStoreName, key: &str) -> Result<()> {
         kv_rules::check_key(&self.limits, key)?;
         let bucket = self.bucket(tenant, store).await?;
-        if self.current(&bucket, key).await?.value.is_none() {
+        let current = self.current(&bucket, key, true).await?;
+        if current.value.is_none() {
             return Ok(());
         }
+        let escaped = names::escape_key(key);
         bucket
-            .delete(names::escape_key(key))
+            .write
+            .delete(escaped.as_str())
             .await
-            .map_err(|e| backend("deleting a key", e))
+            .map_err(|e| bucket.unreachable("deleting a key", e))?;
+        bucket.settle(&escaped, current.revision + 1).await;
+        Ok(())
     }
 
     async fn list_keys(
@@ -303,7 +406,7 @@ impl KeyValue for NatsKv {
         limit: usize,
     ) -> Result<KeyPage> {
         let bucket = self.bucket(tenant, store).await?;
-        let escaped = escaped_keys(&bucket).await?;
+        let escaped = escaped_keys(&self.client, &bucket).await?;
         let mut keys: Vec<String> = escaped
             .iter()
             .filter_map(|k| names::unescape_key(k))
@@ -327,21 +430,26 @@ impl KeyValue for NatsKv {
         kv_rules::check_key(&self.limits, key)?;
         let bucket = self.bucket(tenant, store).await?;
         // Writers on this node take turns, so only other nodes' writers race.
-        let lock = self.key_lock(&bucket.name, key);
+        let lock = self.key_lock(&bucket.write.name, key);
         let _turn = lock.lock().await;
         for attempt in 0..MAX_TRIES {
-            let current = self.current(&bucket, key).await?;
+            let current = self.current(&bucket, key, true).await?;
             let value = current.value.as_ref().map(|v| &v.value[..]);
             let next = kv_rules::incremented(key, value, delta)?;
+            let escaped = names::escape_key(key);
             let written = bucket
+                .write
                 .update(
-                    names::escape_key(key),
+                    escaped.as_str(),
                     Bytes::from(next.to_string()),
                     current.revision,
                 )
                 .await;
             match written {
-                Ok(_) => return Ok(next),
+                Ok(revision) => {
+                    bucket.settle(&escaped, revision).await;
+                    return Ok(next);
+                }
                 Err(e) if lost_race(&e) => {
                     // Another writer got there first: read again and retry, a little later
                     // (and later each time) so the racers spread out.
@@ -349,7 +457,7 @@ impl KeyValue for NatsKv {
                     tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..most)))
                         .await;
                 }
-                Err(e) => return Err(self.write_error(store, e)),
+                Err(e) => return Err(self.write_error(&bucket, store, e)),
             }
         }
         Err(StoreError::Backend(format!(
@@ -370,20 +478,25 @@ impl KeyValue for NatsKv {
         let revision = match expected {
             Some(version) => version as u64,
             None => {
-                let current = self.current(&bucket, key).await?;
+                let current = self.current(&bucket, key, true).await?;
                 if current.value.is_some() {
                     return Ok(Err(current.value));
                 }
                 current.revision
             }
         };
+        let escaped = names::escape_key(key);
         let written = bucket
-            .update(names::escape_key(key), Bytes::from(value), revision)
+            .write
+            .update(escaped.as_str(), Bytes::from(value), revision)
             .await;
         match written {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if lost_race(&e) => Ok(Err(self.current(&bucket, key).await?.value)),
-            Err(e) => Err(self.write_error(store, e)),
+            Ok(revision) => {
+                bucket.settle(&escaped, revision).await;
+                Ok(Ok(()))
+            }
+            Err(e) if lost_race(&e) => Ok(Err(self.current(&bucket, key, true).await?.value)),
+            Err(e) => Err(self.write_error(&bucket, store, e)),
         }
     }
 
@@ -398,7 +511,12 @@ impl KeyValue for NatsKv {
         let mut out = Vec::with_capacity(keys.len());
         for key in &keys {
             kv_rules::check_key(&self.limits, key)?;
-            out.push(self.current(&bucket, key).await?.value.map(|v| v.value));
+            out.push(
+                self.current(&bucket, key, false)
+                    .await?
+                    .value
+                    .map(|v| v.value),
+            );
         }
         Ok(out)
     }

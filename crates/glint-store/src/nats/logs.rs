@@ -18,6 +18,8 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// How far a query reads before its start: a line's time is the node's clock, the
 /// message's is the server's, and lines wait up to a flush before they are sent.
 const CLOCK_SLACK_MS: i64 = 5_000;
+/// How long a query waits for another region's stream before it goes on without it.
+pub(crate) const FAR_READ: Duration = Duration::from_secs(5);
 
 impl NatsStore {
     /// Deletes a function's lines, as deleting the function does.
@@ -26,12 +28,70 @@ impl NatsStore {
         tenant: &TenantId,
         function: &FunctionName,
     ) -> Result<()> {
-        self.logs
-            .purge()
-            .filter(names::logs_subject(&self.ns, tenant, function.as_str()))
-            .await
-            .map_err(|e| backend("deleting a function's logs", e))?;
+        let subject = names::logs_subject(&self.ns, self.any_region(), tenant, function.as_str());
+        for (region, stream) in self.every_region(|r| &r.logs).await {
+            let purged = match stream {
+                Ok(stream) => stream
+                    .purge()
+                    .filter(subject.as_str())
+                    .await
+                    .map(drop)
+                    .map_err(|e| backend("deleting a function's logs", e)),
+                Err(e) => Err(e),
+            };
+            match purged {
+                Ok(()) => {}
+                // This region's must go; another region's stay until their retention.
+                Err(e) if region.as_deref() == self.region.as_deref() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(region, error = %e, "could not delete a function's logs in another region")
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Matches every region in a subject of [`names`], when there are regions.
+    pub(crate) fn any_region(&self) -> Option<&'static str> {
+        self.region.as_ref().map(|_| "*")
+    }
+
+    /// Every region's stream of one kind (`pick` names it in a listing): this region's
+    /// as the node has it, the others' as their servers answer, each with its region.
+    pub(crate) async fn every_region(
+        &self,
+        pick: fn(&super::RegionListing) -> &String,
+    ) -> Vec<(
+        Option<String>,
+        Result<async_nats::jetstream::stream::Stream>,
+    )> {
+        let own = [&self.logs, &self.usage];
+        let regions = self.regions().await;
+        let opened = regions.iter().map(|listing| async move {
+            let name = pick(listing);
+            if let Some(mine) = own.iter().find(|s| &s.cached_info().config.name == name) {
+                return (self.region.clone(), Ok((*mine).clone()));
+            }
+            let region = Some(listing.region.clone());
+            match tokio::time::timeout(FAR_READ, self.js.get_stream(name)).await {
+                Ok(Ok(stream)) => (region, Ok(stream)),
+                Ok(Err(e)) => (
+                    region,
+                    Err(backend(
+                        &format!("opening region {}'s stream {name}", listing.region),
+                        e,
+                    )),
+                ),
+                Err(_) => (
+                    region,
+                    Err(backend(
+                        &format!("opening region {}'s stream {name}", listing.region),
+                        "timed out",
+                    )),
+                ),
+            }
+        });
+        futures_util::future::join_all(opened).await
     }
 
     /// Publishes each subject's `items` as JSON arrays, as few messages as fit, and
@@ -92,27 +152,23 @@ fn matches(line: &LogRecord, q: &LogQuery) -> bool {
         && q.region.as_ref().is_none_or(|r| &line.region == r)
 }
 
-#[async_trait]
-impl LogStore for NatsStore {
-    async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()> {
-        let mut batches: BTreeMap<String, Vec<LogRecord>> = BTreeMap::new();
-        for line in lines {
-            let subject = names::logs_subject(&self.ns, &line.tenant, line.function.as_str());
-            batches.entry(subject).or_default().push(line);
-        }
-        self.publish_batches("log lines", batches).await
-    }
-
-    async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>> {
+impl NatsStore {
+    /// The lines of one region's stream that match `query`.
+    async fn region_logs(
+        &self,
+        stream: &async_nats::jetstream::stream::Stream,
+        tenant: &TenantId,
+        query: &LogQuery,
+    ) -> Result<Vec<LogRecord>> {
         let function = query.function.as_ref().map_or("*", |f| f.as_str());
-        let subject = names::logs_subject(&self.ns, tenant, function);
+        let subject = names::logs_subject(&self.ns, self.any_region(), tenant, function);
         let wanted = query.lines.max(1);
         let stop_after = query.until_ms.map(|t| t + CLOCK_SLACK_MS);
         let mut kept: VecDeque<LogRecord> = VecDeque::new();
         let mut corrupt = 0;
         scan::messages(
             &self.client,
-            &self.logs,
+            stream,
             &subject,
             query.since_ms.map(|t| t - CLOCK_SLACK_MS),
             |payload, at_ms| {
@@ -123,7 +179,7 @@ impl LogStore for NatsStore {
                     corrupt += 1;
                     return true;
                 };
-                for line in lines.into_iter().filter(|l| matches(l, &query)) {
+                for line in lines.into_iter().filter(|l| matches(l, query)) {
                     if query.oldest_first && kept.len() == wanted {
                         return true;
                     }
@@ -142,9 +198,52 @@ impl LogStore for NatsStore {
                 "log messages that are not Glint's were skipped"
             );
         }
-        let mut out: Vec<LogRecord> = kept.into();
+        Ok(kept.into())
+    }
+}
+
+#[async_trait]
+impl LogStore for NatsStore {
+    async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()> {
+        let mut batches: BTreeMap<String, Vec<LogRecord>> = BTreeMap::new();
+        for line in lines {
+            let subject = names::logs_subject(
+                &self.ns,
+                self.region.as_deref(),
+                &line.tenant,
+                line.function.as_str(),
+            );
+            batches.entry(subject).or_default().push(line);
+        }
+        self.publish_batches("log lines", batches).await
+    }
+
+    async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>> {
+        let mut out = Vec::new();
+        for (region, stream) in self.every_region(|r| &r.logs).await {
+            let read = match stream {
+                Ok(stream) => self.region_logs(&stream, tenant, &query).await,
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(lines) => out.extend(lines),
+                Err(e) if region.as_deref() == self.region.as_deref() => return Err(e),
+                // A region out of reach: its lines are left out, and the rest shown.
+                Err(e) => {
+                    tracing::warn!(region, error = %e, "could not read another region's logs")
+                }
+            }
+        }
         // Nodes flush on their own clocks: order by the lines' times.
         out.sort_by_key(|l| l.ts_ms);
+        let wanted = query.lines.max(1);
+        if out.len() > wanted {
+            if query.oldest_first {
+                out.truncate(wanted);
+            } else {
+                out.drain(..out.len() - wanted);
+            }
+        }
         Ok(out)
     }
 
@@ -157,7 +256,7 @@ impl LogStore for NatsStore {
         }
         let mut config = self
             .js
-            .get_stream(names::logs_stream(&self.ns))
+            .get_stream(names::logs_stream(&self.ns, self.region.as_deref()))
             .await
             .map_err(|e| backend("reading the logs stream", e))?
             .cached_info()

@@ -13,6 +13,8 @@
 
 mod artifacts;
 mod changes;
+mod copies;
+mod direct;
 mod keys;
 mod kv;
 mod logs;
@@ -29,7 +31,7 @@ pub use url::{NatsAuth, NatsUrl};
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv as jkv, object_store, stream};
+use async_nats::jetstream::{self, kv as jkv, stream};
 use async_trait::async_trait;
 
 use crate::{Close, Result, StoreError};
@@ -40,11 +42,15 @@ pub struct NatsStore {
     client: async_nats::Client,
     js: jetstream::Context,
     ns: String,
-    /// Functions, route claims, API keys, secrets.
-    registry: jkv::Store,
+    /// The NATS cluster of this node's server, which is its region to JetStream (where
+    /// its buckets are placed and copied); `None` on a lone server.
+    region: Option<String>,
+    /// Functions, route claims, API keys, secrets; read from this region's copy.
+    registry: copies::Bucket,
     /// Node heartbeats and readiness; entries expire, so a node that stops drops out.
-    nodes: jkv::Store,
-    artifacts: object_store::ObjectStore,
+    nodes: copies::Bucket,
+    artifacts: artifacts::Copies,
+    /// This region's log lines and usage: written here, read from every region.
     logs: stream::Stream,
     usage: stream::Stream,
     /// The log retention last applied to the logs stream (max age in s, max bytes).
@@ -57,6 +63,9 @@ pub const NODE_TTL: Duration = Duration::from_secs(15);
 impl NatsStore {
     /// Connects to `url`'s servers, and creates the buckets and streams Glint needs if
     /// they are missing. Returns the records and the users' KV stores, on one connection.
+    ///
+    /// In a supercluster, a node opens its region's copies first: a node that starts
+    /// while its region is cut off from the others reads everything it serves.
     pub async fn open(url: &NatsUrl, limits: crate::KvLimits) -> Result<(NatsStore, NatsKv)> {
         let client = url.connect().await?;
         let js = jetstream::new(client.clone());
@@ -70,83 +79,161 @@ impl NatsStore {
                 limits.max_value_bytes
             )));
         }
+        let region = client.server_info().cluster.filter(|c| !c.is_empty());
+        let here = region.as_deref();
         // Each of these opens what exists or makes it, so a cluster that is still
         // electing its leaders is waited for.
         let (registry_bucket, nodes_bucket) =
             (names::registry_bucket(&ns), names::nodes_bucket(&ns));
-        let registry = patiently(|| kv_bucket(&js, &registry_bucket, replicas, None)).await?;
-        let nodes = patiently(|| kv_bucket(&js, &nodes_bucket, replicas, Some(NODE_TTL))).await?;
-        let artifacts = patiently(|| async {
-            match js.get_object_store(names::artifacts_bucket(&ns)).await {
-                Ok(store) => Ok(store),
-                Err(_) => js
-                    .create_object_store(object_store::Config {
-                        bucket: names::artifacts_bucket(&ns),
-                        description: Some("Glint component bytes, by tenant and sha256".into()),
-                        storage: stream::StorageType::File,
-                        num_replicas: replicas,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| backend("creating the artifacts object store", e)),
-            }
-        })
+        let registry = copies::Bucket::open(
+            &js,
+            here,
+            &registry_bucket,
+            replicas,
+            Some(kv_config(&registry_bucket, replicas, None)),
+        )
         .await?;
-        let (logs_stream, logs_subjects) = (names::logs_stream(&ns), names::logs_subjects(&ns));
-        let logs = patiently(|| event_stream(&js, &logs_stream, &logs_subjects, replicas)).await?;
-        let (usage_stream, usage_subjects) = (names::usage_stream(&ns), names::usage_subjects(&ns));
+        let nodes = copies::Bucket::open(
+            &js,
+            here,
+            &nodes_bucket,
+            replicas,
+            Some(kv_config(&nodes_bucket, replicas, Some(NODE_TTL))),
+        )
+        .await?;
+        let artifacts =
+            artifacts::Copies::open(&js, here, &names::artifacts_bucket(&ns), replicas).await?;
+        let (logs_stream, logs_subjects) = (
+            names::logs_stream(&ns, here),
+            names::logs_subjects(&ns, here),
+        );
+        let logs =
+            patiently(|| event_stream(&js, &logs_stream, &logs_subjects, here, replicas)).await?;
+        let (usage_stream, usage_subjects) = (
+            names::usage_stream(&ns, here),
+            names::usage_subjects(&ns, here),
+        );
         let usage =
-            patiently(|| event_stream(&js, &usage_stream, &usage_subjects, replicas)).await?;
-        // A read from the registry's leader: the store answers from here on.
-        patiently(|| async {
-            registry
-                .entry("meta.ready")
-                .await
-                .map_err(|e| backend("reading the registry", e))
-        })
-        .await?;
-        let registry_for_kv = registry.clone();
+            patiently(|| event_stream(&js, &usage_stream, &usage_subjects, here, replicas)).await?;
+        // A read from the registry's copy: the store answers from here on.
+        registry.entry("meta.ready", "reading the registry").await?;
         let store = NatsStore {
             client: client.clone(),
             js,
             ns: ns.clone(),
-            registry,
+            region,
+            registry: registry.clone(),
             nodes,
             artifacts,
             logs,
             usage,
             log_retention: std::sync::Mutex::new(None),
         };
-        Ok((
-            store,
-            NatsKv::new(client, registry_for_kv, &ns, replicas, limits),
-        ))
+        store.list_region().await;
+        let kv = NatsKv::new(
+            client,
+            registry,
+            store.region.clone(),
+            &ns,
+            replicas,
+            limits,
+        );
+        kv.copy_every_store();
+        Ok((store, kv))
     }
 
-    /// The registry's entry at `key` (a delete marker too), read from the bucket's leader,
+    /// The registry's entry at `key` (a delete marker too), from this region's copy,
     /// waiting out an election. `what` names it in errors.
     async fn registry_entry(&self, key: &str, what: &str) -> Result<Option<jkv::Entry>> {
-        patiently(|| async { self.registry.entry(key).await.map_err(|e| backend(what, e)) }).await
+        self.registry.entry(key, what).await
+    }
+
+    /// The registry's entry at `key` as its origin has it, for a revision-checked write.
+    async fn registry_entry_at_origin(&self, key: &str, what: &str) -> Result<Option<jkv::Entry>> {
+        self.registry.entry_at_origin(key, what).await
     }
 
     /// Whether the connection to NATS is up.
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+
+    /// Lists this node's region in the registry (`region.<name>`), with its streams of
+    /// logs and usage, so queries read every region's. Left for the next start when the
+    /// registry's origin cannot be reached.
+    async fn list_region(&self) {
+        let Some(region) = &self.region else { return };
+        let key = names::region_key(region);
+        if self
+            .registry
+            .entry(&key, "reading a region")
+            .await
+            .is_ok_and(|e| e.is_some())
+        {
+            return;
+        }
+        let listing = RegionListing {
+            region: region.clone(),
+            logs: self.logs.cached_info().config.name.clone(),
+            usage: self.usage.cached_info().config.name.clone(),
+        };
+        let Ok(bytes) = to_json("a region", &listing) else {
+            return;
+        };
+        match self.registry.write.create(&key, bytes).await {
+            Ok(revision) => self.registry.settle(&key, revision).await,
+            Err(e) if e.kind() == jkv::CreateErrorKind::AlreadyExists => {}
+            Err(e) => {
+                tracing::warn!(region, error = %e, "could not list this region in the registry; \
+                its logs and usage are read by other regions once it is")
+            }
+        }
+    }
+
+    /// Every region's listing; this node's region alone when none is listed yet.
+    async fn regions(&self) -> Vec<RegionListing> {
+        let mut out = listed_regions(&self.client, &self.registry).await;
+        let own = self.logs.cached_info().config.name.clone();
+        if !out.iter().any(|r| r.logs == own) {
+            out.push(RegionListing {
+                region: self.region.clone().unwrap_or_default(),
+                logs: own,
+                usage: self.usage.cached_info().config.name.clone(),
+            });
+        }
+        out
+    }
 }
 
-/// Opens a KV bucket, creating it if missing. Reads go to the stream's leader (no direct
-/// gets), so a node reads what was acknowledged before. `ttl` makes entries expire.
-async fn kv_bucket(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-    ttl: Option<Duration>,
-) -> Result<jkv::Store> {
-    if let Ok(found) = js.get_key_value(bucket).await {
-        return Ok(found);
+/// The regions listed in the registry, as this region's copy has them.
+async fn listed_regions(
+    client: &async_nats::Client,
+    registry: &copies::Bucket,
+) -> Vec<RegionListing> {
+    match scan::entries(client, &registry.here, "region.*").await {
+        Ok(found) => found
+            .iter()
+            .filter_map(|f| from_json("a region", &f.value).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the list of regions");
+            Vec::new()
+        }
     }
-    let config = stream::Config {
+}
+
+/// A region, as the registry lists it: where its nodes write logs and usage.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub(crate) struct RegionListing {
+    region: String,
+    logs: String,
+    usage: String,
+}
+
+/// The stream of a KV bucket. Reads go to the stream's leader (no direct gets), so a
+/// node reads what was acknowledged before. `ttl` makes entries expire.
+fn kv_config(bucket: &str, replicas: usize, ttl: Option<Duration>) -> stream::Config {
+    stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
@@ -158,24 +245,16 @@ async fn kv_bucket(
         storage: stream::StorageType::File,
         num_replicas: replicas,
         ..Default::default()
-    };
-    match js.create_stream(config).await {
-        Ok(_) => {}
-        // Another node made it first.
-        Err(_) if js.get_key_value(bucket).await.is_ok() => {}
-        Err(e) => return Err(backend(&format!("creating the bucket {bucket}"), e)),
     }
-    js.get_key_value(bucket)
-        .await
-        .map_err(|e| backend(&format!("opening the bucket {bucket}"), e))
 }
 
-/// Opens a stream of events (logs, usage), creating it if missing. Its retention is set
-/// later, from the node's settings.
+/// Opens a stream of events (logs, usage), creating it if missing, in `region`. Its
+/// retention is set later, from the node's settings.
 async fn event_stream(
     js: &jetstream::Context,
     name: &str,
     subjects: &str,
+    region: Option<&str>,
     replicas: usize,
 ) -> Result<stream::Stream> {
     if let Ok(found) = js.get_stream(name).await {
@@ -188,6 +267,10 @@ async fn event_stream(
         storage: stream::StorageType::File,
         num_replicas: replicas,
         allow_direct: true,
+        placement: region.map(|r| stream::Placement {
+            cluster: Some(r.to_string()),
+            tags: Vec::new(),
+        }),
         ..Default::default()
     };
     match js.create_stream(config).await {
@@ -249,24 +332,20 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    again_while(transient, read).await
+    again_while(transient, PATIENCE, read).await
 }
 
-/// Sends a write again while no server took it ([`unsent`]), for up to [`PATIENCE`].
-async fn until_sent<T, F, Fut>(write: F) -> Result<T>
+/// Runs `op` again while it fails in a way `retry` accepts, for up to `patience`.
+async fn again_while<T, F, Fut>(
+    retry: fn(&StoreError) -> bool,
+    patience: Duration,
+    mut op: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
-    again_while(unsent, write).await
-}
-
-async fn again_while<T, F, Fut>(retry: fn(&StoreError) -> bool, mut op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let deadline = tokio::time::Instant::now() + patience;
     let mut pause = Duration::from_millis(50);
     loop {
         match op().await {

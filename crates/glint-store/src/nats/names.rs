@@ -24,30 +24,94 @@ pub(crate) fn artifacts_bucket(ns: &str) -> String {
     format!("{ns}_artifacts")
 }
 
-pub(crate) fn logs_stream(ns: &str) -> String {
-    format!("{ns}_logs")
+/// A region's name as one token of a stream name or subject.
+pub(crate) fn region_token(region: &str) -> String {
+    region
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
-/// Every log subject: `<ns>.logs.<tenant>.<function>`.
-pub(crate) fn logs_subjects(ns: &str) -> String {
-    format!("{ns}.logs.>")
+/// The stream of `region`'s log lines (a lone server's, without a region).
+pub(crate) fn logs_stream(ns: &str, region: Option<&str>) -> String {
+    match region {
+        Some(r) => format!("{ns}_logs_at_{}", region_token(r)),
+        None => format!("{ns}_logs"),
+    }
 }
 
-pub(crate) fn logs_subject(ns: &str, tenant: &TenantId, function: &str) -> String {
-    format!("{ns}.logs.{tenant}.{function}")
+/// Every log subject of `region`: `<ns>.rlogs.<region>.<tenant>.<function>`, or
+/// `<ns>.logs.<tenant>.<function>` without a region.
+pub(crate) fn logs_subjects(ns: &str, region: Option<&str>) -> String {
+    events_subject(ns, "logs", region.map(region_token).as_deref(), ">")
 }
 
-pub(crate) fn usage_stream(ns: &str) -> String {
-    format!("{ns}_usage")
+/// The subject of a function's log lines (`function` may be `*`); `region` `Some("*")`
+/// matches every region's.
+pub(crate) fn logs_subject(
+    ns: &str,
+    region: Option<&str>,
+    tenant: &TenantId,
+    function: &str,
+) -> String {
+    events_subject(
+        ns,
+        "logs",
+        region.map(region_token_or_any).as_deref(),
+        &format!("{tenant}.{function}"),
+    )
 }
 
-/// Every usage subject: `<ns>.usage.<tenant>.<function>`.
-pub(crate) fn usage_subjects(ns: &str) -> String {
-    format!("{ns}.usage.>")
+pub(crate) fn usage_stream(ns: &str, region: Option<&str>) -> String {
+    match region {
+        Some(r) => format!("{ns}_usage_at_{}", region_token(r)),
+        None => format!("{ns}_usage"),
+    }
 }
 
-pub(crate) fn usage_subject(ns: &str, tenant: &TenantId, function: &str) -> String {
-    format!("{ns}.usage.{tenant}.{function}")
+/// Every usage subject of `region`, as [`logs_subjects`].
+pub(crate) fn usage_subjects(ns: &str, region: Option<&str>) -> String {
+    events_subject(ns, "usage", region.map(region_token).as_deref(), ">")
+}
+
+pub(crate) fn usage_subject(
+    ns: &str,
+    region: Option<&str>,
+    tenant: &TenantId,
+    function: &str,
+) -> String {
+    events_subject(
+        ns,
+        "usage",
+        region.map(region_token_or_any).as_deref(),
+        &format!("{tenant}.{function}"),
+    )
+}
+
+fn region_token_or_any(region: &str) -> String {
+    if region == "*" {
+        "*".into()
+    } else {
+        region_token(region)
+    }
+}
+
+fn events_subject(ns: &str, kind: &str, region: Option<&str>, rest: &str) -> String {
+    match region {
+        Some(r) => format!("{ns}.r{kind}.{r}.{rest}"),
+        None => format!("{ns}.{kind}.{rest}"),
+    }
+}
+
+/// A region's listing in the registry.
+pub(crate) fn region_key(region: &str) -> String {
+    format!("region.{}", escape_key(region))
 }
 
 /// A function's document in the registry bucket.

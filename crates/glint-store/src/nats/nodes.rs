@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{NODE_TTL, NatsStore, backend, from_json, names, scan, to_json};
+use super::{NODE_TTL, NatsStore, from_json, names, scan, to_json};
 use crate::model::*;
-use crate::{NodeRecord, Nodes, Result};
+use crate::{CopyState, NodeRecord, Nodes, Result};
 
 #[derive(Serialize, Deserialize)]
 struct Ready {
@@ -19,15 +19,16 @@ struct Ready {
 impl Nodes for NatsStore {
     async fn heartbeat(&self, node: &NodeRecord) -> Result<()> {
         self.nodes
+            .write
             .put(names::node_key(&node.id), to_json("a heartbeat", node)?)
             .await
-            .map_err(|e| backend("sending a heartbeat", e))?;
+            .map_err(|e| self.nodes.unreachable("sending a heartbeat", e))?;
         Ok(())
     }
 
     async fn nodes(&self) -> Result<Vec<NodeRecord>> {
         let fresh = now_ms() - NODE_TTL.as_millis() as i64;
-        let mut out = scan::entries(&self.client, &self.nodes, "node.*")
+        let mut out = scan::entries(&self.client, &self.nodes.here, "node.*")
             .await?
             .iter()
             .map(|found| from_json::<NodeRecord>("a heartbeat", &found.value))
@@ -49,12 +50,13 @@ impl Nodes for NatsStore {
             at_ms: now_ms(),
         };
         self.nodes
+            .write
             .put(
                 names::ready_key(tenant, function, version, node),
                 to_json("a readiness", &ready)?,
             )
             .await
-            .map_err(|e| backend("saying a version is ready", e))?;
+            .map_err(|e| self.nodes.unreachable("saying a version is ready", e))?;
         Ok(())
     }
 
@@ -65,7 +67,7 @@ impl Nodes for NatsStore {
         version: VersionId,
     ) -> Result<Vec<(String, i64)>> {
         let filter = format!("ready.{tenant}.{function}.{}.*", version.0);
-        scan::entries(&self.client, &self.nodes, &filter)
+        scan::entries(&self.client, &self.nodes.here, &filter)
             .await?
             .iter()
             .map(|found| {
@@ -73,6 +75,10 @@ impl Nodes for NatsStore {
                 Ok((ready.node, ready.at_ms))
             })
             .collect()
+    }
+
+    async fn copies(&self) -> Result<Vec<CopyState>> {
+        self.region_copies().await
     }
 
     async fn health(&self) -> std::result::Result<(), String> {
@@ -85,8 +91,8 @@ impl Nodes for NatsStore {
         // leaders of Glint's buckets and streams, and until then every write fails. Each
         // read below is answered by a leader.
         let checks = async {
-            let registry = self.registry.entry("meta.ready");
-            let nodes = self.nodes.entry("meta.ready");
+            let registry = self.registry.here.entry("meta.ready");
+            let nodes = self.nodes.here.entry("meta.ready");
             let logs = self.logs.get_info();
             let usage = self.usage.get_info();
             let (registry, nodes, logs, usage) = tokio::join!(registry, nodes, logs, usage);
@@ -105,6 +111,34 @@ impl Nodes for NatsStore {
                 "NATS is connected but its JetStream did not answer within {HEALTH_TIMEOUT:?}; retrying"
             )),
         }
+    }
+}
+
+impl NatsStore {
+    /// Every listed region's copies of the registry, the nodes bucket and the artifacts.
+    pub(crate) async fn region_copies(&self) -> Result<Vec<CopyState>> {
+        let shared = [
+            (
+                "registry",
+                format!("KV_{}", names::registry_bucket(&self.ns)),
+            ),
+            ("nodes", format!("KV_{}", names::nodes_bucket(&self.ns))),
+            (
+                "artifacts",
+                format!("OBJ_{}", names::artifacts_bucket(&self.ns)),
+            ),
+        ];
+        let regions = self.regions().await;
+        let asks = regions.iter().flat_map(|r| {
+            shared
+                .iter()
+                .map(|(of, origin)| super::copies::copy_state(&self.js, &r.region, of, origin))
+        });
+        Ok(futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 

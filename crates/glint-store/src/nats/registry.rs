@@ -111,14 +111,21 @@ impl FunctionDoc {
 }
 
 impl NatsStore {
-    /// The function's document and its revision, if it exists.
+    /// The function's document and its revision, if it exists, from this region's copy
+    /// or (`at_origin`, for a change) from the origin.
     async fn read_function(
         &self,
         tenant: &TenantId,
         name: &FunctionName,
+        at_origin: bool,
     ) -> Result<Option<(FunctionDoc, u64)>> {
         let key = names::function_key(tenant, name);
-        let entry = self.registry_entry(&key, "reading a function").await?;
+        let entry = if at_origin {
+            self.registry_entry_at_origin(&key, "reading a function")
+                .await?
+        } else {
+            self.registry_entry(&key, "reading a function").await?
+        };
         match entry {
             Some(e) if e.operation == kv::Operation::Put => Ok(Some((
                 from_json("a function record", &e.value)?,
@@ -129,7 +136,7 @@ impl NatsStore {
     }
 
     async fn function_doc(&self, tenant: &TenantId, name: &FunctionName) -> Result<FunctionDoc> {
-        self.read_function(tenant, name)
+        self.read_function(tenant, name, false)
             .await?
             .map(|(doc, _)| doc)
             .ok_or_else(|| StoreError::FunctionNotFound(name.clone()))
@@ -151,7 +158,9 @@ impl NatsStore {
             )));
         }
         let key = names::function_key(&doc.tenant, &doc.name);
-        super::until_sent(|| self.try_write_function(&key, bytes.clone(), revision)).await
+        self.registry
+            .send(|| self.try_write_function(&key, bytes.clone(), revision))
+            .await
     }
 
     async fn try_write_function(
@@ -161,19 +170,20 @@ impl NatsStore {
         revision: u64,
     ) -> Result<bool> {
         let written = if revision == 0 {
-            match self.registry.create(key, bytes).await {
-                Ok(_) => Ok(()),
+            match self.registry.write.create(key, bytes).await {
+                Ok(revision) => revision,
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return Ok(false),
-                Err(e) => Err(backend("storing a function", e)),
+                Err(e) => return Err(self.registry.unreachable("storing a function", e)),
             }
         } else {
-            match self.registry.update(key, bytes, revision).await {
-                Ok(_) => Ok(()),
+            match self.registry.write.update(key, bytes, revision).await {
+                Ok(revision) => revision,
                 Err(e) if lost_race(&e) => return Ok(false),
-                Err(e) => Err(backend("storing a function", e)),
+                Err(e) => return Err(self.registry.unreachable("storing a function", e)),
             }
         };
-        written.map(|()| true)
+        self.registry.settle(key, written).await;
+        Ok(true)
     }
 
     /// Reads the function, applies `change`, and writes it back, again from the read
@@ -186,7 +196,7 @@ impl NatsStore {
     ) -> Result<T> {
         for _ in 0..MAX_TRIES {
             let (mut doc, revision) = self
-                .read_function(tenant, name)
+                .read_function(tenant, name, true)
                 .await?
                 .ok_or_else(|| StoreError::FunctionNotFound(name.clone()))?;
             let out = change(&mut doc)?;
@@ -211,7 +221,9 @@ impl NatsStore {
             },
         )?;
         for _ in 0..MAX_TRIES {
-            let entry = self.registry_entry(&key, "reading a route").await?;
+            let entry = self
+                .registry_entry_at_origin(&key, "reading a route")
+                .await?;
             let revision = match entry {
                 Some(e) if e.operation == kv::Operation::Put => {
                     let owner: RouteClaim = from_json("a route claim", &e.value)?;
@@ -219,7 +231,7 @@ impl NatsStore {
                         return Ok(());
                     }
                     if self
-                        .read_function(&owner.tenant, &owner.function)
+                        .read_function(&owner.tenant, &owner.function, true)
                         .await?
                         .is_some()
                     {
@@ -230,10 +242,15 @@ impl NatsStore {
                 Some(marker) => marker.revision,
                 None => 0,
             };
-            match self.registry.update(&key, claim.clone(), revision).await {
+            match self
+                .registry
+                .write
+                .update(&key, claim.clone(), revision)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(e) if lost_race(&e) => contention_pause().await,
-                Err(e) => return Err(backend("claiming a route", e)),
+                Err(e) => return Err(self.registry.unreachable("claiming a route", e)),
             }
         }
         Err(too_busy(name))
@@ -242,7 +259,7 @@ impl NatsStore {
     /// Releases the function's claim on `route`, if it still holds it.
     async fn release_route(&self, tenant: &TenantId, name: &FunctionName, route: &str) {
         let key = names::route_key(route);
-        let Ok(Some(entry)) = self.registry_entry(&key, "reading a route").await else {
+        let Ok(Some(entry)) = self.registry_entry_at_origin(&key, "reading a route").await else {
             return;
         };
         let ours = entry.operation == kv::Operation::Put
@@ -251,6 +268,7 @@ impl NatsStore {
         if ours
             && let Err(e) = self
                 .registry
+                .write
                 .purge_expect_revision(&key, Some(entry.revision))
                 .await
         {
@@ -261,7 +279,7 @@ impl NatsStore {
 
     /// Every function document matching `filter` (`fn.<tenant>.*` or `fn.>`).
     async fn function_docs(&self, filter: &str) -> Result<Vec<FunctionDoc>> {
-        let mut docs = scan::entries(&self.client, &self.registry, filter)
+        let mut docs = scan::entries(&self.client, &self.registry.here, filter)
             .await?
             .iter()
             .map(|found| from_json::<FunctionDoc>("a function record", &found.value))
@@ -307,23 +325,24 @@ impl Registry for NatsStore {
             .await?;
         for _ in 0..MAX_TRIES {
             let now = now_ms();
-            let (mut doc, revision) = match self.read_function(&new.tenant, &new.function).await? {
-                Some(found) => found,
-                None => (
-                    FunctionDoc {
-                        tenant: new.tenant.clone(),
-                        name: new.function.clone(),
-                        route: new.route.clone(),
-                        created_at_ms: now,
-                        updated_at_ms: now,
-                        last_version: 0,
-                        versions: BTreeMap::new(),
-                        aliases: BTreeMap::new(),
-                        env: BTreeMap::new(),
-                    },
-                    0,
-                ),
-            };
+            let (mut doc, revision) =
+                match self.read_function(&new.tenant, &new.function, true).await? {
+                    Some(found) => found,
+                    None => (
+                        FunctionDoc {
+                            tenant: new.tenant.clone(),
+                            name: new.function.clone(),
+                            route: new.route.clone(),
+                            created_at_ms: now,
+                            updated_at_ms: now,
+                            last_version: 0,
+                            versions: BTreeMap::new(),
+                            aliases: BTreeMap::new(),
+                            env: BTreeMap::new(),
+                        },
+                        0,
+                    ),
+                };
             let old_route = std::mem::replace(&mut doc.route, new.route.clone());
             doc.updated_at_ms = now;
             doc.last_version += 1;
@@ -465,22 +484,24 @@ impl Registry for NatsStore {
         let key = names::function_key(tenant, name);
         for _ in 0..MAX_TRIES {
             let (doc, revision) = self
-                .read_function(tenant, name)
+                .read_function(tenant, name, true)
                 .await?
                 .ok_or_else(|| StoreError::FunctionNotFound(name.clone()))?;
             match self
                 .registry
+                .write
                 .purge_expect_revision(&key, Some(revision))
                 .await
             {
                 Ok(()) => {
+                    self.registry.settle(&key, revision + 1).await;
                     self.release_route(tenant, name, &doc.route).await;
                     self.purge_function_logs(tenant, name).await?;
                     let shas = doc.shas().map(str::to_string).collect();
                     return self.delete_unreferenced(tenant, shas).await;
                 }
                 Err(e) if e.to_string().contains("wrong last sequence") => contention_pause().await,
-                Err(e) => return Err(backend("deleting a function", e)),
+                Err(e) => return Err(self.registry.unreachable("deleting a function", e)),
             }
         }
         Err(too_busy(name))

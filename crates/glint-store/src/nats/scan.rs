@@ -1,5 +1,6 @@
 //! Reading many entries of a bucket at once: the last value of every key under a
-//! filter, through an ordered consumer that ends when it has caught up.
+//! filter, through an ordered consumer that ends when it has caught up, or from a
+//! region's mirror by direct gets, which need no consumer.
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use async_nats::jetstream::{kv, stream};
@@ -24,7 +25,34 @@ pub(crate) async fn entries(
     filter: &str,
 ) -> Result<Vec<Found>> {
     let subject = format!("{}{filter}", bucket.prefix);
+    if bucket.stream.cached_info().config.mirror.is_some() {
+        return super::patiently(|| mirrored_values(client, bucket, &subject)).await;
+    }
     super::patiently(|| live_values(client, &bucket.stream, &subject, &bucket.prefix)).await
+}
+
+/// The live keys of a mirror matching `subject`, with their last values. A bucket keeps
+/// one message a key, so every message is a key's last.
+async fn mirrored_values(
+    client: &async_nats::Client,
+    bucket: &kv::Store,
+    subject: &str,
+) -> Result<Vec<Found>> {
+    let mut last: std::collections::BTreeMap<String, Option<Bytes>> = Default::default();
+    super::direct::each(client, &bucket.stream_name, subject, |got| {
+        let key = got
+            .subject
+            .strip_prefix(&bucket.prefix)
+            .unwrap_or_default()
+            .to_string();
+        last.insert(key, (!got.deleted).then_some(got.payload));
+        true
+    })
+    .await?;
+    Ok(last
+        .into_iter()
+        .filter_map(|(key, value)| Some(Found { key, value: value? }))
+        .collect())
 }
 
 /// The last value of each subject matching `subject`, unless it is a delete or purge

@@ -19,11 +19,15 @@ struct StoredSecret {
 
 impl NatsStore {
     async fn stored_secrets(&self, tenant: &TenantId) -> Result<Vec<StoredSecret>> {
-        let mut out = scan::entries(&self.client, &self.registry, &format!("secret.{tenant}.*"))
-            .await?
-            .iter()
-            .map(|found| from_json::<StoredSecret>("a secret", &found.value))
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = scan::entries(
+            &self.client,
+            &self.registry.here,
+            &format!("secret.{tenant}.*"),
+        )
+        .await?
+        .iter()
+        .map(|found| from_json::<StoredSecret>("a secret", &found.value))
+        .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -41,13 +45,17 @@ impl Secrets for NatsStore {
             names::secret_key(tenant, name),
             to_json("a secret", &stored)?,
         );
-        super::until_sent(|| async {
-            self.registry
-                .put(key.as_str(), bytes.clone())
-                .await
-                .map_err(|e| backend("storing a secret", e))
-        })
-        .await?;
+        let revision = self
+            .registry
+            .send(|| async {
+                self.registry
+                    .write
+                    .put(key.as_str(), bytes.clone())
+                    .await
+                    .map_err(|e| self.registry.unreachable("storing a secret", e))
+            })
+            .await?;
+        self.registry.settle(&key, revision).await;
         Ok(())
     }
 
@@ -77,15 +85,20 @@ impl Secrets for NatsStore {
 
     async fn delete_secret(&self, tenant: &TenantId, name: &str) -> Result<()> {
         let key = names::secret_key(tenant, name);
-        let entry = self.registry_entry(&key, "reading a secret").await?;
+        let entry = self
+            .registry_entry_at_origin(&key, "reading a secret")
+            .await?;
         let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) else {
             return Err(StoreError::NotFound(format!(
                 "secret '{name}' does not exist; `glint secret list` shows the secrets"
             )));
         };
         self.registry
+            .write
             .purge_expect_revision(&key, Some(entry.revision))
             .await
-            .map_err(|e| backend("deleting a secret", e))
+            .map_err(|e| self.registry.unreachable("deleting a secret", e))?;
+        self.registry.settle(&key, entry.revision + 1).await;
+        Ok(())
     }
 }

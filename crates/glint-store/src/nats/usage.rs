@@ -19,7 +19,12 @@ impl UsageStore for NatsStore {
     async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
         let mut batches: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
         for record in records {
-            let subject = names::usage_subject(&self.ns, tenant, record.function.as_str());
+            let subject = names::usage_subject(
+                &self.ns,
+                self.region.as_deref(),
+                tenant,
+                record.function.as_str(),
+            );
             batches.entry(subject).or_default().push(record);
         }
         self.publish_batches("usage", batches).await
@@ -32,12 +37,47 @@ impl UsageStore for NatsStore {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<UsageRecord>> {
-        let subject = names::usage_subject(&self.ns, tenant, function.map_or("*", |f| f.as_str()));
+        let subject = names::usage_subject(
+            &self.ns,
+            self.any_region(),
+            tenant,
+            function.map_or("*", |f| f.as_str()),
+        );
         let mut sums: BTreeMap<(i64, FunctionName, VersionId), UsageRecord> = BTreeMap::new();
+        for (region, stream) in self.every_region(|r| &r.usage).await {
+            let read = match stream {
+                Ok(stream) => {
+                    self.sum_usage(&stream, &subject, start_ms, end_ms, &mut sums)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(()) => {}
+                Err(e) if region.as_deref() == self.region.as_deref() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(region, error = %e, "could not read another region's usage")
+                }
+            }
+        }
+        Ok(sums.into_values().collect())
+    }
+}
+
+impl NatsStore {
+    /// Adds one region's usage between `start_ms` and `end_ms` to `sums`.
+    async fn sum_usage(
+        &self,
+        stream: &async_nats::jetstream::stream::Stream,
+        subject: &str,
+        start_ms: i64,
+        end_ms: i64,
+        sums: &mut BTreeMap<(i64, FunctionName, VersionId), UsageRecord>,
+    ) -> Result<()> {
         scan::messages(
             &self.client,
-            &self.usage,
-            &subject,
+            stream,
+            subject,
             Some(start_ms - FLUSH_SLACK_MS),
             |payload, at_ms| {
                 if at_ms > end_ms + FLUSH_SLACK_MS {
@@ -69,7 +109,6 @@ impl UsageStore for NatsStore {
                 true
             },
         )
-        .await?;
-        Ok(sums.into_values().collect())
+        .await
     }
 }
