@@ -144,6 +144,22 @@ async fn regions_serve_through_a_partition_and_the_loss_of_the_origin_region() {
     )
     .await;
 
+    // With c cut off, a deploy in a is stored, and `glint deploy` names the region that
+    // did not serve it in time.
+    regions.partition("c");
+    let hello = glint_e2e::repo_root().join("examples/hello");
+    let deploy = [
+        "deploy",
+        hello.to_str().unwrap(),
+        "--no-build",
+        "--timeout",
+        "3s",
+    ];
+    let (ok, _, err) = a1.cli(KEY, &deploy);
+    assert!(!ok);
+    assert!(err.contains("region(s) c did not serve it"), "{err}");
+    regions.heal();
+
     // Partition: region a, the origin of everything, is cut off.
     regions.partition("a");
     for node in [&b1, &c1] {
@@ -166,6 +182,11 @@ async fn regions_serve_through_a_partition_and_the_loss_of_the_origin_region() {
         let (status, body, _) = increment(&a1, "hits").await;
         assert_eq!((status, body.trim()), (200, want));
     }
+    // A deploy in a cut-off region is refused, saying why, and stores nothing.
+    let (ok, _, err) = a1.cli(KEY, &deploy);
+    assert!(!ok);
+    assert!(err.contains("cut off from the others"), "{err}");
+    assert!(!err.contains("incident"), "{err}");
     // A node started in b now, with a out of reach, serves what was deployed before.
     let b2 = start_node(&regions, "b", "b2");
     assert!(failures(&b2, "/hello", 20).await.is_empty());

@@ -16,17 +16,7 @@ const REGIONS: [&str; 3] = ["a", "b", "c"];
 
 /// Runs the `glint` CLI against `node`; returns whether it succeeded, stdout, stderr.
 fn glint(node: &Node, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(glint_e2e::glint_bin())
-        .args(args)
-        .env("GLINT_API_URL", &node.admin_url)
-        .env("GLINT_API_KEY", KEY)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    node.cli(KEY, args)
 }
 
 fn names(list: &Value, field: &str) -> Vec<String> {
@@ -78,6 +68,20 @@ async fn a_deploy_in_one_region_serves_in_every_region_and_the_regions_are_liste
             "{listed}"
         );
         assert_eq!(region["this_region"], want == "c", "{listed}");
+        // a holds the origins; b and c read their own copies, and say how far behind.
+        let copies = &region["copies"];
+        if want == "a" {
+            assert_eq!(copies, &serde_json::json!([]), "{listed}");
+        } else {
+            assert_eq!(
+                names(copies, "of"),
+                ["registry", "nodes", "artifacts"],
+                "{listed}"
+            );
+            for copy in copies.as_array().unwrap() {
+                assert!(copy["lag"].is_u64(), "{listed}");
+            }
+        }
     }
 
     // The CLI shows the same: `glint regions`, and `glint deploy` with each region's time.
@@ -87,6 +91,14 @@ async fn a_deploy_in_one_region_serves_in_every_region_and_the_regions_are_liste
     assert_eq!(rows.len(), 3, "{out}");
     assert!(
         rows[1].starts_with("b *") && rows[1].contains("b1"),
+        "{out}"
+    );
+    assert!(
+        rows[0].trim_end().ends_with('-'),
+        "a keeps no copies: {out}"
+    );
+    assert!(
+        rows[2].contains("registry") && rows[2].contains("behind"),
         "{out}"
     );
     let hello = glint_e2e::repo_root().join("examples/hello");

@@ -310,6 +310,22 @@ impl Node {
         self.child = fresh.child.take();
     }
 
+    /// Runs the `glint` CLI against this node with the admin key `key`; returns whether
+    /// it succeeded, its stdout and its stderr.
+    pub fn cli(&self, key: &str, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(glint_bin())
+            .args(args)
+            .env("GLINT_API_URL", &self.admin_url)
+            .env("GLINT_API_KEY", key)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
     }

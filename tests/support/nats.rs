@@ -27,12 +27,22 @@ pub fn nats_server_bin() -> PathBuf {
     bin
 }
 
+/// A port nothing listens on now, and that this process has not handed out before: the
+/// kernel may give a port just released to the next bind, and two servers of one test
+/// given the same port do not start.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// One server of a [`NatsCluster`].

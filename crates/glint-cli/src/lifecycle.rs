@@ -42,8 +42,8 @@ pub enum FunctionCommand {
         /// Return once the version is stored, without waiting for every node to serve it.
         #[arg(long)]
         no_wait: bool,
-        /// How long to wait for every node to serve the new version.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, conflicts_with = "no_wait")]
+        /// How long to wait for every node, in every region, to serve the new version.
+        #[arg(long, visible_alias = "timeout", default_value = "60s", value_parser = humantime::parse_duration, conflicts_with = "no_wait")]
         wait_timeout: std::time::Duration,
     },
     /// List the deployed functions.
@@ -289,6 +289,22 @@ pub async fn deploy(
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    // Regions where no node served it in time.
+    let unserved: Vec<&str> = body["rollout"]["regions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["after_ms"].is_null())
+        .filter_map(|r| r["region"].as_str())
+        .collect();
+    if !unserved.is_empty() {
+        anyhow::bail!(
+            "{name} {version} is deployed, but region(s) {} did not serve it in time (node(s) {} not ready); \
+             they may still be compiling, or be cut off from the other regions: `glint regions` shows when each was last heard",
+            unserved.join(", "),
+            late.join(", ")
+        );
+    }
     if !late.is_empty() {
         anyhow::bail!(
             "{name} {version} is deployed, but node(s) {} did not serve it in time; they may still be compiling or cut off from the store (`glint nodes` lists the nodes)",

@@ -81,6 +81,29 @@ pub async fn nodes(connect: Connect<'_>, format: Format) -> Result<()> {
 #[command(after_help = "Example:\n  glint regions")]
 pub struct RegionsArgs {}
 
+/// A region's copies of the shared buckets, as `registry 0 behind, ...`; `-` when it
+/// keeps none (it reads the origin itself).
+fn copies_cell(copies: &serde_json::Value) -> String {
+    let each: Vec<String> = copies
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let of = c["of"].as_str().unwrap_or("?");
+            match (c["lag"].as_u64(), c["error"].as_str()) {
+                (Some(lag), _) => format!("{of} {lag} behind"),
+                (None, Some(_)) => format!("{of} unreachable"),
+                (None, None) => format!("{of} ?"),
+            }
+        })
+        .collect();
+    if each.is_empty() {
+        "-".into()
+    } else {
+        each.join(", ")
+    }
+}
+
 pub async fn regions(connect: Connect<'_>, format: Format) -> Result<()> {
     let body = connect()?.get("/api/v1/regions").await?;
     output::show(format, &body, |v| {
@@ -108,10 +131,11 @@ pub async fn regions(connect: Connect<'_>, format: Format) -> Result<()> {
                         "{:.1}s ago",
                         r["last_heard_ms_ago"].as_i64().unwrap_or(0) as f64 / 1000.0
                     ),
+                    copies_cell(&r["copies"]),
                 ]
             })
             .collect();
-        output::table(&["REGION", "NODES", "IDS", "HEARD"], &rows);
+        output::table(&["REGION", "NODES", "IDS", "HEARD", "COPIES"], &rows);
     });
     Ok(())
 }

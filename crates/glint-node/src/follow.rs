@@ -167,7 +167,8 @@ impl Rollout {
 }
 
 impl Node {
-    /// Waits until every live node serves `version`, or `limit` passes.
+    /// Waits until every live node serves `version`, or `limit` passes. A store that
+    /// cannot say (a region cut off from the others) is asked again until then.
     pub async fn wait_ready(
         &self,
         tenant: &TenantId,
@@ -179,8 +180,31 @@ impl Node {
         // Readiness entries expire; remember what was seen.
         let mut ready: std::collections::BTreeMap<String, i64> = Default::default();
         loop {
-            ready.extend(self.store.ready(tenant, name, version).await?);
-            let live = self.store.nodes().await?;
+            let asked = async {
+                let serving = self.store.ready(tenant, name, version).await?;
+                Ok::<_, StoreError>((serving, self.store.nodes().await?))
+            };
+            let live = match asked.await {
+                Ok((serving, live)) => {
+                    ready.extend(serving);
+                    live
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(crate::error::ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "rollout_unknown",
+                        format!(
+                            "{name} {version} is stored, but which nodes serve it cannot be read now ({e}); \
+                             `glint info {name}` shows it once the store answers"
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read which nodes serve a new version yet");
+                    tokio::time::sleep(ROLLOUT_POLL).await;
+                    continue;
+                }
+            };
             let not_ready: Vec<String> = live
                 .iter()
                 .filter(|n| !ready.contains_key(&n.id))

@@ -98,7 +98,12 @@ impl NatsStore {
             here,
             &nodes_bucket,
             replicas,
-            Some(kv_config(&nodes_bucket, replicas, Some(NODE_TTL))),
+            Some(stream::Config {
+                // Any server may answer reads of heartbeats, a moment stale or not: a
+                // region cut off from the others still reads its own.
+                allow_direct: true,
+                ..kv_config(&nodes_bucket, replicas, Some(NODE_TTL))
+            }),
         )
         .await?;
         let artifacts =
@@ -294,8 +299,18 @@ impl Close for NatsStore {
 }
 
 /// A NATS error as the storage traits report it: the detail is for the node's log.
+/// JetStream's "temporarily unavailable" (10008, no meta leader) is said plainly: it is
+/// what a region cut off from the others gets for anything but reads of its copies.
 fn backend(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("NATS: {what}: {e}"))
+    let text = e.to_string();
+    if text.contains("10008") {
+        return StoreError::Unavailable(format!(
+            "{what}: JetStream cannot reach a majority of its servers now, as when this region is cut off \
+             from the others ({text}); functions keep serving from this region's copies; try again once \
+             the regions are joined"
+        ));
+    }
+    StoreError::Backend(format!("NATS: {what}: {text}"))
 }
 
 /// How long a read waits out a cluster that is electing a new leader (a server died).
@@ -353,6 +368,14 @@ where
                 tracing::debug!(error = %e, "NATS is busy; reading again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            // Busy for all of `patience`: said plainly, with what was seen last.
+            Err(StoreError::Backend(detail)) if retry(&StoreError::Backend(detail.clone())) => {
+                return Err(StoreError::Unavailable(format!(
+                    "NATS did not answer in {patience:?}, as when this region is cut off from the others \
+                     or the servers are electing leaders ({detail}); functions keep serving from what \
+                     this region has; try again shortly"
+                )));
             }
             done => return done,
         }

@@ -1,6 +1,7 @@
 //! Reading many entries of a bucket at once: the last value of every key under a
-//! filter, through an ordered consumer that ends when it has caught up, or from a
-//! region's mirror by direct gets, which need no consumer.
+//! filter, through an ordered consumer that ends when it has caught up, or by direct
+//! gets where the stream allows them (a region's mirror, the nodes bucket), which need
+//! no consumer and so work in a region cut off from the others.
 
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use async_nats::jetstream::{kv, stream};
@@ -25,15 +26,15 @@ pub(crate) async fn entries(
     filter: &str,
 ) -> Result<Vec<Found>> {
     let subject = format!("{}{filter}", bucket.prefix);
-    if bucket.stream.cached_info().config.mirror.is_some() {
-        return super::patiently(|| mirrored_values(client, bucket, &subject)).await;
+    if bucket.stream.cached_info().config.allow_direct {
+        return super::patiently(|| direct_values(client, bucket, &subject)).await;
     }
     super::patiently(|| live_values(client, &bucket.stream, &subject, &bucket.prefix)).await
 }
 
-/// The live keys of a mirror matching `subject`, with their last values. A bucket keeps
-/// one message a key, so every message is a key's last.
-async fn mirrored_values(
+/// The live keys matching `subject`, with their last values, by direct gets. A bucket
+/// keeps one message a key, so every message is a key's last.
+async fn direct_values(
     client: &async_nats::Client,
     bucket: &kv::Store,
     subject: &str,
