@@ -124,6 +124,14 @@ async fn dashboard_shows_traffic_and_live_logs() {
     )
     .await;
     assert!(env.as_str().unwrap().contains("GREETING"), "{env}");
+    // Where it is ready: this node's region, with this node serving it.
+    let ready = wait_for(
+        page,
+        "where the function is ready",
+        "document.querySelector('#where-ready [data-ready]')?.dataset.ready ?? null",
+    )
+    .await;
+    assert_eq!(ready, "true");
     let text = eval(page, "document.body.innerText").await;
     assert!(
         !text.as_str().unwrap().contains("Bonjour-hidden-value"),
@@ -219,6 +227,17 @@ async fn dashboard_shows_traffic_and_live_logs() {
     )
     .await;
     assert_eq!(value, "bonjour tout le monde");
+
+    // Regions: this node's, listed with it, and no copies (one node reads its own store).
+    click(page, "a[data-nav=\"regions\"]").await;
+    let row = wait_for(
+        page,
+        "the regions table",
+        "document.querySelector('#regions tbody tr')?.textContent || null",
+    )
+    .await;
+    let row = row.as_str().unwrap();
+    assert!(row.contains("this node") && row.contains("1:"), "{row}");
 
     // Node status.
     click(page, "a[data-nav=\"node\"]").await;

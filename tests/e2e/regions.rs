@@ -84,6 +84,14 @@ async fn a_deploy_in_one_region_serves_in_every_region_and_the_regions_are_liste
         }
     }
 
+    // Each function's status says where it is ready: every region, from any region.
+    let (status, hello) = nodes[1].admin().get("/api/v1/functions/hello/status").await;
+    assert_eq!(status, 200, "{hello}");
+    assert_eq!(names(&hello["regions"], "region"), REGIONS, "{hello}");
+    for region in hello["regions"].as_array().unwrap() {
+        assert_eq!(region["ready"], true, "{hello}");
+    }
+
     // The CLI shows the same: `glint regions`, and `glint deploy` with each region's time.
     let (ok, out, err) = glint(&nodes[1], &["regions"]);
     assert!(ok, "{err}");

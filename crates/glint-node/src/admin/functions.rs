@@ -504,12 +504,73 @@ pub async fn status(
     let ready = entry
         .and_then(|e| e.alias(glint_store::LATEST_ALIAS))
         .is_some();
+    let latest = node
+        .store
+        .aliases(&caller.tenant, &name)
+        .await?
+        .into_iter()
+        .find(|a| a.name.as_str() == glint_store::LATEST_ALIAS)
+        .and_then(|a| a.targets.iter().map(|t| t.version).max());
+    let regions = match latest {
+        Some(version) => where_ready(&node, &caller.tenant, &name, version, ready).await,
+        None => Vec::new(),
+    };
     Ok(Json(json!({
         "name": name,
         "route": f.route,
         "url": format!("{}{}", node.public_url, f.route),
         "ready": ready,
-        "regions": [{ "region": &*node.region, "node": &*node.node_id, "url": node.public_url, "ready": ready }],
+        "latest": latest.map(|v| v.to_string()),
+        "regions": regions,
         "versions": versions,
     })))
+}
+
+/// Each region, with which of its live nodes serve `version` (as their readiness in
+/// the store says; this node by its own route table). A store that cannot say leaves
+/// this node's region alone.
+async fn where_ready(
+    node: &Node,
+    tenant: &glint_store::TenantId,
+    name: &glint_store::FunctionName,
+    version: VersionId,
+    ready_here: bool,
+) -> Vec<Value> {
+    let asked = async {
+        let serving = node.store.ready(tenant, name, version).await?;
+        Ok::<_, glint_store::StoreError>((serving, node.store.nodes().await?))
+    };
+    let (serving, live) = match asked.await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read where a function is ready");
+            (Vec::new(), Vec::new())
+        }
+    };
+    let mut by_region: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for n in &live {
+        let this = n.id == *node.node_id;
+        let ready = if this {
+            ready_here
+        } else {
+            serving.iter().any(|(id, _)| *id == n.id)
+        };
+        by_region
+            .entry(n.region.clone())
+            .or_default()
+            .push(json!({ "id": n.id, "ready": ready, "this_node": this }));
+    }
+    if !live.iter().any(|n| n.id == *node.node_id) {
+        by_region
+            .entry(node.region.to_string())
+            .or_default()
+            .push(json!({ "id": &*node.node_id, "ready": ready_here, "this_node": true }));
+    }
+    by_region
+        .into_iter()
+        .map(|(region, nodes)| {
+            let ready = nodes.iter().any(|n| n["ready"] == true);
+            json!({ "region": region, "this_region": region == *node.region, "ready": ready, "nodes": nodes })
+        })
+        .collect()
 }

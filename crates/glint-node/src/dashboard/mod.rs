@@ -54,6 +54,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("assets/node-status.js"),
         JAVASCRIPT,
     ),
+    ("regions.js", include_str!("assets/regions.js"), JAVASCRIPT),
     ("charts.js", include_str!("assets/charts.js"), JAVASCRIPT),
     (
         "stats-window.js",

@@ -7,7 +7,8 @@
 // KV values are user data. The session cookie authenticates every fetch; a 401 sends the
 // browser back to the sign-in form.
 //
-// Imports run one way: this entry imports the pages (overview, function, kv, node-status),
+// Imports run one way: this entry imports the pages (overview, function, kv, node-status,
+// regions),
 // the function page imports its live log tail (logs), and pages import the shared modules
 // (dom, api, format, view, layout, stats-window, charts), which never import a page.
 
@@ -19,6 +20,7 @@ import { overviewView } from './overview.js';
 import { functionView } from './function.js';
 import { kvStoreView, kvStoresView } from './kv.js';
 import { nodeView } from './node-status.js';
+import { regionsView } from './regions.js';
 
 const view = document.getElementById('view');
 
@@ -28,6 +30,7 @@ const routes = [
   [/^#\/kv$/, 'kv', kvStoresView],
   [/^#\/kv\/([^/]+)$/, 'kv', kvStoreView],
   [/^#\/node$/, 'node', nodeView],
+  [/^#\/regions$/, 'regions', regionsView],
 ];
 
 function route() {

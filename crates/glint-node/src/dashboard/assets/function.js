@@ -31,6 +31,7 @@ export function functionView(root, name) {
   const versions = h('tbody');
   const aliases = h('div', {});
   const env = h('div', { class: 'panel-body' });
+  const whereReady = h('div', { class: 'panel-body', id: 'where-ready' });
   const charts = chartsPanel(name);
   const tail = logTail(name);
 
@@ -44,6 +45,7 @@ export function functionView(root, name) {
           h('th', {}, 'Limits'), h('th', { class: 'num' }, 'In flight'), h('th', {}, 'sha256'))),
         versions))),
       h('div', { class: 'stack' },
+        panel('Where it is ready', whereReady),
         panel('Aliases', aliases),
         panel('Environment', env))),
     tail);
@@ -77,6 +79,17 @@ export function functionView(root, name) {
         h('td', { class: 'num' }, f ? `${f.in_flight} / ${f.max_concurrency}` : '—'),
         h('td', { class: 'mono small muted', title: v.sha256 }, v.sha256.slice(0, 12)));
     }));
+
+    const regions = (st && st.regions) || [];
+    whereReady.replaceChildren(regions.length
+      ? h('div', { class: 'chips' }, regions.map((r) => {
+        const ready = r.nodes.filter((n) => n.ready).length;
+        return h('span', { class: `chip ${r.ready ? 'good' : 'bad'}`, 'data-region': r.region, 'data-ready': String(r.ready),
+          title: r.nodes.map((n) => `${n.id}: ${n.ready ? 'ready' : 'not ready'}`).join('\n') },
+        `${r.region || 'this node'} · ${ready}/${r.nodes.length} ${r.ready ? 'ready' : 'not ready'}`);
+      }))
+      : h('span', { class: 'muted' }, 'No version is live.'));
+    if (st && st.latest) whereReady.append(h('p', { class: 'muted small' }, `${st.latest}, the version latest points to.`));
 
     aliases.replaceChildren(...(info.aliases.length ? info.aliases.map(aliasRow) : [emptyState('No aliases.')]));
 
