@@ -135,7 +135,18 @@ async fn regions_serve_through_a_partition_and_the_loss_of_the_origin_region() {
         || async {
             let (status, usage) = c1.admin().get("/api/v1/usage?function=hello").await;
             let requests = usage["totals"]["requests"].as_u64().unwrap_or(0);
-            if status == 200 && requests >= 6 {
+            // Each region's rows, tagged with it: two calls in each.
+            let per_region = |want: &str| {
+                usage["regions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["region"] == want)
+                    .and_then(|r| r["totals"]["requests"].as_u64())
+                    .unwrap_or(0)
+            };
+            let every = ["a", "b", "c"].iter().all(|r| per_region(r) >= 2);
+            if status == 200 && requests >= 6 && every {
                 Ok(())
             } else {
                 Err(format!("{status} {usage}"))
@@ -155,8 +166,8 @@ async fn regions_serve_through_a_partition_and_the_loss_of_the_origin_region() {
         "--timeout",
         "3s",
     ];
-    let (ok, _, err) = a1.cli(KEY, &deploy);
-    assert!(!ok);
+    let (ok, out, err) = a1.cli(KEY, &deploy);
+    assert!(!ok, "{out}");
     assert!(err.contains("region(s) c did not serve it"), "{err}");
     regions.heal();
 

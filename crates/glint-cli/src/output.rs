@@ -223,6 +223,11 @@ pub fn usage(v: &Value) {
     }
     let mut rows = rows;
     rows.push(usage_row("total".to_string(), &v["totals"]));
+    // With regions, each region's total too.
+    for region in v["regions"].as_array().into_iter().flatten() {
+        let name = region["region"].as_str().unwrap_or("?");
+        rows.push(usage_row(format!("region {name}"), &region["totals"]));
+    }
     table(
         &[
             "PERIOD", "REQUESTS", "ERRORS", "REQ/S", "WALL MS", "CPU MS", "GB-S", "IN", "OUT",

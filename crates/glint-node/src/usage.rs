@@ -168,6 +168,7 @@ impl VersionMeter {
             wall_ms: take(&c.wall_ms),
             cpu_us: take(&c.cpu_us),
             memory_kib_ms: take(&c.memory_kib_ms),
+            region: String::new(),
         };
         let empty = record.requests == 0 && record.cpu_us == 0 && record.memory_kib_ms == 0;
         (!empty).then_some(record)

@@ -335,6 +335,10 @@ pub struct UsageRecord {
     pub cpu_us: u64,
     /// Peak memory times wall time, in KiB·ms: the basis of GB-seconds.
     pub memory_kib_ms: u64,
+    /// The region whose nodes served these requests, as the store read them back (the
+    /// NATS backend in a supercluster); empty where the store keeps no region.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub region: String,
 }
 
 pub fn now_ms() -> i64 {

@@ -1,6 +1,7 @@
 //! What functions used and how they are doing: metered usage per period, recent request
 //! statistics for the dashboard, and the Prometheus text at `/metrics`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,6 +210,18 @@ pub async fn usage(
     let mut sorted = records;
     sorted.sort_by_key(|r| r.minute_ms);
     let (buckets, totals) = aggregate(&sorted, period, start, end, now);
+    // Each region's share, where the store says which region served what.
+    let mut by_region: BTreeMap<&str, Vec<UsageRecord>> = BTreeMap::new();
+    for r in sorted.iter().filter(|r| !r.region.is_empty()) {
+        by_region.entry(&r.region).or_default().push(r.clone());
+    }
+    let regions: Vec<Value> = by_region
+        .iter()
+        .map(|(region, records)| {
+            let (_, totals) = aggregate(records, period, start, end, now);
+            json!({ "region": region, "totals": totals })
+        })
+        .collect();
     Ok(Json(json!({
         "function": function,
         "period": period,
@@ -216,6 +229,7 @@ pub async fn usage(
         "end_ms": end,
         "buckets": buckets,
         "totals": totals,
+        "regions": regions,
     })))
 }
 
@@ -347,6 +361,7 @@ mod tests {
             wall_ms: 30,
             cpu_us: 4000,
             memory_kib_ms: 1_000_000,
+            region: String::new(),
         };
         let h = JAN_31_2026_NOON;
         let records = [

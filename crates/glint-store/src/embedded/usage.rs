@@ -86,6 +86,7 @@ impl UsageStore for EmbeddedStore {
                     wall_ms: n[4] as u64,
                     cpu_us: n[5] as u64,
                     memory_kib_ms: n[6] as u64,
+                    region: String::new(),
                 });
             }
             Ok(out)

@@ -10,6 +10,9 @@ use super::{NatsStore, names, scan};
 use crate::model::*;
 use crate::{Result, UsageStore};
 
+/// Usage summed per minute, function, version and region.
+type Sums = BTreeMap<(i64, FunctionName, VersionId, String), UsageRecord>;
+
 /// How long after its minute a record may be flushed: a query reads from this much
 /// before its start.
 const FLUSH_SLACK_MS: i64 = 2 * 60_000;
@@ -43,11 +46,12 @@ impl UsageStore for NatsStore {
             tenant,
             function.map_or("*", |f| f.as_str()),
         );
-        let mut sums: BTreeMap<(i64, FunctionName, VersionId), UsageRecord> = BTreeMap::new();
+        let mut sums: Sums = BTreeMap::new();
         for (region, stream) in self.every_region(|r| &r.usage).await {
             let read = match stream {
                 Ok(stream) => {
-                    self.sum_usage(&stream, &subject, start_ms, end_ms, &mut sums)
+                    let tag = region.clone().unwrap_or_default();
+                    self.sum_usage(&stream, &subject, &tag, start_ms, end_ms, &mut sums)
                         .await
                 }
                 Err(e) => Err(e),
@@ -65,14 +69,16 @@ impl UsageStore for NatsStore {
 }
 
 impl NatsStore {
-    /// Adds one region's usage between `start_ms` and `end_ms` to `sums`.
+    /// Adds one region's usage between `start_ms` and `end_ms` to `sums`, each record
+    /// tagged with `region`.
     async fn sum_usage(
         &self,
         stream: &async_nats::jetstream::stream::Stream,
         subject: &str,
+        region: &str,
         start_ms: i64,
         end_ms: i64,
-        sums: &mut BTreeMap<(i64, FunctionName, VersionId), UsageRecord>,
+        sums: &mut Sums,
     ) -> Result<()> {
         scan::messages(
             &self.client,
@@ -86,11 +92,12 @@ impl NatsStore {
                 let Ok(records) = serde_json::from_slice::<Vec<UsageRecord>>(payload) else {
                     return true;
                 };
-                for r in records {
+                for mut r in records {
                     if r.minute_ms < start_ms || r.minute_ms >= end_ms {
                         continue;
                     }
-                    let key = (r.minute_ms, r.function.clone(), r.version);
+                    r.region = region.to_string();
+                    let key = (r.minute_ms, r.function.clone(), r.version, r.region.clone());
                     match sums.get_mut(&key) {
                         None => {
                             sums.insert(key, r);
