@@ -419,6 +419,17 @@ gateway {{
         }
     }
 
+    /// The region whose server is JetStream's meta leader, as `from`'s server sees it.
+    /// Cutting off any other region leaves the leader with a majority: no election.
+    pub fn meta_leader(&self, from: &str) -> Option<String> {
+        let server = &self.region(from).server;
+        let url = format!("http://127.0.0.1:{}/jsz", server.monitor_port);
+        let json: serde_json::Value = serde_json::from_str(&monitor_get(&url)?).ok()?;
+        let leader = json["meta_cluster"]["leader"].as_str()?;
+        let region = self.regions.iter().find(|r| r.server.name == leader)?;
+        Some(region.name.clone())
+    }
+
     /// Stops region `name`'s server at once (SIGKILL): the region is lost.
     pub fn stop(&mut self, name: &str) {
         self.region_mut(name).server.kill9();

@@ -207,19 +207,24 @@ async fn pump(
         let shared = shared.clone();
         async move {
             let mut buf = vec![0u8; 64 * 1024];
-            let mut first = true;
+            // The dialler's first line, gathered until it is whole: a read may end
+            // inside it.
+            let mut first_line = region.as_ref().map(|_| Vec::new());
             loop {
                 let n = match from.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                if first && let Some(slot) = &region {
-                    *slot.lock().unwrap() = gateway_name(&buf[..n]);
-                    if shared.refuses(slot.lock().unwrap().as_deref()) {
-                        break;
+                if let (Some(line), Some(slot)) = (&mut first_line, &region) {
+                    line.extend_from_slice(&buf[..n]);
+                    if line.contains(&b'\n') || line.len() > 16 * 1024 {
+                        *slot.lock().unwrap() = gateway_name(line);
+                        first_line = None;
+                        if shared.refuses(slot.lock().unwrap().as_deref()) {
+                            break;
+                        }
                     }
                 }
-                first = false;
                 if tx
                     .send((Instant::now() + shared.delay(), buf[..n].to_vec()))
                     .is_err()

@@ -315,3 +315,18 @@ impl Artifacts for NatsStore {
         Ok(bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::base64_url;
+
+    #[test]
+    fn object_names_encode_as_the_object_store_does() {
+        // Standard base64 with the URL alphabet (- and _) and padding.
+        assert_eq!(base64_url(b"hello"), "aGVsbG8=");
+        assert_eq!(base64_url(b"hi"), "aGk=");
+        assert_eq!(base64_url(b"abc"), "YWJj");
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8=");
+        assert_eq!(base64_url(b""), "");
+    }
+}

@@ -28,7 +28,13 @@ impl NatsStore {
         tenant: &TenantId,
         function: &FunctionName,
     ) -> Result<()> {
-        let subject = names::logs_subject(&self.ns, self.any_region(), tenant, function.as_str());
+        let subject = names::function_events(
+            &self.ns,
+            names::Events::Logs,
+            self.any_region(),
+            tenant,
+            function.as_str(),
+        );
         for (region, stream) in self.every_region(|r| &r.logs).await {
             let purged = match stream {
                 Ok(stream) => stream
@@ -161,7 +167,13 @@ impl NatsStore {
         query: &LogQuery,
     ) -> Result<Vec<LogRecord>> {
         let function = query.function.as_ref().map_or("*", |f| f.as_str());
-        let subject = names::logs_subject(&self.ns, self.any_region(), tenant, function);
+        let subject = names::function_events(
+            &self.ns,
+            names::Events::Logs,
+            self.any_region(),
+            tenant,
+            function,
+        );
         let wanted = query.lines.max(1);
         let stop_after = query.until_ms.map(|t| t + CLOCK_SLACK_MS);
         let mut kept: VecDeque<LogRecord> = VecDeque::new();
@@ -207,8 +219,9 @@ impl LogStore for NatsStore {
     async fn append_logs(&self, lines: Vec<LogRecord>) -> Result<()> {
         let mut batches: BTreeMap<String, Vec<LogRecord>> = BTreeMap::new();
         for line in lines {
-            let subject = names::logs_subject(
+            let subject = names::function_events(
                 &self.ns,
+                names::Events::Logs,
                 self.region.as_deref(),
                 &line.tenant,
                 line.function.as_str(),
@@ -256,7 +269,11 @@ impl LogStore for NatsStore {
         }
         let mut config = self
             .js
-            .get_stream(names::logs_stream(&self.ns, self.region.as_deref()))
+            .get_stream(names::events_stream(
+                &self.ns,
+                names::Events::Logs,
+                self.region.as_deref(),
+            ))
             .await
             .map_err(|e| backend("reading the logs stream", e))?
             .cached_info()

@@ -109,14 +109,14 @@ impl NatsStore {
         let artifacts =
             artifacts::Copies::open(&js, here, &names::artifacts_bucket(&ns), replicas).await?;
         let (logs_stream, logs_subjects) = (
-            names::logs_stream(&ns, here),
-            names::logs_subjects(&ns, here),
+            names::events_stream(&ns, names::Events::Logs, here),
+            names::events_subjects(&ns, names::Events::Logs, here),
         );
         let logs =
             patiently(|| event_stream(&js, &logs_stream, &logs_subjects, here, replicas)).await?;
         let (usage_stream, usage_subjects) = (
-            names::usage_stream(&ns, here),
-            names::usage_subjects(&ns, here),
+            names::events_stream(&ns, names::Events::Usage, here),
+            names::events_subjects(&ns, names::Events::Usage, here),
         );
         let usage =
             patiently(|| event_stream(&js, &usage_stream, &usage_subjects, here, replicas)).await?;

@@ -38,57 +38,49 @@ pub(crate) fn region_token(region: &str) -> String {
         .collect()
 }
 
-/// The stream of `region`'s log lines (a lone server's, without a region).
-pub(crate) fn logs_stream(ns: &str, region: Option<&str>) -> String {
-    match region {
-        Some(r) => format!("{ns}_logs_at_{}", region_token(r)),
-        None => format!("{ns}_logs"),
+/// What a region's stream of events holds.
+#[derive(Clone, Copy)]
+pub(crate) enum Events {
+    Logs,
+    Usage,
+}
+
+impl Events {
+    fn word(self) -> &'static str {
+        match self {
+            Events::Logs => "logs",
+            Events::Usage => "usage",
+        }
     }
 }
 
-/// Every log subject of `region`: `<ns>.rlogs.<region>.<tenant>.<function>`, or
-/// `<ns>.logs.<tenant>.<function>` without a region.
-pub(crate) fn logs_subjects(ns: &str, region: Option<&str>) -> String {
-    events_subject(ns, "logs", region.map(region_token).as_deref(), ">")
+/// The stream of `region`'s events (a lone server's, without a region).
+pub(crate) fn events_stream(ns: &str, events: Events, region: Option<&str>) -> String {
+    let kind = events.word();
+    match region {
+        Some(r) => format!("{ns}_{kind}_at_{}", region_token(r)),
+        None => format!("{ns}_{kind}"),
+    }
 }
 
-/// The subject of a function's log lines (`function` may be `*`); `region` `Some("*")`
+/// Every subject of `region`'s events: `<ns>.r<kind>.<region>.<tenant>.<function>`, or
+/// `<ns>.<kind>.<tenant>.<function>` without a region.
+pub(crate) fn events_subjects(ns: &str, events: Events, region: Option<&str>) -> String {
+    events_subject(ns, events.word(), region.map(region_token).as_deref(), ">")
+}
+
+/// The subject of a function's events (`function` may be `*`); `region` `Some("*")`
 /// matches every region's.
-pub(crate) fn logs_subject(
+pub(crate) fn function_events(
     ns: &str,
+    events: Events,
     region: Option<&str>,
     tenant: &TenantId,
     function: &str,
 ) -> String {
     events_subject(
         ns,
-        "logs",
-        region.map(region_token_or_any).as_deref(),
-        &format!("{tenant}.{function}"),
-    )
-}
-
-pub(crate) fn usage_stream(ns: &str, region: Option<&str>) -> String {
-    match region {
-        Some(r) => format!("{ns}_usage_at_{}", region_token(r)),
-        None => format!("{ns}_usage"),
-    }
-}
-
-/// Every usage subject of `region`, as [`logs_subjects`].
-pub(crate) fn usage_subjects(ns: &str, region: Option<&str>) -> String {
-    events_subject(ns, "usage", region.map(region_token).as_deref(), ">")
-}
-
-pub(crate) fn usage_subject(
-    ns: &str,
-    region: Option<&str>,
-    tenant: &TenantId,
-    function: &str,
-) -> String {
-    events_subject(
-        ns,
-        "usage",
+        events.word(),
         region.map(region_token_or_any).as_deref(),
         &format!("{tenant}.{function}"),
     )
@@ -208,6 +200,24 @@ mod tests {
             assert_eq!(unescape_key(&escaped).as_deref(), Some(key));
         }
         assert_eq!(unescape_key("bad=4"), None);
+    }
+
+    #[test]
+    fn each_region_has_its_own_event_subjects() {
+        let t: TenantId = "acme".parse().unwrap();
+        let (logs, usage) = (Events::Logs, Events::Usage);
+        assert_eq!(
+            events_stream("g", logs, Some("eu west")),
+            "g_logs_at_eu_west"
+        );
+        assert_eq!(events_subjects("g", logs, Some("eu")), "g.rlogs.eu.>");
+        let subject = function_events("g", logs, Some("eu"), &t, "hello");
+        assert_eq!(subject, "g.rlogs.eu.acme.hello");
+        let every = function_events("g", logs, Some("*"), &t, "*");
+        assert_eq!(every, "g.rlogs.*.acme.*");
+        let lone = function_events("g", usage, None, &t, "hello");
+        assert_eq!(lone, "g.usage.acme.hello");
+        assert_eq!(events_stream("g", usage, None), "g_usage");
     }
 
     #[test]

@@ -22,8 +22,9 @@ impl UsageStore for NatsStore {
     async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
         let mut batches: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
         for record in records {
-            let subject = names::usage_subject(
+            let subject = names::function_events(
                 &self.ns,
+                names::Events::Usage,
                 self.region.as_deref(),
                 tenant,
                 record.function.as_str(),
@@ -40,8 +41,9 @@ impl UsageStore for NatsStore {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<UsageRecord>> {
-        let subject = names::usage_subject(
+        let subject = names::function_events(
             &self.ns,
+            names::Events::Usage,
             self.any_region(),
             tenant,
             function.map_or("*", |f| f.as_str()),
