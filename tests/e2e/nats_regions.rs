@@ -32,12 +32,12 @@ async fn within_30s<F: std::future::Future<Output = bool>>(mut check: impl FnMut
 async fn a_mirror_in_another_region_replicates_serves_reads_when_cut_off_and_heals() {
     let regions = SuperCluster::start(&["a", "b", "c"], Duration::from_millis(40));
     let a = jetstream::new(
-        async_nats::connect(regions.region("a").server.url())
+        async_nats::connect(regions.region("a").url())
             .await
             .unwrap(),
     );
     let c = jetstream::new(
-        async_nats::connect(regions.region("c").server.url())
+        async_nats::connect(regions.region("c").url())
             .await
             .unwrap(),
     );

@@ -25,7 +25,7 @@ fn client() -> reqwest::Client {
 }
 
 fn start_node(regions: &SuperCluster, region: &str, id: &str) -> Node {
-    let url = format!("{}?ns=glint", regions.region(region).server.url());
+    let url = format!("{}?ns=glint", regions.region(region).url());
     Node::start_with(KEY, &["--store", &url, "--node-id", id, "--region", region])
 }
 

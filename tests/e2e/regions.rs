@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream;
 use glint_e2e::nats::SuperCluster;
-use glint_e2e::{Node, guest};
+use glint_e2e::{Node, guest, wait_until};
 use serde_json::Value;
 
 const KEY: &str = "regions-test-admin-key-0123456789abcdef";
@@ -33,7 +34,7 @@ async fn a_deploy_in_one_region_serves_in_every_region_and_the_regions_are_liste
     let nodes: Vec<Node> = REGIONS
         .iter()
         .map(|region| {
-            let url = format!("{}?ns=glint", supercluster.region(region).server.url());
+            let url = format!("{}?ns=glint", supercluster.region(region).url());
             let id = format!("{region}1");
             Node::start_with(
                 KEY,
@@ -142,4 +143,110 @@ async fn a_deploy_in_one_region_serves_in_every_region_and_the_regions_are_liste
         assert_eq!(answer.status(), 200);
     }
     assert_eq!(nodes[2].call("/counter/visits").await, (200, "3\n".into()));
+}
+
+/// A region of three servers holds the origins with three replicas (R3), the other
+/// regions one copy each: one of the three servers killed, writes from another region
+/// go on (after the stream's election), every call is served in b and c, and nothing
+/// acknowledged is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_origin_region_of_three_servers_loses_one_and_no_acknowledged_write() {
+    let mut regions =
+        SuperCluster::start_sized(&[("a", 3), ("b", 1), ("c", 1)], Duration::from_millis(40));
+    let start = |region: &str, id: &str| {
+        let url = format!("{}?ns=glint", regions.region(region).url());
+        Node::start_with(KEY, &["--store", &url, "--node-id", id, "--region", region])
+    };
+    let a1 = start("a", "a1");
+    let b1 = start("b", "b1");
+    let c1 = start("c", "c1");
+    let manifest =
+        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
+            .unwrap();
+    a1.admin()
+        .deploy_ok("counter", &manifest, guest("counter"))
+        .await;
+    a1.admin().deploy_hello("hi").await;
+
+    // Three replicas where the origins are, one copy in each other region.
+    let js = |region: &str| {
+        let url = regions.region(region).servers[0].url();
+        async move { jetstream::new(async_nats::connect(url).await.unwrap()) }
+    };
+    let a = js("a").await;
+    let registry = a.get_stream("KV_glint_registry").await.unwrap();
+    assert_eq!(registry.cached_info().config.num_replicas, 3);
+    let copy = a.get_stream("KV_glint_registry_at_b").await.unwrap();
+    assert_eq!(copy.cached_info().config.num_replicas, 1);
+    assert!(copy.cached_info().config.mirror.is_some());
+
+    let client = glint_e2e::http_client();
+    let increment = |node: &Node| {
+        let url = format!("{}/counter/r3", node.data_url);
+        let client = client.clone();
+        async move {
+            match client.post(url).send().await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            }
+        }
+    };
+    let mut acknowledged = 0;
+    for _ in 0..5 {
+        assert_eq!(increment(&c1).await.0, 200);
+        acknowledged += 1;
+    }
+
+    // One of a's three servers dies; its streams elect new leaders among the other two.
+    regions.stop_server("a", 0);
+    for node in [&b1, &c1] {
+        for _ in 0..50 {
+            assert_eq!(node.call("/hello").await.0, 200);
+        }
+    }
+    // Writes from c: refused (clearly) while a's streams elect, then accepted again. A
+    // refused write may still have been applied, so it counts as an attempt.
+    let mut attempts = acknowledged;
+    wait_until(
+        "c writes with one of a's servers gone",
+        Duration::from_secs(60),
+        || {
+            attempts += 1;
+            let tried = increment(&c1);
+            async move {
+                match tried.await {
+                    (200, _) => Ok(()),
+                    (status, body) => Err(format!("{status} {body}")),
+                }
+            }
+        },
+    )
+    .await;
+    acknowledged += 1;
+    for _ in 0..5 {
+        let (status, body) = increment(&c1).await;
+        assert_eq!(status, 200, "{body}");
+        acknowledged += 1;
+        attempts += 1;
+    }
+    // Nothing acknowledged is lost: the origin counts every one, and b's copy the same.
+    let counted: u64 = a1.call("/counter/r3").await.1.trim().parse().unwrap();
+    assert!(
+        (acknowledged..=attempts).contains(&counted),
+        "{counted} counted, {acknowledged} acknowledged of {attempts}"
+    );
+    let want = (200, format!("{counted}\n"));
+    wait_until(
+        "b's copy has every write",
+        Duration::from_secs(150),
+        || async {
+            let got = b1.call("/counter/r3").await;
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{got:?}"))
+            }
+        },
+    )
+    .await;
 }

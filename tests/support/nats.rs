@@ -314,51 +314,93 @@ pub struct SuperCluster {
 /// One region of a [`SuperCluster`].
 pub struct Region {
     pub name: String,
-    pub server: NatsServer,
-    /// In front of this region's gateway port: every other region dials it.
-    pub ingress: Proxy,
+    /// The region's servers, one NATS cluster.
+    pub servers: Vec<NatsServer>,
+    /// In front of each server's gateway port: every other region dials these.
+    pub ingress: Vec<Proxy>,
+}
+
+impl Region {
+    /// A store URL naming every server of the region.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.client_port))
+            .collect();
+        format!("nats://{}", hosts.join(","))
+    }
 }
 
 impl SuperCluster {
     /// Starts one server per region, each gateway link delayed `delay` each way, and
     /// waits until every region has a gateway to every other and JetStream is ready.
     pub fn start(names: &[&str], delay: Duration) -> SuperCluster {
+        let sized: Vec<(&str, usize)> = names.iter().map(|n| (*n, 1)).collect();
+        Self::start_sized(&sized, delay)
+    }
+
+    /// As [`SuperCluster::start`], with the number of servers of each region: a region
+    /// of three keeps three replicas (R3) of what is placed there.
+    pub fn start_sized(sized: &[(&str, usize)], delay: Duration) -> SuperCluster {
         let dir = tempfile::tempdir().unwrap();
-        let ingress_listeners: Vec<std::net::TcpListener> = names
+        // Each server's ingress, bound first, so every config can name every region's.
+        let ingress: Vec<Vec<std::net::TcpListener>> = sized
             .iter()
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .map(|(_, n)| {
+                (0..*n)
+                    .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+                    .collect()
+            })
             .collect();
-        let ingress_ports: Vec<u16> = ingress_listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        let mut regions = Vec::new();
-        for (i, listener) in ingress_listeners.into_iter().enumerate() {
-            let name = names[i].to_string();
-            let (client_port, cluster_port, monitor_port, gateway_port) =
-                (free_port(), free_port(), free_port(), free_port());
-            let others: Vec<String> = names
+        let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+        let gateway_urls = |region: usize| -> String {
+            ingress[region]
                 .iter()
-                .zip(&ingress_ports)
-                .filter(|(other, _)| **other != name)
-                .map(|(other, port)| {
-                    format!("{{ name: {other}, urls: [\"nats://127.0.0.1:{port}\"] }}")
+                .map(|l| format!("\"nats://127.0.0.1:{}\"", port(l)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut regions = Vec::new();
+        for (r, ((name, count), listeners)) in sized.iter().zip(&ingress).enumerate() {
+            let ports: Vec<(u16, u16, u16, u16)> = (0..*count)
+                .map(|_| (free_port(), free_port(), free_port(), free_port()))
+                .collect();
+            // A region of one server still routes to itself, or JetStream never starts.
+            let routes: Vec<String> = ports
+                .iter()
+                .map(|p| format!("\"nats-route://127.0.0.1:{}\"", p.1))
+                .collect();
+            let others: Vec<String> = sized
+                .iter()
+                .enumerate()
+                .filter(|(o, _)| *o != r)
+                .map(|(o, (other, _))| {
+                    format!("{{ name: {other}, urls: [ {} ] }}", gateway_urls(o))
                 })
                 .collect();
-            let server_name = format!("glint-{name}");
-            let config = dir.path().join(format!("{server_name}.conf"));
-            let routes = [format!("\"nats-route://127.0.0.1:{cluster_port}\"")];
-            let text = server_config(
-                &server_name,
-                client_port,
-                cluster_port,
-                monitor_port,
-                &dir.path().join(&server_name),
-                &routes,
-            )
-            .replace("name: glint-test", &format!("name: {name}"))
-                + &format!(
-                    r#"server_tags: ["region:{name}"]
+            let mut servers = Vec::new();
+            let mut proxies = Vec::new();
+            for (s, (&(client_port, cluster_port, monitor_port, gateway_port), listener)) in
+                ports.iter().zip(listeners).enumerate()
+            {
+                let server_name = if *count == 1 {
+                    format!("glint-{name}")
+                } else {
+                    format!("glint-{name}-{}", s + 1)
+                };
+                let config = dir.path().join(format!("{server_name}.conf"));
+                let text = server_config(
+                    &server_name,
+                    client_port,
+                    cluster_port,
+                    monitor_port,
+                    &dir.path().join(&server_name),
+                    &routes,
+                )
+                .replace("name: glint-test", &format!("name: {name}"))
+                    + &format!(
+                        r#"server_tags: ["region:{name}"]
 gateway {{
   name: {name}
   listen: 127.0.0.1:{gateway_port}
@@ -366,17 +408,17 @@ gateway {{
   gateways: [ {others} ]
 }}
 "#,
-                    ingress = ingress_ports[i],
-                    others = others.join(", "),
+                        ingress = port(listener),
+                        others = others.join(", "),
+                    );
+                std::fs::write(&config, text).unwrap();
+                let proxy = Proxy::start_on(
+                    listener.try_clone().unwrap(),
+                    std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
                 );
-            std::fs::write(&config, text).unwrap();
-            let ingress = Proxy::start_on(
-                listener,
-                std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
-            );
-            ingress.set_delay(delay);
-            regions.push(Region {
-                server: NatsServer {
+                proxy.set_delay(delay);
+                proxies.push(proxy);
+                servers.push(NatsServer {
                     log: dir.path().join(format!("{server_name}.log")),
                     name: server_name,
                     client_port,
@@ -384,13 +426,19 @@ gateway {{
                     monitor_port,
                     config,
                     child: None,
-                },
-                name,
-                ingress,
+                });
+            }
+            regions.push(Region {
+                name: name.to_string(),
+                servers,
+                ingress: proxies,
             });
         }
+        drop(ingress);
         for region in &mut regions {
-            region.server.spawn();
+            for server in &mut region.servers {
+                server.spawn();
+            }
         }
         let cluster = SuperCluster { regions, _dir: dir };
         for i in 0..cluster.regions.len() {
@@ -407,38 +455,52 @@ gateway {{
             .unwrap_or_else(|| panic!("no region {name}"))
     }
 
-    /// Cuts region `name` off from every other: its own ingress refuses all, and every
-    /// other region's ingress refuses what `name` dials. Its server and clients go on.
+    /// Cuts region `name` off from every other: its own ingresses refuse all, and every
+    /// other region's ingresses refuse what `name` dials. Its servers and clients go on.
     pub fn partition(&self, name: &str) {
         for region in &self.regions {
-            if region.name == name {
-                region.ingress.cut();
-            } else {
-                region.ingress.cut_from(name);
+            for proxy in &region.ingress {
+                if region.name == name {
+                    proxy.cut();
+                } else {
+                    proxy.cut_from(name);
+                }
             }
         }
     }
 
-    /// The region whose server is JetStream's meta leader, as `from`'s server sees it.
-    /// Cutting off any other region leaves the leader with a majority: no election.
+    /// The region whose server is JetStream's meta leader, as `from`'s first server
+    /// sees it. Cutting off any other region leaves the leader with a majority.
     pub fn meta_leader(&self, from: &str) -> Option<String> {
-        let server = &self.region(from).server;
+        let server = &self.region(from).servers[0];
         let url = format!("http://127.0.0.1:{}/jsz", server.monitor_port);
         let json: serde_json::Value = serde_json::from_str(&monitor_get(&url)?).ok()?;
         let leader = json["meta_cluster"]["leader"].as_str()?;
-        let region = self.regions.iter().find(|r| r.server.name == leader)?;
+        let region = self
+            .regions
+            .iter()
+            .find(|r| r.servers.iter().any(|s| s.name == leader))?;
         Some(region.name.clone())
     }
 
-    /// Stops region `name`'s server at once (SIGKILL): the region is lost.
-    pub fn stop(&mut self, name: &str) {
-        self.region_mut(name).server.kill9();
+    /// Stops server `i` of region `name` at once (SIGKILL); the region's others go on.
+    pub fn stop_server(&mut self, name: &str, i: usize) {
+        self.region_mut(name).servers[i].kill9();
     }
 
-    /// Starts region `name`'s server again on its old ports and store, and waits until
-    /// it is linked to every other region.
+    /// Stops region `name`'s servers at once (SIGKILL): the region is lost.
+    pub fn stop(&mut self, name: &str) {
+        for server in &mut self.region_mut(name).servers {
+            server.kill9();
+        }
+    }
+
+    /// Starts region `name`'s servers again on their old ports and stores, and waits
+    /// until they are linked to every other region.
     pub fn restart(&mut self, name: &str) {
-        self.region_mut(name).server.spawn();
+        for server in &mut self.region_mut(name).servers {
+            server.spawn();
+        }
         let i = self.regions.iter().position(|r| r.name == name).unwrap();
         self.wait_ready(i);
     }
@@ -453,31 +515,72 @@ gateway {{
     /// Ends every partition; the gateways reconnect by themselves.
     pub fn heal(&self) {
         for region in &self.regions {
-            region.ingress.heal();
+            for proxy in &region.ingress {
+                proxy.heal();
+            }
         }
     }
 
-    /// Waits until region `i`'s server is healthy and has a gateway out to, and in from,
-    /// every other region.
+    /// Waits until each server of region `i` is healthy and has a gateway out to every
+    /// other region, and every server of the other regions has one in to region `i`
+    /// (each server dials one server of each other region).
     pub fn wait_ready(&self, i: usize) {
-        let server = &self.regions[i].server;
-        server.wait_ready();
         let others = self.regions.len() - 1;
-        server.wait_for("/gatewayz", "gateways to every region", |body| {
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
-                return false;
-            };
-            let connected =
-                |side: &str| json[side].as_object().map_or(0, |gateways| gateways.len());
-            connected("outbound_gateways") == others && connected("inbound_gateways") >= others
-        });
+        let remote_servers: usize = self
+            .regions
+            .iter()
+            .enumerate()
+            .filter(|(o, _)| *o != i)
+            .map(|(_, r)| r.servers.len())
+            .sum();
+        // Outbound: one connection per region; inbound: a list per region, one for each
+        // of its servers that dialled this one.
+        let gateways = |server: &NatsServer, side: &str| -> usize {
+            let url = format!("http://127.0.0.1:{}/gatewayz", server.monitor_port);
+            let json = monitor_get(&url)
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(&body).ok());
+            json.as_ref()
+                .and_then(|json| json[side].as_object())
+                .map_or(0, |by_region| {
+                    by_region
+                        .values()
+                        .map(|v| v.as_array().map_or(1, Vec::len))
+                        .sum()
+                })
+        };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        for server in &self.regions[i].servers {
+            server.wait_ready();
+        }
+        loop {
+            let servers = &self.regions[i].servers;
+            let out = servers
+                .iter()
+                .all(|s| gateways(s, "outbound_gateways") == others);
+            let inbound: usize = servers
+                .iter()
+                .map(|s| gateways(s, "inbound_gateways"))
+                .sum();
+            if out && inbound >= remote_servers {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "region {} is not linked to every other region after 90 s ({inbound} of {remote_servers} inbound gateways):\n{}",
+                self.regions[i].name,
+                servers[0].log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
 impl Drop for SuperCluster {
     fn drop(&mut self) {
         for region in &mut self.regions {
-            region.server.kill9();
+            for server in &mut region.servers {
+                server.kill9();
+            }
         }
     }
 }

@@ -137,9 +137,13 @@ impl NatsKv {
             if Some(&listing.region) == self.region.as_ref() {
                 continue;
             }
-            if let Err(e) =
-                copies::make_mirror(&self.js, &listing.region, info, self.replicas).await
-            {
+            // As many copies there as here, or one where that region has fewer servers.
+            let mut made =
+                copies::make_mirror(&self.js, &listing.region, info, self.replicas).await;
+            if made.is_err() && self.replicas > 1 {
+                made = copies::make_mirror(&self.js, &listing.region, info, 1).await;
+            }
+            if let Err(e) = made {
                 tracing::warn!(region = listing.region, error = %e,
                     "cannot copy a new KV store to another region now; its first call there makes the copy");
             }
