@@ -29,7 +29,64 @@ pub(crate) async fn entries(
     if bucket.stream.cached_info().config.allow_direct {
         return super::patiently(|| direct_values(client, bucket, &subject)).await;
     }
-    super::patiently(|| live_values(client, &bucket.stream, &subject, &bucket.prefix)).await
+    super::patiently(|| async {
+        // A few entries (a tenant's secrets, a function's readiness) are read from the
+        // stream's leader one get at a time: a consumer is made by JetStream's meta
+        // leader, which may be in another region, a round trip away.
+        match leader_values(&bucket.stream, &subject, &bucket.prefix).await? {
+            Some(few) => Ok(few),
+            None => live_values(client, &bucket.stream, &subject, &bucket.prefix).await,
+        }
+    })
+    .await
+}
+
+/// Entries read one at a time before a scan makes a consumer instead.
+const FEW: usize = 32;
+
+/// The live keys matching `subject` with their last values, from the stream's leader by
+/// gets of the next message on the subject; `None` when there are more than [`FEW`]
+/// messages to read. A bucket keeps one message a key.
+async fn leader_values(
+    stream: &stream::Stream,
+    subject: &str,
+    prefix: &str,
+) -> Result<Option<Vec<Found>>> {
+    use async_nats::jetstream::stream::RawMessageErrorKind as Kind;
+    let mut last: std::collections::BTreeMap<String, Option<Bytes>> = Default::default();
+    let mut seq = 1;
+    for _ in 0..=FEW {
+        let got = stream
+            .raw_message_builder()
+            .sequence(seq)
+            .next_by_subject(subject)
+            .send()
+            .await;
+        let message = match got {
+            Ok(message) => message,
+            Err(e) if e.kind() == Kind::NoMessageFound => {
+                return Ok(Some(
+                    last.into_iter()
+                        .filter_map(|(key, value)| Some(Found { key, value: value? }))
+                        .collect(),
+                ));
+            }
+            Err(e) => return Err(backend("listing entries", e)),
+        };
+        let deleted = message
+            .headers
+            .get("KV-Operation")
+            .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+        let key = message
+            .subject
+            .as_str()
+            .strip_prefix(prefix)
+            .unwrap_or_default()
+            .to_string();
+        last.insert(key, (!deleted).then_some(message.payload));
+        seq = message.sequence + 1;
+    }
+    Ok(None)
 }
 
 /// The live keys matching `subject`, with their last values, by direct gets. A bucket
