@@ -265,15 +265,21 @@ impl Node {
         else {
             return;
         };
-        for (version, slot) in &entry.versions {
-            if !slot.compiled.initialized() {
-                continue;
-            }
-            if let Err(e) = self
-                .store
-                .set_ready(tenant, name, *version, &self.node_id)
-                .await
-            {
+        // All at once: each is a write to the store, a round trip to another region's
+        // origin away, and a function may keep many versions loaded.
+        let said = entry
+            .versions
+            .iter()
+            .filter(|(_, slot)| slot.compiled.initialized())
+            .map(|(version, _)| async move {
+                let said = self
+                    .store
+                    .set_ready(tenant, name, *version, &self.node_id)
+                    .await;
+                (*version, said)
+            });
+        for (version, said) in futures::future::join_all(said).await {
+            if let Err(e) = said {
                 tracing::warn!(function = %name, %version, error = %e, "cannot say the version is ready here");
             }
         }
