@@ -214,12 +214,7 @@ fn assert_all_ok(answers: &[(usize, u16, String)]) {
 }
 
 async fn deploy_counter(node: &Node) -> Value {
-    let manifest =
-        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
-            .unwrap();
-    node.admin()
-        .deploy_ok("counter", &manifest, guest("counter"))
-        .await
+    node.admin().deploy_counter().await
 }
 
 #[tokio::test(flavor = "multi_thread")]

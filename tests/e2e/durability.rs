@@ -172,12 +172,7 @@ async fn each_acknowledged_kv_write_is_synced_to_disk() {
     }
     use std::io::{BufRead, BufReader};
     let node = Node::start();
-    let manifest =
-        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
-            .unwrap();
-    node.admin()
-        .deploy_ok("counter", &manifest, guest("counter"))
-        .await;
+    node.admin().deploy_counter().await;
     let trace = node.data_dir.join("fsync.trace");
     let mut strace = std::process::Command::new("strace")
         .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o"])

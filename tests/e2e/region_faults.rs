@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use glint_e2e::nats::SuperCluster;
-use glint_e2e::{Node, guest, wait_until};
+use glint_e2e::{Node, wait_until};
 
 const KEY: &str = "region-faults-admin-key-0123456789abcdef";
 /// What a call that hangs is given before the test calls it a hang.
@@ -106,12 +106,7 @@ async fn regions_serve_through_a_partition_and_the_loss_of_the_origin_region() {
         a1.data_url, b1.data_url, c1.data_url
     );
     a1.admin().deploy_hello("hi").await;
-    let manifest =
-        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
-            .unwrap();
-    a1.admin()
-        .deploy_ok("counter", &manifest, guest("counter"))
-        .await;
+    a1.admin().deploy_counter().await;
     for want in ["1", "2", "3"] {
         let (status, body, _) = increment(&a1, "hits").await;
         assert_eq!((status, body.trim()), (200, want));

@@ -160,12 +160,7 @@ async fn an_origin_region_of_three_servers_loses_one_and_no_acknowledged_write()
     let a1 = start("a", "a1");
     let b1 = start("b", "b1");
     let c1 = start("c", "c1");
-    let manifest =
-        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
-            .unwrap();
-    a1.admin()
-        .deploy_ok("counter", &manifest, guest("counter"))
-        .await;
+    a1.admin().deploy_counter().await;
     a1.admin().deploy_hello("hi").await;
 
     // Three replicas where the origins are, one copy in each other region.

@@ -465,6 +465,13 @@ impl Admin {
             .await
     }
 
+    /// Deploys the counter example (`examples/counter`, KV store `counters`) as `counter`.
+    pub async fn deploy_counter(&self) -> Value {
+        let manifest =
+            std::fs::read_to_string(repo_root().join("examples/counter/glint.toml")).unwrap();
+        self.deploy_ok("counter", &manifest, guest("counter")).await
+    }
+
     /// Log lines of a function, oldest first.
     pub async fn logs(&self, name: &str, query: &str) -> Vec<Value> {
         let (status, body) = self

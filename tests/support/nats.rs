@@ -192,12 +192,7 @@ impl NatsCluster {
 
     /// Every server's client URL, comma-separated, as `--store nats://...` takes them.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .servers
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.client_port))
-            .collect();
-        format!("nats://{}", hosts.join(","))
+        store_url(&self.servers)
     }
 
     /// Kills server `i` at once (SIGKILL): no flush, no goodbye to its peers.
@@ -311,6 +306,15 @@ pub struct SuperCluster {
     _dir: tempfile::TempDir,
 }
 
+/// `nats://` and every server's client address, comma-separated, as `--store` takes them.
+fn store_url(servers: &[NatsServer]) -> String {
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.client_port))
+        .collect();
+    format!("nats://{}", hosts.join(","))
+}
+
 /// One region of a [`SuperCluster`].
 pub struct Region {
     pub name: String,
@@ -323,12 +327,7 @@ pub struct Region {
 impl Region {
     /// A store URL naming every server of the region.
     pub fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .servers
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.client_port))
-            .collect();
-        format!("nats://{}", hosts.join(","))
+        store_url(&self.servers)
     }
 }
 
