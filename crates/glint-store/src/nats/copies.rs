@@ -112,14 +112,22 @@ impl Bucket {
                     cluster: Some(r.to_string()),
                     tags: Vec::new(),
                 });
-                match js.create_stream(config).await {
-                    Ok(made) => made,
-                    // Another node made it first.
-                    Err(_) => js
-                        .get_stream(&origin_stream)
-                        .await
-                        .map_err(|e| backend(&format!("creating the bucket {name}"), e))?,
-                }
+                // A cluster that just started may still be electing the leaders the new
+                // stream needs: such a failure is tried again, within the patience.
+                super::again_while(cluster_not_ready, super::PATIENCE, || async {
+                    match js.create_stream(config.clone()).await {
+                        Ok(made) => Ok(made),
+                        Err(not_made) => match js.get_stream(&origin_stream).await {
+                            // Another node made it first.
+                            Ok(found) => Ok(found),
+                            // Neither made nor there: why it was not made is the error.
+                            Err(_) => {
+                                Err(backend(&format!("creating the bucket {name}"), not_made))
+                            }
+                        },
+                    }
+                })
+                .await?
             }
         };
         let info = origin
@@ -167,6 +175,13 @@ impl Bucket {
                 .cloned(),
         })
     }
+}
+
+/// Whether making a stream failed because the cluster is not ready for it yet: busy, or
+/// short of the servers its replicas need while they join (JetStream's "insufficient
+/// resources", 10023).
+fn cluster_not_ready(e: &StoreError) -> bool {
+    super::transient(e) || e.to_string().contains("insufficient resources")
 }
 
 /// Makes the mirror of the stream described by `info` in region `here`, and waits until
