@@ -115,7 +115,7 @@ impl From<ComponentError> for ApiError {
             ComponentError::Invalid(_) => "invalid_component",
             ComponentError::NoHttpHandler(_) => "missing_http_handler",
             ComponentError::UnsupportedImport(_) => "unsupported_import",
-            ComponentError::NotReusable => "not_reusable",
+            ComponentError::NotReusable | ComponentError::ReuseOfWasi03 => "not_reusable",
             ComponentError::Cache(_) => {
                 return ApiError::hidden("the node cannot write its compile cache", e);
             }

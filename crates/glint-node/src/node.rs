@@ -186,6 +186,7 @@ impl Node {
         .await
         .map_err(|e| ApiError::hidden("the compile task failed", e))?;
         let compiled = compiled?;
+        compiled.check_scaling(&config.scaling)?;
         let compiled_at = Instant::now();
 
         let _guard = self.changes.lock().await;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::capabilities::Capabilities;
 use crate::guest::{EPOCH_TICK, GuestState};
@@ -36,8 +37,9 @@ pub enum ComponentError {
     #[error("the component is invalid: {0}")]
     Invalid(String),
     #[error(
-        "the component does not export the HTTP handler `wasi:http/incoming-handler@0.2.x`; \
-         build it against the `wasi:http/proxy` world ({0})"
+        "the component exports no HTTP handler: neither `wasi:http/incoming-handler@0.2.x` \
+         (the `wasi:http/proxy` world of WASI 0.2) nor `wasi:http/handler@0.3.x` (the \
+         `wasi:http/service` world of WASI 0.3); build it against one of them ({0})"
     )]
     NoHttpHandler(String),
     #[error("the component imports something Glint does not provide: {0}")]
@@ -49,6 +51,11 @@ pub enum ComponentError {
          Build it with `glint build`, or remove `reuse` from [scaling]"
     )]
     NotReusable,
+    #[error(
+        "`scaling.reuse` is not offered yet for WASI 0.3 components (wasi:http/service): they \
+         run in a fresh instance per request; remove `reuse` from [scaling]"
+    )]
+    ReuseOfWasi03,
     #[error("cannot write the compile cache: {0}")]
     Cache(String),
 }
@@ -102,11 +109,55 @@ fn cache_mac(key: &[u8; 32], bytes: &[u8]) -> CacheMac {
     mac
 }
 
+/// The HTTP world a component serves, told apart at deploy by what it exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpWorld {
+    /// `wasi:http/proxy`: exports `wasi:http/incoming-handler@0.2.x`.
+    Wasi02,
+    /// `wasi:http/service`: exports `wasi:http/handler@0.3.x`, whose instances can serve
+    /// several requests at once.
+    Wasi03,
+}
+
+impl HttpWorld {
+    /// As the API and the CLI show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpWorld::Wasi02 => "wasi-0.2",
+            HttpWorld::Wasi03 => "wasi-0.3",
+        }
+    }
+}
+
+/// The linked handler of a component, by world.
+#[derive(Clone)]
+pub(crate) enum HandlerPre {
+    Wasi02(ProxyPre<GuestState>),
+    Wasi03(ServicePre<GuestState>),
+}
+
 /// A component compiled for this engine and linked, ready to instantiate per request.
 #[derive(Clone)]
 pub struct Compiled {
-    pub(crate) pre: ProxyPre<GuestState>,
+    pub(crate) pre: HandlerPre,
     pub sha256: Arc<str>,
+}
+
+impl Compiled {
+    /// Checks that the version's `[scaling]` suits its world.
+    pub fn check_scaling(&self, scaling: &crate::manifest::Scaling) -> Result<(), ComponentError> {
+        if scaling.reuse && self.world() == HttpWorld::Wasi03 {
+            return Err(ComponentError::ReuseOfWasi03);
+        }
+        Ok(())
+    }
+
+    pub fn world(&self) -> HttpWorld {
+        match self.pre {
+            HandlerPre::Wasi02(_) => HttpWorld::Wasi02,
+            HandlerPre::Wasi03(_) => HttpWorld::Wasi03,
+        }
+    }
 }
 
 /// Work for the compile-cache writer thread.
@@ -162,6 +213,7 @@ fn engine_config(max_instances: u32, compiler: Compiler) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
+        .wasm_component_model_async(true)
         .epoch_interruption(true)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -171,17 +223,15 @@ fn engine_config(max_instances: u32, compiler: Compiler) -> Config {
     config
 }
 
-/// `wasi:http/types`, for the request a guest is handed and the response it makes. The
-/// outgoing handler is the outbound capability's.
+/// `wasi:http/types` of WASI 0.2 and 0.3, for the request a guest is handed and the
+/// response it makes. Sending (0.2's outgoing handler, 0.3's client) is the outbound
+/// capability's.
 fn link_http_types(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    use wasmtime_wasi_http::WasiHttpView;
     use wasmtime_wasi_http::p2::bindings::{LinkOptions, http::types};
+    use wasmtime_wasi_http::{WasiHttp, WasiHttpView, p3};
     let options = LinkOptions::default();
-    types::add_to_linker::<_, wasmtime_wasi_http::WasiHttp>(
-        linker,
-        &options.into(),
-        GuestState::http,
-    )
+    types::add_to_linker::<_, WasiHttp>(linker, &options.into(), GuestState::http)?;
+    p3::bindings::http::types::add_to_linker::<_, WasiHttp>(linker, GuestState::http)
 }
 
 /// Everything a compiled artefact depends on besides the input bytes.
@@ -236,7 +286,9 @@ impl Runtime {
             .map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| anyhow::anyhow!("cannot link WASI: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("cannot link WASI 0.2: {e}"))?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)
+            .map_err(|e| anyhow::anyhow!("cannot link WASI 0.3: {e}"))?;
         link_http_types(&mut linker).map_err(|e| anyhow::anyhow!("cannot link wasi:http: {e}"))?;
         config.capabilities.link(&mut linker)?;
         let cache_dir = config.cache_dir.join(engine_hash(&engine));
@@ -302,8 +354,12 @@ impl Runtime {
             .linker
             .instantiate_pre(component)
             .map_err(|e| ComponentError::UnsupportedImport(format!("{e:#}")))?;
-        let pre =
-            ProxyPre::new(pre).map_err(|e| ComponentError::NoHttpHandler(format!("{e:#}")))?;
+        let pre = match ServicePre::new(pre.clone()) {
+            Ok(service) => HandlerPre::Wasi03(service),
+            Err(_) => HandlerPre::Wasi02(
+                ProxyPre::new(pre).map_err(|e| ComponentError::NoHttpHandler(format!("{e:#}")))?,
+            ),
+        };
         Ok(Compiled {
             pre,
             sha256: sha256.into(),

@@ -12,16 +12,19 @@ use bytes::Bytes;
 use glint_store::Level;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{AsContextMut, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::handler::{Prepared, Proxy};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 
 use std::sync::Arc;
 
 use crate::Runtime;
 use crate::capabilities::{Grants, InstanceSetup};
-use crate::engine::Compiled;
+use crate::engine::{Compiled, HandlerPre};
 use crate::guest::{GuestState, sandboxed_wasi};
 use crate::log::{LogSink, LogStream};
 use crate::reuse::{InstancePool, Warm};
@@ -58,8 +61,8 @@ pub enum InvokeError {
     Trap(String),
     #[error("the function returned without setting a response")]
     NoResponse,
-    #[error("the function responded with an error: {0:?}")]
-    GuestError(ErrorCode),
+    #[error("the function responded with an error: {0}")]
+    GuestError(String),
     #[error("the node could not start the function: {0}")]
     Instantiate(String),
     #[error(
@@ -108,11 +111,18 @@ impl Runtime {
         inv: Invocation,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
+        if let HandlerPre::Wasi03(service) = &compiled.pre {
+            let service = service.clone();
+            return self.invoke_wasi03(service, request, inv, held).await;
+        }
         let request = request.map(|body| {
             http_body_util::Full::new(body)
                 .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
         });
         let limits = inv.limits;
+        let HandlerPre::Wasi02(pre) = &compiled.pre else {
+            unreachable!("WASI 0.3 returned above")
+        };
         // In reuse mode, an idle instance of this version if there is one.
         let warm = inv.pool.as_ref().and_then(|pool| pool.take());
         let (mut store, proxy, born, served, slot) = match warm {
@@ -147,7 +157,7 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(failed)?;
 
-        let pre = compiled.pre.clone();
+        let pre = pre.clone();
         let log = inv.log.clone();
         let usage = inv.usage.clone();
         let pool = inv.pool.clone();
@@ -233,7 +243,132 @@ impl Runtime {
 
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(InvokeError::GuestError(code)),
+            Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
+            Err(_) => match task.await {
+                Ok(Ok(())) => {
+                    inv.log.line(
+                        LogStream::Host,
+                        Level::Error,
+                        InvokeError::NoResponse.to_string(),
+                    );
+                    Err(InvokeError::NoResponse)
+                }
+                Ok(Err(e)) => Err(e),
+                Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
+            },
+        }
+    }
+}
+
+impl Runtime {
+    /// Runs a WASI 0.3 component (`wasi:http/handler@0.3.x`) on one request, in a fresh
+    /// instance: the same slot, limits, log, usage and timeout as WASI 0.2. The store's
+    /// event loop runs until the guest has no task left, so a body it streams after
+    /// returning its response is carried to the end.
+    async fn invoke_wasi03(
+        &self,
+        service: ServicePre<GuestState>,
+        request: http::Request<Bytes>,
+        inv: Invocation,
+        held: impl Send + 'static,
+    ) -> Result<GuestResponse, InvokeError> {
+        let limits = inv.limits;
+        let waiting = self.slots.clone().acquire_owned();
+        let slot = match tokio::time::timeout(inv.queue_timeout, waiting).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(InvokeError::NoInstanceSlot(self.max_instances)),
+        };
+        let mut store = self.new_store(&inv);
+        store.set_epoch_deadline(1);
+        let request = request.map(|body| {
+            http_body_util::Full::new(body)
+                .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
+                .boxed_unsync()
+        });
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        let log = inv.log.clone();
+        let usage = inv.usage.clone();
+        let stats = self.stats.clone();
+        let task = tokio::spawn(async move {
+            let _held = held;
+            let started = Instant::now();
+            let busy_nanos = AtomicU64::new(0);
+            let run = async {
+                stats.instantiations.fetch_add(1, Ordering::Relaxed);
+                let service = service
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| (true, e))?;
+                let proxy = Proxy::P3(service);
+                let prepared = Prepared::new(
+                    store.as_context_mut(),
+                    &proxy,
+                    request,
+                    GuestState::http,
+                    sender,
+                )
+                .map_err(|e| (true, e))?;
+                store
+                    .run_concurrent(async |accessor| {
+                        prepared.run(accessor, std::future::pending()).await?;
+                        // The response is sent; its body may still be coming.
+                        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                        wasmtime::Result::Ok(())
+                    })
+                    .await
+                    .and_then(|ran| ran)
+                    .map_err(|e| (false, e))
+            };
+            let mut run = Box::pin(run);
+            let busy = &busy_nanos;
+            let timed = std::future::poll_fn(move |cx| {
+                let t = Instant::now();
+                let polled = run.as_mut().poll(cx);
+                busy.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                polled
+            });
+            let outcome = match tokio::time::timeout(limits.timeout(), timed).await {
+                Err(_) => Err(InvokeError::Timeout(limits.timeout_ms)),
+                Ok(Ok(())) => Ok(()),
+                Ok(Err((instantiating, e))) => {
+                    let (error, detail) = classify(&store, &limits, instantiating, e);
+                    if let Some(detail) = detail {
+                        log.line(LogStream::Host, Level::Debug, detail);
+                    }
+                    Err(error)
+                }
+            };
+            if let Err(e) = &outcome {
+                log.line(LogStream::Host, Level::Error, e.to_string());
+            }
+            let state = store.data();
+            let mut used = Usage {
+                cpu: Duration::from_nanos(busy_nanos.load(Ordering::Relaxed)),
+                wall: started.elapsed(),
+                peak_memory_bytes: state.memory.peak_bytes as u64,
+                failed: outcome.is_err(),
+                ..Usage::default()
+            };
+            state.report(&mut used);
+            usage.finished(used);
+            // The instance goes back to the pooling allocator before its slot is offered
+            // to the next request.
+            drop(store);
+            drop(slot);
+            outcome
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            // The guest answered with an error code, or failed before it answered: the
+            // task's outcome says which, and is logged there.
+            Ok(Err(answered)) => match task.await {
+                Ok(Err(e)) => Err(e),
+                _ => match answered.downcast::<ErrorCode3>() {
+                    Ok(code) => Err(InvokeError::GuestError(format!("{code:?}"))),
+                    Err(e) => Err(InvokeError::Trap(format!("{e:#}"))),
+                },
+            },
             Err(_) => match task.await {
                 Ok(Ok(())) => {
                     inv.log.line(

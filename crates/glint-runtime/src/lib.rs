@@ -28,8 +28,8 @@ pub mod usage;
 
 pub use capabilities::{Capabilities, Capability, Grants, NodeServices, VersionContext};
 pub use engine::{
-    Compiled, Compiler, ComponentError, Runtime, RuntimeConfig, RuntimeStats, check_header,
-    check_reusable,
+    Compiled, Compiler, ComponentError, HttpWorld, Runtime, RuntimeConfig, RuntimeStats,
+    check_header, check_reusable,
 };
 pub use guest::GuestState;
 pub use invoke::{GuestResponse, Invocation, InvokeError, into_boxed_body};

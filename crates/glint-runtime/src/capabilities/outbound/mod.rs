@@ -64,9 +64,13 @@ impl Capability for Outbound {
         Some(SECTION)
     }
 
+    /// WASI 0.2's outgoing handler and WASI 0.3's client, both sending through the
+    /// instance's policy.
     fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         use wasmtime_wasi_http::p2::bindings::http::outgoing_handler;
-        outgoing_handler::add_to_linker::<GuestState, WasiHttp>(linker, outbound_view)
+        use wasmtime_wasi_http::p3::bindings::http::client;
+        outgoing_handler::add_to_linker::<GuestState, WasiHttp>(linker, outbound_view)?;
+        client::add_to_linker::<GuestState, WasiHttp>(linker, outbound_view)
     }
 
     fn check(&self, config: &FunctionConfig) -> Result<(), ManifestError> {
