@@ -264,28 +264,34 @@ impl Bucket {
         super::again_while(super::unsent, patience, write).await
     }
 
-    /// The entry at `key` in this region's copy (a delete marker too).
+    /// The entry at `key` in this region's copy (a delete marker too), as the copy's
+    /// leader has it.
     pub async fn entry(&self, key: &str, what: &str) -> Result<Option<kv::Entry>> {
-        patiently(|| async { self.here.entry(key).await.map_err(|e| backend(what, e)) }).await
+        patiently(|| async {
+            leader_entry(&self.here.stream, &self.here, key)
+                .await
+                .map_err(|e| backend(what, e))
+        })
+        .await
     }
 
-    /// The entry at `key` as the origin has it: for a read that a revision-checked write
-    /// depends on.
+    /// The entry at `key` as the origin's leader has it: for a read that a
+    /// revision-checked write depends on.
     pub async fn entry_at_origin(&self, key: &str, what: &str) -> Result<Option<kv::Entry>> {
         if !self.mirrored {
             return patiently(|| async {
-                self.write.entry(key).await.map_err(|e| backend(what, e))
+                leader_entry(&self.origin, &self.write, key)
+                    .await
+                    .map_err(|e| backend(what, e))
             })
             .await;
         }
-        let subject = format!("{}{key}", self.write.prefix);
         // Not the patience of a read: an origin out of reach is an answer, given soon.
         super::again_while(super::transient, FAR_PATIENCE, || async {
-            use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
-            let asked = self.origin.get_last_raw_message_by_subject(&subject);
-            match tokio::time::timeout(FAR_PATIENCE, asked).await {
-                Ok(Ok(message)) => Ok(Some(entry_of(&self.write.name, key, message))),
-                Ok(Err(e)) if e.kind() == Kind::NoMessageFound => Ok(None),
+            match tokio::time::timeout(FAR_PATIENCE, leader_entry(&self.origin, &self.write, key))
+                .await
+            {
+                Ok(Ok(found)) => Ok(found),
                 Ok(Err(e)) => Err(self.unreachable(what, e)),
                 Err(_) => Err(self.unreachable(what, "timed out")),
             }
@@ -318,7 +324,7 @@ impl Bucket {
         let deadline = tokio::time::Instant::now() + SETTLE;
         let mut pause = Duration::from_millis(2);
         loop {
-            let seen = match self.here.entry(key).await {
+            let seen = match leader_entry(&self.here.stream, &self.here, key).await {
                 Ok(Some(e)) => e.revision,
                 _ => 0,
             };
@@ -385,6 +391,24 @@ fn kv_over(name: &str, stream_name: &str, stream: stream::Stream) -> kv::Store {
         put_prefix: None,
         use_jetstream_prefix: false,
         stream,
+    }
+}
+
+/// The last message on `key` of the bucket `kv` in `stream`, from the stream's leader,
+/// which has applied every write acknowledged before. Not a direct get: any replica
+/// answers one, and a follower may not have applied the latest write yet (a counter
+/// read just after its increment could be one short).
+async fn leader_entry<I>(
+    stream: &stream::Stream<I>,
+    kv: &kv::Store,
+    key: &str,
+) -> std::result::Result<Option<kv::Entry>, stream::LastRawMessageError> {
+    use async_nats::jetstream::stream::LastRawMessageErrorKind as Kind;
+    let subject = format!("{}{key}", kv.prefix);
+    match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(message) => Ok(Some(entry_of(&kv.name, key, message))),
+        Err(e) if e.kind() == Kind::NoMessageFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
