@@ -23,6 +23,15 @@ async fn a_wasi_03_component_serves_with_capabilities_and_limits() {
         node.call("/p3/hello").await,
         (200, "hello from WASI 0.3\n".into())
     );
+    // Each version records the world it speaks, and `glint info` shows it.
+    for (name, world) in [("p3", "wasi-0.3"), ("hello", "wasi-0.2")] {
+        let (_, info) = admin.get(&format!("/api/v1/functions/{name}")).await;
+        assert_eq!(info["versions"][0]["world"], world, "{info}");
+        let (ok, out, err) = node.cli(&node.key, &["info", name]);
+        assert!(ok, "{err}");
+        let row = out.lines().find(|l| l.trim_start().starts_with("v1"));
+        assert!(row.is_some_and(|r| r.contains(world)), "{out}");
+    }
     // The request body reaches the guest; the response streams back.
     assert_eq!(
         node.send(Method::POST, "/p3/echo", b"ping pong".to_vec())
@@ -96,18 +105,104 @@ async fn a_wasi_03_component_serves_with_capabilities_and_limits() {
         node.call("/p3/hello").await,
         (200, "hello from WASI 0.3\n".into())
     );
+}
 
-    // Reuse is for WASI 0.2 for now: asked of a 0.3 component, the deploy says so.
+/// `[scaling] reuse` keeps WASI 0.3 instances between requests, and
+/// `max_concurrent_per_instance` lets one serve several at once; a fresh instance per
+/// request stays the default. Limits still end a shared instance's requests.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
+    let node = Node::start();
+    let admin = node.admin();
+    let limits = "[limits]\ncpu_ms = 300\nmemory_mb = 32\ntimeout_ms = 5000\n";
+    admin.deploy_ok("fresh", limits, guest("p3")).await;
+    let serial = format!("[scaling]\nreuse = true\n{limits}");
+    admin.deploy_ok("serial", &serial, guest("p3")).await;
+    let shared = format!("[scaling]\nreuse = true\nmax_concurrent_per_instance = 8\n{limits}");
+    admin.deploy_ok("shared", &shared, guest("p3")).await;
+
+    // Fresh: nothing survives a request.
+    for _ in 0..5 {
+        assert_eq!(
+            node.call("/fresh/count").await,
+            (200, "request 1 of this instance\n".into())
+        );
+    }
+    // Kept: an instance serves one request after another and keeps its memory.
+    let mut most = 0;
+    for _ in 0..8 {
+        let (status, body) = node.call("/serial/count").await;
+        assert_eq!(status, 200, "{body}");
+        most = most.max(served(&body));
+    }
+    assert!(most >= 2, "no instance served a second request");
+
+    // While a long request waits in the instance, a shared instance takes another
+    // request beside it; a serial one never does.
+    assert!(!overlaps(&node, "serial").await, "a serial instance served two at once");
+    assert!(overlaps(&node, "shared").await, "no request joined the waiting one");
+
+    // A request past a limit ends its instance, and only with an error that says so;
+    // the function serves on.
+    let (status, body) = node.call("/shared/loop").await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("cpu_limit_exceeded"), "{body}");
+    let (status, body) = node.call("/shared/alloc?mb=64").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("memory_limit_exceeded"), "{body}");
+    assert_eq!(node.call("/shared/hello").await.0, 200);
+    assert_eq!(node.call("/serial/hello").await.0, 200);
+
+    // Concurrency is for WASI 0.3, and asks for reuse.
     let (status, body) = admin
-        .deploy("p3-reused", "[scaling]\nreuse = true\n", guest("p3"))
+        .deploy(
+            "hello",
+            "[scaling]\nreuse = true\nmax_concurrent_per_instance = 4\n",
+            guest("hello"),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "not_reusable", "{body}");
+    assert_eq!(body["error"]["code"], "not_concurrent", "{body}");
+    let (status, body) = admin
+        .deploy("p3-alone", "[scaling]\nmax_concurrent_per_instance = 4\n", guest("p3"))
+        .await;
+    assert_eq!(status, 400, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("WASI 0.3"),
+            .contains("reuse = true"),
         "{body}"
     );
+}
+
+/// N from "request N of this instance".
+fn served(body: &str) -> u32 {
+    body.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a count: {body}"))
+}
+
+/// Whether a short request to `function` ran in the instance where a long one waits:
+/// the long one waits 3 s, and short ones are sent one after another meanwhile (an
+/// instance busy starting the long one is not offered more until the guest waits).
+async fn overlaps(node: &Node, function: &str) -> bool {
+    let long_path = format!("/{function}/wait?ms=3000");
+    let long = node.call(&long_path);
+    let probe = async {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(2000);
+        while std::time::Instant::now() < until {
+            let (status, body) = node.call(&format!("/{function}/wait?ms=0")).await;
+            assert_eq!(status, 200, "{body}");
+            if body.trim() != "peak 1" {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    let ((status, body), joined) = tokio::join!(long, probe);
+    assert_eq!(status, 200, "{body}");
+    joined
 }

@@ -128,6 +128,7 @@ pub fn versions(v: &Value) {
             vec![
                 x["version"].as_str().unwrap_or_default().to_string(),
                 format!("{:.1} KiB", x["size"].as_f64().unwrap_or(0.0) / 1024.0),
+                x["world"].as_str().unwrap_or("-").to_string(),
                 x["sha256"]
                     .as_str()
                     .unwrap_or_default()
@@ -138,7 +139,7 @@ pub fn versions(v: &Value) {
             ]
         })
         .collect();
-    table(&["VERSION", "SIZE", "SHA256", "CREATED"], &rows);
+    table(&["VERSION", "SIZE", "WORLD", "SHA256", "CREATED"], &rows);
 }
 
 pub fn aliases(v: &Value) {

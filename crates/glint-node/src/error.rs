@@ -115,7 +115,8 @@ impl From<ComponentError> for ApiError {
             ComponentError::Invalid(_) => "invalid_component",
             ComponentError::NoHttpHandler(_) => "missing_http_handler",
             ComponentError::UnsupportedImport(_) => "unsupported_import",
-            ComponentError::NotReusable | ComponentError::ReuseOfWasi03 => "not_reusable",
+            ComponentError::NotReusable => "not_reusable",
+            ComponentError::ConcurrencyOfWasi02 => "not_concurrent",
             ComponentError::Cache(_) => {
                 return ApiError::hidden("the node cannot write its compile cache", e);
             }

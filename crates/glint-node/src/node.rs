@@ -209,6 +209,7 @@ impl Node {
                 component,
                 sha256,
                 manifest: manifest_text,
+                world: compiled.world().as_str().to_string(),
                 move_alias,
             })
             .await?;

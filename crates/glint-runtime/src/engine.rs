@@ -52,10 +52,11 @@ pub enum ComponentError {
     )]
     NotReusable,
     #[error(
-        "`scaling.reuse` is not offered yet for WASI 0.3 components (wasi:http/service): they \
-         run in a fresh instance per request; remove `reuse` from [scaling]"
+        "`scaling.max_concurrent_per_instance` above 1 needs a WASI 0.3 component \
+         (wasi:http/service), whose handler is async; a WASI 0.2 instance serves one request \
+         at a time. Remove it, or rebuild the function for WASI 0.3"
     )]
-    ReuseOfWasi03,
+    ConcurrencyOfWasi02,
     #[error("cannot write the compile cache: {0}")]
     Cache(String),
 }
@@ -146,8 +147,8 @@ pub struct Compiled {
 impl Compiled {
     /// Checks that the version's `[scaling]` suits its world.
     pub fn check_scaling(&self, scaling: &crate::manifest::Scaling) -> Result<(), ComponentError> {
-        if scaling.reuse && self.world() == HttpWorld::Wasi03 {
-            return Err(ComponentError::ReuseOfWasi03);
+        if scaling.max_concurrent_per_instance > 1 && self.world() == HttpWorld::Wasi02 {
+            return Err(ComponentError::ConcurrencyOfWasi02);
         }
         Ok(())
     }

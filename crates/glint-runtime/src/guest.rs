@@ -28,6 +28,9 @@ pub(crate) struct MemoryCap {
     max_bytes: usize,
     pub(crate) hit: bool,
     pub(crate) peak_bytes: usize,
+    /// Where a shared instance (WASI 0.3 reuse) publishes its peak, for the requests it
+    /// serves to read at their end.
+    pub(crate) shared_peak: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -42,6 +45,9 @@ impl ResourceLimiter for MemoryCap {
             return Ok(false);
         }
         self.peak_bytes = self.peak_bytes.max(desired);
+        if let Some(shared) = &self.shared_peak {
+            shared.fetch_max(desired, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(true)
     }
 
@@ -78,6 +84,9 @@ pub struct GuestState {
     pub(crate) memory: MemoryCap,
     pub(crate) cpu_ticks: u64,
     pub(crate) max_cpu_ticks: u64,
+    /// The requests a shared instance (WASI 0.3 reuse) is serving, to charge its CPU
+    /// time to; `None` for an instance that serves one request at a time.
+    pub(crate) serving: Option<Arc<crate::workers::Serving>>,
 }
 
 /// A capability's state and the instance's shared parts, borrowed together.
@@ -115,9 +124,11 @@ impl GuestState {
                 max_bytes: limits.memory_bytes(),
                 hit: false,
                 peak_bytes: 0,
+                shared_peak: None,
             },
             cpu_ticks: 0,
             max_cpu_ticks: limits.cpu_ms.div_ceil(tick_ms),
+            serving: None,
         }
     }
 

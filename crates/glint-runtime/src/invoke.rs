@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 use std::sync::Arc;
 
 use crate::Runtime;
-use crate::capabilities::{Grants, InstanceSetup};
+use crate::capabilities::{Capabilities, Grants, InstanceSetup};
 use crate::engine::{Compiled, HandlerPre};
 use crate::guest::{GuestState, sandboxed_wasi};
 use crate::log::{LogSink, LogStream};
@@ -74,29 +74,56 @@ pub enum InvokeError {
 /// Raised from the epoch callback when the CPU budget runs out.
 #[derive(Debug, thiserror::Error)]
 #[error("CPU time limit exceeded")]
-struct CpuLimitExceeded;
+pub(crate) struct CpuLimitExceeded;
+
+/// A store for a new instance of a version, with its limits wired in and its
+/// capabilities' state made from its grants.
+pub(crate) fn build_store(
+    engine: &wasmtime::Engine,
+    capabilities: &Capabilities,
+    grants: &Grants,
+    log: &Arc<dyn LogSink>,
+    limits: &crate::Limits,
+) -> Store<GuestState> {
+    let mut wasi = sandboxed_wasi();
+    let mut setup = InstanceSetup {
+        wasi: &mut wasi,
+        log,
+    };
+    let capabilities = capabilities.instantiate(grants, &mut setup);
+    let state = GuestState::new(wasi.build(), capabilities, limits);
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    store.epoch_deadline_callback(|mut ctx| {
+        // A shared instance charges the tick to the request whose task is running.
+        if let Some(serving) = ctx.data().serving.clone() {
+            let root = ctx.async_call_stack().ok().and_then(|stack| stack.last());
+            match root.and_then(|task| serving.tick(task)) {
+                Some(true) => return Err(wasmtime::Error::new(CpuLimitExceeded)),
+                Some(false) => return Ok(UpdateDeadline::Yield(1)),
+                None => {}
+            }
+        }
+        let state = ctx.data_mut();
+        state.cpu_ticks += 1;
+        if state.cpu_ticks > state.max_cpu_ticks {
+            return Err(wasmtime::Error::new(CpuLimitExceeded));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store
+}
 
 impl Runtime {
     /// A store for a new instance, with the invocation's limits wired in.
     pub(crate) fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
-        let mut wasi = sandboxed_wasi();
-        let mut setup = InstanceSetup {
-            wasi: &mut wasi,
-            log: &inv.log,
-        };
-        let capabilities = self.capabilities.instantiate(&inv.grants, &mut setup);
-        let state = GuestState::new(wasi.build(), capabilities, &inv.limits);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.memory);
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > state.max_cpu_ticks {
-                return Err(wasmtime::Error::new(CpuLimitExceeded));
-            }
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store
+        build_store(
+            &self.engine,
+            &self.capabilities,
+            &inv.grants,
+            &inv.log,
+            &inv.limits,
+        )
     }
 
     /// Runs `compiled` on one request. Returns once the guest has set its response (or
@@ -112,6 +139,12 @@ impl Runtime {
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
         if let HandlerPre::Wasi03(service) = &compiled.pre {
+            if let Some(pool) = &inv.pool {
+                let workers = pool.workers(|scaling| {
+                    crate::workers::Workers::new(self, service.clone(), scaling, &inv)
+                });
+                return workers.invoke(request, inv, held).await;
+            }
             let service = service.clone();
             return self.invoke_wasi03(service, request, inv, held).await;
         }

@@ -6,7 +6,8 @@
 //!   cap, a CPU budget, and the capabilities' state.
 //! - [`invoke`]: [`Runtime::invoke`] runs the guest's `wasi:http/incoming-handler` for an
 //!   [`Invocation`] under its CPU, wall-clock and memory limits.
-//! - [`reuse`]: the opt-in pool of one version's instances kept between requests.
+//! - [`reuse`]: the opt-in pool of one version's instances kept between requests;
+//!   [`workers`]: the same for WASI 0.3, whose instances may serve several at once.
 //! - [`capabilities`]: what guests may use besides computing, one module each behind the
 //!   [`Capability`] trait: logs (stdout/stderr), config (env and `wasi:config`),
 //!   outbound HTTP, KV stores. The engine knows none of them by name.
@@ -25,6 +26,7 @@ pub mod manifest;
 pub mod photoniq;
 pub mod reuse;
 pub mod usage;
+pub mod workers;
 
 pub use capabilities::{Capabilities, Capability, Grants, NodeServices, VersionContext};
 pub use engine::{

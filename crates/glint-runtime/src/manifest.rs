@@ -81,6 +81,7 @@ pub struct ScalingSection {
     pub reuse: Option<bool>,
     pub reuse_max_requests: Option<u32>,
     pub reuse_max_seconds: Option<u64>,
+    pub max_concurrent_per_instance: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -136,6 +137,9 @@ pub struct Scaling {
     pub reuse_max_requests: u32,
     /// ...or once it is this old, whichever comes first.
     pub reuse_max_seconds: u64,
+    /// Requests one reused instance may serve at once: WASI 0.3 only, whose handler is
+    /// async. At 1 (the default) a reused instance serves one request after another.
+    pub max_concurrent_per_instance: u32,
 }
 
 impl Default for Scaling {
@@ -147,6 +151,7 @@ impl Default for Scaling {
             reuse: false,
             reuse_max_requests: 10_000,
             reuse_max_seconds: 300,
+            max_concurrent_per_instance: 1,
         }
     }
 }
@@ -354,11 +359,20 @@ impl Manifest {
             86_400,
             "seconds",
         )?;
+        range_check(
+            "scaling.max_concurrent_per_instance",
+            s.max_concurrent_per_instance.map(u64::from),
+            1,
+            MAX_CONCURRENCY as u64,
+            "requests",
+        )?;
         if s.reuse != Some(true)
-            && (s.reuse_max_requests.is_some() || s.reuse_max_seconds.is_some())
+            && (s.reuse_max_requests.is_some()
+                || s.reuse_max_seconds.is_some()
+                || s.max_concurrent_per_instance.is_some_and(|n| n > 1))
         {
             return Err(ManifestError(
-                "`scaling.reuse_max_requests` and `scaling.reuse_max_seconds` apply only to reused instances; add `reuse = true` under [scaling] or remove them".into(),
+                "`scaling.reuse_max_requests`, `scaling.reuse_max_seconds` and `scaling.max_concurrent_per_instance` apply only to reused instances; add `reuse = true` under [scaling] or remove them".into(),
             ));
         }
         let scaling_defaults = Scaling::default();
@@ -375,6 +389,9 @@ impl Manifest {
             reuse_max_seconds: s
                 .reuse_max_seconds
                 .unwrap_or(scaling_defaults.reuse_max_seconds),
+            max_concurrent_per_instance: s
+                .max_concurrent_per_instance
+                .unwrap_or(scaling_defaults.max_concurrent_per_instance),
         };
         let log_level = match &self.logs.level {
             None => Level::Info,

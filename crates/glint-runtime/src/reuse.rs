@@ -22,6 +22,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use crate::guest::GuestState;
 use crate::manifest::Scaling;
+use crate::workers::Workers;
 
 /// An instance between requests.
 pub(crate) struct Warm {
@@ -53,7 +54,7 @@ impl IdleBudget {
         self.idle.load(Ordering::Relaxed)
     }
 
-    fn try_take(&self) -> bool {
+    pub(crate) fn try_take(&self) -> bool {
         self.idle
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
                 (n < self.max).then_some(n + 1)
@@ -61,7 +62,7 @@ impl IdleBudget {
             .is_ok()
     }
 
-    fn give_back(&self, n: usize) {
+    pub(crate) fn give_back(&self, n: usize) {
         self.idle.fetch_sub(n, Ordering::AcqRel);
     }
 }
@@ -72,6 +73,10 @@ pub struct InstancePool {
     max_requests: u32,
     max_age: Duration,
     budget: Arc<IdleBudget>,
+    scaling: Scaling,
+    /// A WASI 0.3 version's instances, made on its first request: they keep themselves
+    /// (see [`crate::workers`]).
+    wasi03: Mutex<Option<Arc<Workers>>>,
 }
 
 impl InstancePool {
@@ -81,7 +86,16 @@ impl InstancePool {
             max_requests: scaling.reuse_max_requests,
             max_age: Duration::from_secs(scaling.reuse_max_seconds),
             budget,
+            scaling: scaling.clone(),
+            wasi03: Mutex::new(None),
         }
+    }
+
+    /// The version's WASI 0.3 workers, made by `make` the first time.
+    pub(crate) fn workers(&self, make: impl FnOnce(&Scaling) -> Workers) -> Arc<Workers> {
+        let mut slot = self.wasi03.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| Arc::new(make(&self.scaling)))
+            .clone()
     }
 
     fn expired(&self, warm: &Warm, now: Instant) -> bool {
@@ -121,9 +135,13 @@ impl InstancePool {
         self.drop_where(|w| self.expired(w, now));
     }
 
-    /// Drops every idle instance, as when the version's code is evicted.
+    /// Drops every idle instance, as when the version's code is evicted. WASI 0.3
+    /// instances already running finish what they serve and then end.
     pub fn clear(&self) {
         self.drop_where(|_| true);
+        if let Ok(mut workers) = self.wasi03.lock() {
+            workers.take();
+        }
     }
 
     fn drop_where(&self, retire: impl Fn(&Warm) -> bool) {

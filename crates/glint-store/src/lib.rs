@@ -71,6 +71,8 @@ pub struct NewVersion {
     pub component: Vec<u8>,
     pub sha256: String,
     pub manifest: String,
+    /// The HTTP world the component speaks (`wasi-0.2` or `wasi-0.3`).
+    pub world: String,
     /// The alias to point at the new version alone, if any (normally `latest`).
     pub move_alias: Option<AliasName>,
 }

@@ -200,8 +200,15 @@ pub struct VersionRecord {
     pub size: u64,
     /// The manifest (`glint.toml`) that came with the deploy, as text.
     pub manifest: String,
+    /// The HTTP world the component speaks, as the engine names it at deploy
+    /// (`wasi-0.2` or `wasi-0.3`).
+    pub world: String,
     pub created_at_ms: i64,
 }
+
+/// The world of a version recorded before Glint told worlds apart: only WASI 0.2 was
+/// accepted then.
+pub const OLDEST_WORLD: &str = "wasi-0.2";
 
 /// One version an alias points to, with its share of the traffic.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -31,6 +31,7 @@ fn version_json(node: &Node, v: &VersionRecord) -> Value {
         "version": v.version.to_string(),
         "sha256": v.sha256,
         "size": v.size,
+        "world": v.world,
         "created_at_ms": v.created_at_ms,
         "limits": limits,
         "url": format!("{}/api/faas/v1/execute/{}/{}", node.public_url, v.function, v.version),

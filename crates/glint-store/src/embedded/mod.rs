@@ -161,6 +161,7 @@ mod tests {
             component: bytes.to_vec(),
             sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)),
             manifest: String::new(),
+            world: "wasi-0.2".into(),
             move_alias: Some(AliasName::latest()),
         }
     }
@@ -180,5 +181,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.artifact(&t, &v.sha256).await.unwrap(), b"bytes");
+    }
+
+    /// A file from before versions recorded their world opens, and its versions read as
+    /// WASI 0.2, the only world accepted then; a new version records its own.
+    #[tokio::test]
+    async fn versions_from_before_worlds_read_as_wasi_02() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glint.db");
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE versions (tenant TEXT NOT NULL, function TEXT NOT NULL,
+                    version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+                    manifest TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (tenant, function, version));
+                 INSERT INTO versions VALUES ('default', 'old', 1, 'ab', 2, '', 0);",
+            )
+            .unwrap();
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        let t = TenantId::default_tenant();
+        let old = store
+            .version(&t, &"old".parse().unwrap(), VersionId(1))
+            .await
+            .unwrap();
+        assert_eq!(old.world, "wasi-0.2");
+        let new = store
+            .deploy(NewVersion {
+                world: "wasi-0.3".into(),
+                ..new_version("new", b"bytes")
+            })
+            .await
+            .unwrap();
+        assert_eq!(new.world, "wasi-0.3");
+        let read = store
+            .version(&t, &"new".parse().unwrap(), new.version)
+            .await
+            .unwrap();
+        assert_eq!(read.world, "wasi-0.3");
     }
 }

@@ -88,6 +88,7 @@ fn version_from_row(
         size: r.get::<_, i64>(2)? as u64,
         manifest: r.get(3)?,
         created_at_ms: r.get(4)?,
+        world: r.get(5)?,
     })
 }
 
@@ -159,8 +160,8 @@ impl Registry for EmbeddedStore {
                 |r| r.get(0),
             )?;
             tx.execute(
-                "INSERT INTO versions (tenant, function, version, sha256, size, manifest, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO versions (tenant, function, version, sha256, size, manifest, created_at_ms, world)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     new.tenant.as_str(),
                     new.function.as_str(),
@@ -168,7 +169,8 @@ impl Registry for EmbeddedStore {
                     new.sha256,
                     new.component.len() as i64,
                     new.manifest,
-                    now
+                    now,
+                    new.world
                 ],
             )?;
             if let Some(alias) = &new.move_alias {
@@ -188,6 +190,7 @@ impl Registry for EmbeddedStore {
                 sha256: new.sha256,
                 size: new.component.len() as u64,
                 manifest: new.manifest,
+                world: new.world,
                 created_at_ms: now,
             })
         })
@@ -229,7 +232,7 @@ impl Registry for EmbeddedStore {
         self.with(move |conn| {
             function_row(conn, &tenant, &name)?;
             let mut stmt = conn.prepare(
-                "SELECT version, sha256, size, manifest, created_at_ms FROM versions
+                "SELECT version, sha256, size, manifest, created_at_ms, world FROM versions
                  WHERE tenant = ?1 AND function = ?2 ORDER BY version",
             )?;
             let rows = stmt.query_map(params![tenant.as_str(), name.as_str()], |r| {
@@ -251,7 +254,7 @@ impl Registry for EmbeddedStore {
             function_row(conn, &tenant, &name)?;
             let found = conn
                 .query_row(
-                    "SELECT version, sha256, size, manifest, created_at_ms FROM versions
+                    "SELECT version, sha256, size, manifest, created_at_ms, world FROM versions
                      WHERE tenant = ?1 AND function = ?2 AND version = ?3",
                     params![tenant.as_str(), name.as_str(), version.0],
                     |r| version_from_row(&tenant, &name, r),

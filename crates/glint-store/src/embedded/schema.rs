@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS versions (
     size INTEGER NOT NULL,
     manifest TEXT NOT NULL,
     created_at_ms INTEGER NOT NULL,
+    world TEXT NOT NULL DEFAULT 'wasi-0.2',
     PRIMARY KEY (tenant, function, version)
 );
 CREATE TABLE IF NOT EXISTS version_counters (
@@ -119,6 +120,15 @@ pub(super) fn migrate(conn: &Connection) -> DbResult<()> {
         conn.execute_batch(
             "ALTER TABLE logs ADD COLUMN node TEXT NOT NULL DEFAULT '';
              ALTER TABLE logs ADD COLUMN region TEXT NOT NULL DEFAULT '';",
+        )?;
+    }
+    let has_world: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('versions') WHERE name = 'world'")?
+        .exists([])?;
+    if !has_world {
+        // Versions from before WASI 0.3 was accepted all speak 0.2.
+        conn.execute_batch(
+            "ALTER TABLE versions ADD COLUMN world TEXT NOT NULL DEFAULT 'wasi-0.2';",
         )?;
     }
     conn.execute(

@@ -52,6 +52,13 @@ struct StoredVersion {
     size: u64,
     manifest: String,
     created_at_ms: i64,
+    /// Missing in a document from before WASI 0.3 was accepted.
+    #[serde(default = "oldest_world")]
+    world: String,
+}
+
+fn oldest_world() -> String {
+    OLDEST_WORLD.to_string()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -85,6 +92,7 @@ impl FunctionDoc {
             sha256: v.sha256.clone(),
             size: v.size,
             manifest: v.manifest.clone(),
+            world: v.world.clone(),
             created_at_ms: v.created_at_ms,
         })
     }
@@ -354,6 +362,7 @@ impl Registry for NatsStore {
                     size: new.component.len() as u64,
                     manifest: new.manifest.clone(),
                     created_at_ms: now,
+                    world: new.world.clone(),
                 },
             );
             if let Some(alias) = &new.move_alias {

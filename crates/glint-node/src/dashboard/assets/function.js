@@ -42,7 +42,7 @@ export function functionView(root, name) {
     h('div', { class: 'grid-2 section' },
       panel('Versions', h('div', { class: 'table-scroll' }, h('table', { class: 'data' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Deployed'), h('th', { class: 'num' }, 'Size'),
-          h('th', {}, 'Limits'), h('th', { class: 'num' }, 'In flight'), h('th', {}, 'sha256'))),
+          h('th', {}, 'World'), h('th', {}, 'Limits'), h('th', { class: 'num' }, 'In flight'), h('th', {}, 'sha256'))),
         versions))),
       h('div', { class: 'stack' },
         panel('Where it is ready', whereReady),
@@ -75,6 +75,7 @@ export function functionView(root, name) {
         h('td', {}, h('strong', {}, fmtVersion(v.version))),
         h('td', { title: fmtDate(v.created_at_ms) }, fmtAgo(v.created_at_ms)),
         h('td', { class: 'num' }, fmtBytes(v.size)),
+        h('td', { class: 'small' }, v.world === 'wasi-0.3' ? 'WASI 0.3' : 'WASI 0.2'),
         h('td', { class: 'muted small' }, l.memory_mb != null ? `${l.memory_mb} MB · ${fmtMs(l.timeout_ms)} · CPU ${fmtMs(l.cpu_ms)}` : '—'),
         h('td', { class: 'num' }, f ? `${f.in_flight} / ${f.max_concurrency}` : '—'),
         h('td', { class: 'mono small muted', title: v.sha256 }, v.sha256.slice(0, 12)));

@@ -1,0 +1,563 @@
+//! WASI 0.3 instances kept between requests (`[scaling] reuse = true`), each serving up
+//! to `max_concurrent_per_instance` requests at once.
+//!
+//! wasmtime-wasi-http's `ProxyHandler` (what `wasmtime serve` runs) drives the instances:
+//! it hands a request to an instance that has room, or starts a new one, and runs each
+//! instance's event loop in a task of its own. This module is Glint's policy for it:
+//! - an instance takes a slot of the pooling allocator for its life, and an idle one
+//!   counts against the node's idle budget, as WASI 0.2's kept instances do;
+//! - it is retired after `reuse_max_requests` requests or `reuse_max_seconds`, and
+//!   dropped after a trap or a limit: every request it was serving then fails;
+//! - each [`Workers`] belongs to one version of one function of one tenant (the node
+//!   keeps it in the version's [`crate::InstancePool`]), so an instance never serves
+//!   anything else.
+//!
+//! What a request is charged, in a shared instance: its CPU time is the epoch ticks
+//! (10 ms) during which the guest ran on its behalf (the component model's call stack
+//! names the request's task); its memory is the instance's peak; KV and outbound calls
+//! are counted per instance and charged to the requests that end after them. Lines the
+//! guest writes go to the log of the oldest request in flight, so with several at once a
+//! line may carry another request's execution id; lines the host writes (limits,
+//! errors) always carry their own.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glint_store::Level;
+use http_body::{Body, Frame};
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler,
+    ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
+
+use crate::capabilities::{Capabilities, Grants};
+use crate::engine::RuntimeStats;
+use crate::guest::{EPOCH_TICK, GuestState};
+use crate::invoke::{GuestResponse, Invocation, InvokeError, build_store};
+use crate::log::{LogSink, LogStream};
+use crate::manifest::{Limits, Scaling};
+use crate::reuse::IdleBudget;
+use crate::usage::{Usage, UsageSink};
+
+/// The kept WASI 0.3 instances of one version.
+pub struct Workers {
+    handler: ProxyHandler<VersionWorkers>,
+}
+
+/// What every instance of the version is made with.
+struct VersionWorkers {
+    engine: Engine,
+    service: ServicePre<GuestState>,
+    capabilities: Capabilities,
+    grants: Arc<Grants>,
+    limits: Limits,
+    max_requests: usize,
+    max_age: Duration,
+    max_concurrent: usize,
+    slots: Arc<tokio::sync::Semaphore>,
+    max_instances: u32,
+    queue_timeout: Duration,
+    stats: Arc<RuntimeStats>,
+    budget: Arc<IdleBudget>,
+}
+
+/// The requests one instance is serving, for the CPU time it spends and the lines it
+/// writes to be charged to them.
+pub(crate) struct Serving {
+    requests: Mutex<Vec<Running>>,
+    /// The log of the request that started last, for lines written when none runs (work
+    /// the guest does after its responses).
+    last_log: Mutex<Option<Arc<dyn LogSink>>>,
+    /// KV and outbound calls counted since they were last charged to a request.
+    pending: Mutex<Usage>,
+    peak_memory: Arc<AtomicUsize>,
+    max_ticks: u64,
+}
+
+struct Running {
+    task: GuestTaskId,
+    log: Arc<dyn LogSink>,
+    meter: Arc<Meter>,
+}
+
+/// One request's account, shared by the instance and the response body.
+struct Meter {
+    started: Instant,
+    ticks: AtomicU64,
+    /// This request ran past its CPU limit (and so ended the instance).
+    over_cpu: AtomicBool,
+    log: Arc<dyn LogSink>,
+    usage: Arc<dyn UsageSink>,
+    /// The function's concurrency permit: held until the response body ends.
+    held: Mutex<Option<Box<dyn Send>>>,
+    /// Why the instance ended while it served this request, for the caller.
+    outcome: Mutex<Option<tokio::sync::oneshot::Sender<InvokeError>>>,
+    /// The instance serving it, once one took it.
+    serving: Mutex<Option<(Weak<Serving>, GuestTaskId)>>,
+    settled: AtomicBool,
+}
+
+impl Serving {
+    /// Counts a tick of CPU for the request whose task ran; `Some(true)` when the
+    /// request is past its limit, `None` when no request of ours is on the stack.
+    pub(crate) fn tick(&self, task: GuestTaskId) -> Option<bool> {
+        let requests = self.requests.lock().ok()?;
+        let running = requests.iter().find(|r| r.task == task)?;
+        let ticks = running.meter.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+        if ticks > self.max_ticks {
+            running.meter.over_cpu.store(true, Ordering::Relaxed);
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    fn remove(&self, task: GuestTaskId) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.retain(|r| r.task != task);
+        }
+    }
+
+    fn take_pending(&self) -> Usage {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default()
+    }
+}
+
+/// The log of a shared instance: each line goes to the oldest request in flight.
+struct RoutedLog(Arc<Serving>);
+
+impl LogSink for RoutedLog {
+    fn line(&self, stream: LogStream, level: Level, message: String) {
+        let oldest = self
+            .0
+            .requests
+            .lock()
+            .ok()
+            .and_then(|r| r.first().map(|r| r.log.clone()));
+        let sink = oldest.or_else(|| self.0.last_log.lock().ok().and_then(|l| l.clone()));
+        if let Some(sink) = sink {
+            sink.line(stream, level, message);
+        }
+    }
+}
+
+impl Meter {
+    /// Ends the request's account once: its usage goes to the node, its permit is
+    /// freed, and its instance stops charging it.
+    fn settle(&self, failed: bool) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let serving = self.serving.lock().ok().and_then(|s| s.clone());
+        let mut used = Usage {
+            cpu: EPOCH_TICK * self.ticks.load(Ordering::Relaxed) as u32,
+            wall: self.started.elapsed(),
+            failed,
+            ..Usage::default()
+        };
+        if let Some((serving, task)) = serving.and_then(|(s, t)| Some((s.upgrade()?, t))) {
+            serving.remove(task);
+            let pending = serving.take_pending();
+            used.kv = pending.kv;
+            used.outbound_allowed = pending.outbound_allowed;
+            used.outbound_denied = pending.outbound_denied;
+            used.peak_memory_bytes = serving.peak_memory.load(Ordering::Relaxed) as u64;
+        }
+        self.usage.finished(used);
+        if let Ok(mut held) = self.held.lock() {
+            held.take();
+        }
+    }
+}
+
+impl Workers {
+    pub(crate) fn new(
+        runtime: &crate::Runtime,
+        service: ServicePre<GuestState>,
+        scaling: &Scaling,
+        inv: &Invocation,
+    ) -> Self {
+        Self {
+            handler: ProxyHandler::new(VersionWorkers {
+                engine: runtime.engine.clone(),
+                service,
+                capabilities: runtime.capabilities.clone(),
+                grants: inv.grants.clone(),
+                limits: inv.limits,
+                max_requests: scaling.reuse_max_requests as usize,
+                max_age: Duration::from_secs(scaling.reuse_max_seconds),
+                max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
+                slots: runtime.slots.clone(),
+                max_instances: runtime.max_instances,
+                queue_timeout: inv.queue_timeout,
+                stats: runtime.stats.clone(),
+                budget: runtime.idle_budget.clone(),
+            }),
+        }
+    }
+
+    /// Runs one request on a kept instance (or a new one). Returns once the guest has
+    /// answered; the body streams after.
+    pub(crate) async fn invoke(
+        &self,
+        request: http::Request<Bytes>,
+        inv: Invocation,
+        held: impl Send + 'static,
+    ) -> Result<GuestResponse, InvokeError> {
+        use http_body_util::BodyExt;
+        let (outcome, ended) = tokio::sync::oneshot::channel();
+        let meter = Arc::new(Meter {
+            started: Instant::now(),
+            ticks: AtomicU64::new(0),
+            over_cpu: AtomicBool::new(false),
+            log: inv.log.clone(),
+            usage: inv.usage.clone(),
+            held: Mutex::new(Some(Box::new(held))),
+            outcome: Mutex::new(Some(outcome)),
+            serving: Mutex::new(None),
+            settled: AtomicBool::new(false),
+        });
+        let request = request.map(|body| {
+            http_body_util::Full::new(body)
+                .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
+                .boxed_unsync()
+        });
+        let answered = self.handler.handle(meter.clone(), request).await;
+        let error = match answered {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                let body = Metered {
+                    body,
+                    meter: meter.clone(),
+                };
+                return Ok(http::Response::from_parts(parts, body.boxed_unsync()));
+            }
+            Err(e) => self.failure(e, ended).await,
+        };
+        inv.log
+            .line(LogStream::Host, Level::Error, error.to_string());
+        meter.settle(true);
+        Err(error)
+    }
+
+    /// What a failed request tells its caller.
+    async fn failure(
+        &self,
+        e: wasmtime::Error,
+        ended: tokio::sync::oneshot::Receiver<InvokeError>,
+    ) -> InvokeError {
+        let limits = &self.handler.state().limits;
+        if e.downcast_ref::<ExpirationError>().is_some() {
+            return InvokeError::Timeout(limits.timeout_ms);
+        }
+        if let Some(failed) = e.downcast_ref::<InstantiationError<Arc<Meter>>>() {
+            if failed.error.downcast_ref::<NoSlot>().is_some() {
+                return InvokeError::NoInstanceSlot(self.handler.state().max_instances);
+            }
+            return InvokeError::Instantiate(format!("{:#}", failed.error));
+        }
+        if let Some(code) = e.downcast_ref::<ErrorCode3>() {
+            return InvokeError::GuestError(format!("{code:?}"));
+        }
+        // The instance ended (a trap, a limit) while serving the request: why is sent
+        // once the instance is dropped, just after.
+        match tokio::time::timeout(Duration::from_secs(5), ended).await {
+            Ok(Ok(why)) => why,
+            _ => InvokeError::Trap(format!("{e:#}")),
+        }
+    }
+}
+
+/// No instance slot came free within the function's queue time.
+#[derive(Debug, thiserror::Error)]
+#[error("no instance slot came free in time")]
+struct NoSlot;
+
+impl HandlerState for VersionWorkers {
+    type StoreData = GuestState;
+    type WorkerExpiration = Expiry;
+    type WorkerState = InstanceWorker;
+
+    fn instantiate(
+        &self,
+    ) -> impl Future<Output = wasmtime::Result<Instance<GuestState, Expiry, InstanceWorker>>> + Send
+    {
+        async move {
+            let waiting = self.slots.clone().acquire_owned();
+            let slot = match tokio::time::timeout(self.queue_timeout, waiting).await {
+                Ok(Ok(slot)) => slot,
+                _ => return Err(wasmtime::Error::new(NoSlot)),
+            };
+            let serving = Arc::new(Serving {
+                requests: Mutex::new(Vec::new()),
+                last_log: Mutex::new(None),
+                pending: Mutex::new(Usage::default()),
+                peak_memory: Arc::new(AtomicUsize::new(0)),
+                max_ticks: self
+                    .limits
+                    .cpu_ms
+                    .div_ceil(EPOCH_TICK.as_millis() as u64),
+            });
+            let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
+            let mut store = build_store(
+                &self.engine,
+                &self.capabilities,
+                &self.grants,
+                &log,
+                &self.limits,
+            );
+            store.data_mut().serving = Some(serving.clone());
+            store.data_mut().memory.shared_peak = Some(serving.peak_memory.clone());
+            store.set_epoch_deadline(1);
+            self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
+            let service = self.service.instantiate_async(&mut store).await?;
+            let born = Instant::now();
+            Ok(Instance {
+                store,
+                proxy: Proxy::P3(service),
+                view: GuestState::http,
+                expiration: Expiry {
+                    budget: self.budget.clone(),
+                    holds_idle: false,
+                    born,
+                    max_age: self.max_age,
+                    // Each request expires at its own timeout first; this is the
+                    // backstop for a guest that keeps the event loop from running.
+                    request_timeout: self.limits.timeout() + Duration::from_millis(500),
+                    sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                },
+                state: InstanceWorker {
+                    serving,
+                    log,
+                    born,
+                    max_requests: self.max_requests,
+                    max_age: self.max_age,
+                    max_concurrent: self.max_concurrent,
+                    timeout: self.limits.timeout(),
+                    limits: self.limits,
+                    stats: self.stats.clone(),
+                    served: AtomicUsize::new(0),
+                    slot: Mutex::new(Some(slot)),
+                },
+            })
+        }
+    }
+}
+
+/// One instance's policy: how many requests it takes, and what its end means for them.
+struct InstanceWorker {
+    serving: Arc<Serving>,
+    log: Arc<dyn LogSink>,
+    born: Instant,
+    max_requests: usize,
+    max_age: Duration,
+    max_concurrent: usize,
+    timeout: Duration,
+    limits: Limits,
+    stats: Arc<RuntimeStats>,
+    /// Requests it has taken.
+    served: AtomicUsize,
+    /// Its slot in the pooling allocator, freed after the store is dropped.
+    slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl WorkerState for InstanceWorker {
+    type StoreData = GuestState;
+    type RequestData = Arc<Meter>;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_requests || self.born.elapsed() >= self.max_age {
+            ShouldAccept::Never
+        } else if concurrent < self.max_concurrent {
+            ShouldAccept::Yes
+        } else {
+            ShouldAccept::No
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, GuestState>,
+        meter: Arc<Meter>,
+        task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let state = store.data_mut();
+        // What the capabilities counted so far is charged to the next request to end;
+        // their counts and the instance's CPU budget (for work outside any request)
+        // start over.
+        let mut counted = Usage::default();
+        state.report(&mut counted);
+        if let Ok(mut pending) = self.serving.pending.lock() {
+            pending.kv.ok += counted.kv.ok;
+            pending.kv.denied += counted.kv.denied;
+            pending.kv.errors += counted.kv.errors;
+            pending.outbound_allowed += counted.outbound_allowed;
+            pending.outbound_denied += counted.outbound_denied;
+        }
+        state.restart(&self.log);
+        if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.stats.reuses.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut serving) = meter.serving.lock() {
+            *serving = Some((Arc::downgrade(&self.serving), task));
+        }
+        if let Ok(mut last) = self.serving.last_log.lock() {
+            *last = Some(meter.log.clone());
+        }
+        if let Ok(mut requests) = self.serving.requests.lock() {
+            requests.push(Running {
+                task,
+                log: meter.log.clone(),
+                meter,
+            });
+        }
+        Box::pin(tokio::time::sleep(self.timeout))
+    }
+
+    fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {
+        let state = store.data();
+        let running = self
+            .serving
+            .requests
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        if let Err(e) = &result {
+            let memory = state.memory.hit;
+            for r in &running {
+                let why = if r.meter.over_cpu.load(Ordering::Relaxed) {
+                    InvokeError::CpuLimit(self.limits.cpu_ms)
+                } else if memory {
+                    InvokeError::MemoryLimit(self.limits.memory_mb)
+                } else if running.iter().any(|o| o.meter.over_cpu.load(Ordering::Relaxed)) {
+                    InvokeError::Trap(
+                        "another request to the same instance ran past its CPU time limit, \
+                         which ends the instance and every request it was serving"
+                            .into(),
+                    )
+                } else if e.to_string().contains("guest timed out") {
+                    InvokeError::Timeout(self.limits.timeout_ms)
+                } else {
+                    InvokeError::Trap(e.root_cause().to_string())
+                };
+                if let Some(tell) = r.meter.outcome.lock().ok().and_then(|mut o| o.take()) {
+                    let _ = tell.send(why);
+                }
+            }
+        }
+        // Requests whose bodies are still streaming keep their own accounts; the
+        // instance no longer charges them.
+        drop(running);
+        drop(store);
+        if let Ok(mut slot) = self.slot.lock() {
+            slot.take();
+        }
+    }
+}
+
+/// When an instance is dropped: after `max_age`, when idle and the node has enough
+/// idle instances, or when a request outlives its timeout while the guest keeps the
+/// event loop from running.
+struct Expiry {
+    budget: Arc<IdleBudget>,
+    holds_idle: bool,
+    born: Instant,
+    max_age: Duration,
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiry {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let deadline = match status {
+            WorkerStatus::Idle => {
+                if !self.holds_idle {
+                    if !self.budget.try_take() {
+                        return Poll::Ready(());
+                    }
+                    self.holds_idle = true;
+                }
+                self.born + self.max_age
+            }
+            WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                if self.holds_idle {
+                    self.budget.give_back(1);
+                    self.holds_idle = false;
+                }
+                start + self.request_timeout
+            }
+        };
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
+        self.sleep.as_mut().reset(deadline);
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+impl Drop for Expiry {
+    fn drop(&mut self) {
+        if self.holds_idle {
+            self.budget.give_back(1);
+        }
+    }
+}
+
+/// A shared instance's response body: the request's account is settled when the body
+/// ends, fails or is dropped.
+struct Metered<B> {
+    body: B,
+    meter: Arc<Meter>,
+}
+
+impl<B> Body for Metered<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.meter.settle(false),
+            Poll::Ready(Some(Err(_))) => self.meter.settle(true),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for Metered<B> {
+    fn drop(&mut self) {
+        self.meter.settle(false);
+    }
+}
