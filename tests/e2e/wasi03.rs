@@ -139,8 +139,14 @@ async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
 
     // While a long request waits in the instance, a shared instance takes another
     // request beside it; a serial one never does.
-    assert!(!overlaps(&node, "serial").await, "a serial instance served two at once");
-    assert!(overlaps(&node, "shared").await, "no request joined the waiting one");
+    assert!(
+        !overlaps(&node, "serial").await,
+        "a serial instance served two at once"
+    );
+    assert!(
+        overlaps(&node, "shared").await,
+        "no request joined the waiting one"
+    );
 
     // A request past a limit ends its instance, and only with an error that says so;
     // the function serves on.
@@ -164,7 +170,11 @@ async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "not_concurrent", "{body}");
     let (status, body) = admin
-        .deploy("p3-alone", "[scaling]\nmax_concurrent_per_instance = 4\n", guest("p3"))
+        .deploy(
+            "p3-alone",
+            "[scaling]\nmax_concurrent_per_instance = 4\n",
+            guest("p3"),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(

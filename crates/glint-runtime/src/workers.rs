@@ -31,11 +31,11 @@ use glint_store::Level;
 use http_body::{Body, Frame};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Engine, Store, StoreContextMut};
-use wasmtime_wasi_http::handler::{
-    ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler,
-    ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
-};
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{
+    ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 
@@ -304,10 +304,7 @@ impl HandlerState for VersionWorkers {
                 last_log: Mutex::new(None),
                 pending: Mutex::new(Usage::default()),
                 peak_memory: Arc::new(AtomicUsize::new(0)),
-                max_ticks: self
-                    .limits
-                    .cpu_ms
-                    .div_ceil(EPOCH_TICK.as_millis() as u64),
+                max_ticks: self.limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64),
             });
             let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
             let mut store = build_store(
@@ -440,7 +437,10 @@ impl WorkerState for InstanceWorker {
                     InvokeError::CpuLimit(self.limits.cpu_ms)
                 } else if memory {
                     InvokeError::MemoryLimit(self.limits.memory_mb)
-                } else if running.iter().any(|o| o.meter.over_cpu.load(Ordering::Relaxed)) {
+                } else if running
+                    .iter()
+                    .any(|o| o.meter.over_cpu.load(Ordering::Relaxed))
+                {
                     InvokeError::Trap(
                         "another request to the same instance ran past its CPU time limit, \
                          which ends the instance and every request it was serving"
