@@ -159,6 +159,22 @@ async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
     assert_eq!(node.call("/shared/hello").await.0, 200);
     assert_eq!(node.call("/serial/hello").await.0, 200);
 
+    // A function may ask for all a 32-bit memory holds, 4 GiB, and use more than 1 GiB.
+    let big = "[limits]\nmemory_mb = 4096\n";
+    admin.deploy_ok("big", big, guest("p3")).await;
+    assert_eq!(
+        node.call("/big/alloc?mb=1536").await,
+        (200, "allocated 1536 MiB\n".into())
+    );
+    let (status, body) = admin
+        .deploy("too-big", "[limits]\nmemory_mb = 4097\n", guest("p3"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("4096"),
+        "{body}"
+    );
+
     // Concurrency is for WASI 0.3, and asks for reuse.
     let (status, body) = admin
         .deploy(

@@ -12,9 +12,11 @@ use glint_store::{FunctionName, Level};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The largest linear memory any function may ask for. The pooling allocator reserves
-/// address space for this much per memory slot.
-pub const MAX_MEMORY_MB: u64 = 1024;
+/// The largest linear memory any function may ask for: all a 32-bit wasm memory can
+/// address. The pooling allocator reserves 4 GiB of address space per memory slot
+/// anyway (wasmtime's default on 64-bit hosts, which lets it leave bounds checks out), so
+/// this costs nothing until a guest really grows.
+pub const MAX_MEMORY_MB: u64 = 4096;
 const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 const MAX_BODY_BYTES: u64 = 512 * 1024 * 1024;
 const MAX_CONCURRENCY: u32 = 10_000;
