@@ -241,14 +241,67 @@ pub async fn deploy(
     wait: Option<std::time::Duration>,
     format: Format,
 ) -> Result<()> {
+    if path.is_dir() && crate::spin::is_spin_app(path) {
+        if name.is_some() {
+            anyhow::bail!(
+                "--name does not apply to a Spin application: each component deploys as the function named by its id"
+            );
+        }
+        return deploy_spin(client, path, alias, build, wait, format).await;
+    }
     let (path, name_arg) = (path.to_path_buf(), name);
     let (name, manifest, bytes) =
         tokio::task::spawn_blocking(move || read_deployable(&path, name_arg, build)).await??;
     let name: FunctionName = name.parse()?;
     let body = upload(client, &name, manifest, bytes, alias, wait).await?;
+    report_deploy(&name, &body, format)
+}
+
+/// Deploys each component of the Spin application in `dir` as a function.
+async fn deploy_spin(
+    client: &Client,
+    dir: &Path,
+    alias: Option<&str>,
+    build: bool,
+    wait: Option<std::time::Duration>,
+    format: Format,
+) -> Result<()> {
+    let dir = dir.to_path_buf();
+    let functions = tokio::task::spawn_blocking(move || -> Result<_> {
+        let functions = crate::spin::read(&dir, &|k| std::env::var(k).ok())?;
+        let mut out = Vec::new();
+        for f in functions {
+            if build && let Some((command, workdir)) = &f.build {
+                crate::toolchain::run_shell(command, workdir)?;
+            }
+            let bytes = std::fs::read(&f.component).with_context(|| {
+                format!(
+                    "cannot read component `{}`'s source {}; build it first (its [component.{}.build] command)",
+                    f.name,
+                    f.component.display(),
+                    f.name
+                )
+            })?;
+            out.push((f.name, f.manifest, bytes));
+        }
+        Ok(out)
+    })
+    .await??;
+    for (name, manifest, bytes) in functions {
+        let name: FunctionName = name.parse().with_context(|| {
+            format!("spin.toml: component id `{name}` is not a valid Glint function name")
+        })?;
+        let body = upload(client, &name, manifest, bytes, alias, wait).await?;
+        report_deploy(&name, &body, format)?;
+    }
+    Ok(())
+}
+
+/// Prints what a deploy did, and fails when some node or region did not serve it in time.
+fn report_deploy(name: &FunctionName, body: &Value, format: Format) -> Result<()> {
     let version = body["version"].as_str().unwrap_or("?");
     if format == Format::Json {
-        output::print_json(&body);
+        output::print_json(body);
     } else {
         println!("deployed {name} {version}");
         if let Some(a) = body["alias"].as_str() {

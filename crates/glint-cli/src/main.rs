@@ -22,6 +22,7 @@ mod remote;
 mod scaffold;
 mod secret;
 mod serve;
+mod spin;
 mod status;
 mod toolchain;
 

@@ -44,6 +44,13 @@ fn spinner(message: String) -> indicatif::ProgressBar {
 }
 
 /// Runs a command, showing a spinner; on failure prints its output and says what failed.
+/// Runs a build command of the user's through `sh -c` in `dir`.
+pub fn run_shell(command: &str, dir: &Path) -> Result<()> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).current_dir(dir);
+    run(cmd, &format!("`{command}`"))
+}
+
 fn run(mut cmd: Command, what: &str) -> Result<()> {
     let bar = spinner(what.to_string());
     let out = cmd.stdin(Stdio::null()).output();

@@ -243,6 +243,27 @@ fn engine_hash(engine: &Engine) -> String {
     format!("{:016x}", h.finish())
 }
 
+/// Refuses a component that imports a Spin interface Glint does not offer, naming it
+/// (the linker's own error would say only that an instance is missing).
+fn check_spin_imports(engine: &Engine, component: &Component) -> Result<(), ComponentError> {
+    use crate::capabilities::spin;
+    let missing: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .filter(|name| spin::offered(name) == Some(false))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ComponentError::UnsupportedImport(format!(
+        "it imports {}, a Spin interface Glint does not offer (it offers {} over its own KV \
+         stores and env vars); build the component without it",
+        missing.join(", "),
+        spin::OFFERED_NAMES
+    )))
+}
+
 /// Quick shape checks before handing bytes to the compiler, for clear errors.
 pub fn check_header(bytes: &[u8]) -> Result<(), ComponentError> {
     if bytes.is_empty() {
@@ -351,6 +372,7 @@ impl Runtime {
     }
 
     fn link(&self, component: &Component, sha256: &str) -> Result<Compiled, ComponentError> {
+        check_spin_imports(&self.engine, component)?;
         let pre = self
             .linker
             .instantiate_pre(component)

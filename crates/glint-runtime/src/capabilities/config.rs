@@ -6,6 +6,7 @@
 //! manifest, and the node merges in the vars set through the API and the secrets' values
 //! ([`super::VersionContext::env`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::Linker;
@@ -21,10 +22,21 @@ pub struct Config;
 struct Environment {
     pairs: Vec<(String, String)>,
     config: Arc<WasiConfigVariables>,
+    by_name: Arc<HashMap<String, String>>,
 }
 
-/// What `wasi:config/store` reads in one instance.
-struct ConfigState(Arc<WasiConfigVariables>);
+/// What `wasi:config/store` (and Spin's variables) read in one instance.
+pub(super) struct ConfigState {
+    config: Arc<WasiConfigVariables>,
+    by_name: Arc<HashMap<String, String>>,
+}
+
+impl ConfigState {
+    /// The value of `name`, as `wasi:config/store` would answer it.
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.by_name.get(name).map(String::as_str)
+    }
+}
 
 impl InstanceState for ConfigState {}
 
@@ -35,7 +47,7 @@ impl Capability for Config {
 
     fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         wasmtime_wasi_config::add_to_linker(linker, |state: &mut GuestState| {
-            WasiConfig::from(&*state.capability::<ConfigState>().state.0)
+            WasiConfig::from(&*state.capability::<ConfigState>().state.config)
         })
     }
 
@@ -48,17 +60,24 @@ impl Capability for Config {
         Ok(Arc::new(Environment {
             pairs: version.env.to_vec(),
             config: Arc::new(config),
+            by_name: Arc::new(version.env.iter().cloned().collect()),
         }))
     }
 
     fn instantiate(&self, grant: &Grant, setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
-        let config = match grant.downcast_ref::<Environment>() {
+        let state = match grant.downcast_ref::<Environment>() {
             Some(env) => {
                 setup.wasi.envs(&env.pairs);
-                env.config.clone()
+                ConfigState {
+                    config: env.config.clone(),
+                    by_name: env.by_name.clone(),
+                }
             }
-            None => Arc::default(),
+            None => ConfigState {
+                config: Arc::default(),
+                by_name: Arc::default(),
+            },
         };
-        Box::new(ConfigState(config))
+        Box::new(state)
     }
 }

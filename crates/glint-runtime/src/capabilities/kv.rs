@@ -32,10 +32,10 @@ mod bindings {
     });
 }
 
-use bindings::wasi::keyvalue::{atomics, batch, store};
+pub(super) use bindings::wasi::keyvalue::{atomics, batch, store};
 
 /// Keys per `list-keys` page.
-const PAGE: usize = 1000;
+pub(super) const PAGE: usize = 1000;
 
 /// The manifest key of this capability.
 const SECTION: &str = "kv";
@@ -185,7 +185,7 @@ impl HasData for HasKv {
 }
 
 /// The KV view of an instance, for the linked host calls.
-fn kv_view(state: &mut GuestState) -> KvView<'_> {
+pub(super) fn kv_view(state: &mut GuestState) -> KvView<'_> {
     let parts = state.capability::<KvInstance>();
     KvView {
         grant: parts.state.grant.as_deref(),

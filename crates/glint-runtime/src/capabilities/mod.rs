@@ -20,6 +20,7 @@ pub mod config;
 pub mod kv;
 pub mod logs;
 pub mod outbound;
+pub mod spin;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -118,6 +119,7 @@ impl Capabilities {
             Arc::new(config::Config),
             Arc::new(outbound::Outbound::new(&node.dns_servers)?),
             Arc::new(kv::Kv::new(node.kv)),
+            Arc::new(spin::Spin),
         ]))
     }
 
