@@ -94,7 +94,10 @@ fn app_variables(
             &["default", "required", "secret", "description"],
         )?;
         let from_env = env(&format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()));
-        let default = spec.get("default").and_then(Value::as_str).map(str::to_string);
+        let default = spec
+            .get("default")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         out.insert(name.clone(), from_env.or(default));
     }
     Ok(out)
@@ -118,9 +121,9 @@ fn resolve(text: &str, vars: &BTreeMap<String, Option<String>>, at: &str) -> Res
                  SPIN_VARIABLE_{} in the environment of `glint deploy`",
                 name.to_ascii_uppercase()
             ),
-            None => bail!(
-                "spin.toml: `{at}` refers to `{name}`, which [variables] does not declare"
-            ),
+            None => {
+                bail!("spin.toml: `{at}` refers to `{name}`, which [variables] does not declare")
+            }
         }
         rest = &after[end + 2..];
     }
@@ -132,21 +135,32 @@ fn resolve(text: &str, vars: &BTreeMap<String, Option<String>>, at: &str) -> Res
 /// variables (`SPIN_VARIABLE_*`).
 pub fn read(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<SpinFunction>> {
     let path = dir.join("spin.toml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let root: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-    match root.get("spin_manifest_version").and_then(Value::as_integer) {
+    match root
+        .get("spin_manifest_version")
+        .and_then(Value::as_integer)
+    {
         Some(2) => {}
         Some(v) => bail!(
             "spin.toml has manifest version {v}; Glint reads version 2 (`spin doctor` converts older ones)"
         ),
-        None => bail!("spin.toml has no `spin_manifest_version = 2`; Glint reads version 2 manifests"),
+        None => {
+            bail!("spin.toml has no `spin_manifest_version = 2`; Glint reads version 2 manifests")
+        }
     }
     refuse_unknown(
         &root,
         "",
-        &["spin_manifest_version", "application", "variables", "trigger", "component"],
+        &[
+            "spin_manifest_version",
+            "application",
+            "variables",
+            "trigger",
+            "component",
+        ],
     )?;
     let mut base = String::from("/");
     if let Some(app) = root.get("application") {
@@ -217,10 +231,16 @@ pub fn read(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Spin
                 "spin.toml: component `{id}` has two routes ({other} and {route}); a Glint function has one route, so give each its own component"
             );
         }
-        let component = components
-            .get(id)
-            .with_context(|| format!("spin.toml: `{at}.component` names `{id}`, which has no [component.{id}]"))?;
-        functions.push(function(dir, id, &route, table(component, &format!("component.{id}"))?, &vars)?);
+        let component = components.get(id).with_context(|| {
+            format!("spin.toml: `{at}.component` names `{id}`, which has no [component.{id}]")
+        })?;
+        functions.push(function(
+            dir,
+            id,
+            &route,
+            table(component, &format!("component.{id}"))?,
+            &vars,
+        )?);
     }
     Ok(functions)
 }
@@ -284,7 +304,10 @@ fn function(
             let template = template
                 .as_str()
                 .with_context(|| format!("spin.toml: `{at}.variables.{k}` must be a string"))?;
-            env.insert(k.clone(), resolve(template, vars, &format!("{at}.variables.{k}"))?);
+            env.insert(
+                k.clone(),
+                resolve(template, vars, &format!("{at}.variables.{k}"))?,
+            );
         }
     }
     let mut sections = BTreeMap::new();
@@ -308,7 +331,10 @@ fn function(
         );
         sections.insert("outbound".to_string(), Value::Table(outbound));
     }
-    let stores = string_list(component.get("key_value_stores"), &format!("{at}.key_value_stores"))?;
+    let stores = string_list(
+        component.get("key_value_stores"),
+        &format!("{at}.key_value_stores"),
+    )?;
     if !stores.is_empty() {
         let mut kv = toml::Table::new();
         kv.insert(
@@ -404,7 +430,10 @@ workdir = "counter"
         let counter = Manifest::parse(&functions[1].manifest).unwrap();
         assert_eq!(counter.route.as_deref(), Some("/count"));
         assert!(functions[1].manifest.contains("stores = [\"default\"]"));
-        assert_eq!(functions[1].build.as_ref().unwrap().0, "cargo build --release");
+        assert_eq!(
+            functions[1].build.as_ref().unwrap().0,
+            "cargo build --release"
+        );
     }
 
     #[test]
@@ -423,10 +452,16 @@ workdir = "counter"
     #[test]
     fn what_glint_does_not_support_is_refused_by_name() {
         for (change, named) in [
-            ("[component.counter]\n", "[component.counter]\nsqlite_databases = [\"default\"]\n"),
+            (
+                "[component.counter]\n",
+                "[component.counter]\nsqlite_databases = [\"default\"]\n",
+            ),
             ("[application]\n", "[application]\nfoo = 1\n"),
             ("route = \"/count\"", "route = { private = true }"),
-            ("source = \"counter.wasm\"", "source = { url = \"https://x\", digest = \"d\" }"),
+            (
+                "source = \"counter.wasm\"",
+                "source = { url = \"https://x\", digest = \"d\" }",
+            ),
         ] {
             let text = APP.replace(change, named);
             let err = read_text(&text, &|_| None).err().unwrap().to_string();
@@ -440,7 +475,13 @@ workdir = "counter"
             );
         }
         let v1 = APP.replace("spin_manifest_version = 2", "spin_manifest_version = 1");
-        assert!(read_text(&v1, &|_| None).err().unwrap().to_string().contains("version 2"));
+        assert!(
+            read_text(&v1, &|_| None)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("version 2")
+        );
         assert_eq!(route_of("/", "/..."), "/");
         assert_eq!(route_of("/api", "/users/..."), "/api/users");
     }

@@ -29,10 +29,7 @@ mod bindings {
 use bindings::fermyon::spin::{key_value, variables};
 
 /// The Spin interfaces Glint links, by the prefix of their import names.
-const OFFERED: [&str; 2] = [
-    "fermyon:spin/key-value@2.0.",
-    "fermyon:spin/variables@2.0.",
-];
+const OFFERED: [&str; 2] = ["fermyon:spin/key-value@2.0.", "fermyon:spin/variables@2.0."];
 
 /// Whether Glint offers the Spin interface `import` (a component's import name); `None`
 /// when it is not a Spin interface at all.
@@ -83,7 +80,11 @@ impl Capability for Spin {
         Ok(Arc::new(()))
     }
 
-    fn instantiate(&self, _grant: &Grant, _setup: &mut InstanceSetup<'_>) -> Box<dyn InstanceState> {
+    fn instantiate(
+        &self,
+        _grant: &Grant,
+        _setup: &mut InstanceSetup<'_>,
+    ) -> Box<dyn InstanceState> {
         Box::new(NoState)
     }
 }

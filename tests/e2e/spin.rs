@@ -1,0 +1,95 @@
+//! A Spin application deployed unchanged: tests/fixtures/spin-app (two components built
+//! with spin-sdk 5 by the commands in its spin.toml) goes up with `glint deploy` from its
+//! folder, and its KV store and variables work through Spin's own interfaces.
+
+use std::process::Command;
+
+use glint_e2e::{Node, glint_bin, repo_root};
+use reqwest::Method;
+
+fn deploy_spin_app(node: &Node, audience: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(glint_bin());
+    cmd.args(["deploy", "tests/fixtures/spin-app"])
+        .current_dir(repo_root())
+        .env("GLINT_API_URL", &node.admin_url)
+        .env("GLINT_API_KEY", &node.key)
+        .env_remove("SPIN_VARIABLE_AUDIENCE");
+    if let Some(a) = audience {
+        cmd.env("SPIN_VARIABLE_AUDIENCE", a);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin_app_deploys_from_its_spin_toml_and_runs() {
+    let node = Node::start();
+    let admin = node.admin();
+
+    // A required variable with no value: nothing is deployed, and the error says how.
+    let (ok, _, err) = deploy_spin_app(&node, None);
+    assert!(!ok);
+    assert!(err.contains("SPIN_VARIABLE_AUDIENCE"), "{err}");
+    let (_, listed) = admin.get("/api/v1/functions").await;
+    assert_eq!(listed["functions"].as_array().unwrap().len(), 0, "{listed}");
+
+    let (ok, out, err) = deploy_spin_app(&node, Some("Glint"));
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("deployed greeter v1") && out.contains("deployed counter v1"),
+        "{out}"
+    );
+
+    // Variables: the component's `message`, made from the application's variables.
+    let (status, body) = node.call("/spin-greet/there").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("Hello, Glint (path "), "{body}");
+    assert!(body.contains("not_declared is undefined"), "{body}");
+
+    // KV: Spin's default store, kept between requests; another store is denied.
+    for want in ["1 ", "2 "] {
+        let (status, body) = node.send(Method::POST, "/spin-count", Vec::new()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with(want), "{body}");
+    }
+    assert_eq!(
+        node.call("/spin-count").await,
+        (200, "2 (keys: visits; visits exists: true)\n".into())
+    );
+    let (status, body) = node.call("/spin-count?store=other").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("AccessDenied"), "{body}");
+    // The store is the tenant's `default`, which Glint's own API shows.
+    let (_, value) = admin.get("/api/v1/kv/default/keys/visits").await;
+    assert!(value.to_string().contains('2'), "{value}");
+
+    // A component using a Spin interface Glint does not offer is refused, by name.
+    let built = Command::new("cargo")
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+            "--locked",
+            "-p",
+            "sqlite-user",
+        ])
+        .current_dir(repo_root().join("tests/fixtures/spin-app"))
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let sqlite = std::fs::read(
+        repo_root().join("tests/fixtures/spin-app/target/wasm32-wasip2/release/sqlite_user.wasm"),
+    )
+    .unwrap();
+    let (status, body) = admin.deploy("sqlite-user", "", sqlite).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_import", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("fermyon:spin/sqlite@2.0.0"), "{body}");
+    assert!(message.contains("does not offer"), "{body}");
+}
