@@ -86,7 +86,7 @@ impl InstancePool {
             max_requests: scaling.reuse_max_requests,
             max_age: Duration::from_secs(scaling.reuse_max_seconds),
             budget,
-            scaling: scaling.clone(),
+            scaling: *scaling,
             wasi03: Mutex::new(None),
         }
     }

@@ -289,66 +289,61 @@ impl HandlerState for VersionWorkers {
     type WorkerExpiration = Expiry;
     type WorkerState = InstanceWorker;
 
-    fn instantiate(
-        &self,
-    ) -> impl Future<Output = wasmtime::Result<Instance<GuestState, Expiry, InstanceWorker>>> + Send
-    {
-        async move {
-            let waiting = self.slots.clone().acquire_owned();
-            let slot = match tokio::time::timeout(self.queue_timeout, waiting).await {
-                Ok(Ok(slot)) => slot,
-                _ => return Err(wasmtime::Error::new(NoSlot)),
-            };
-            let serving = Arc::new(Serving {
-                requests: Mutex::new(Vec::new()),
-                last_log: Mutex::new(None),
-                pending: Mutex::new(Usage::default()),
-                peak_memory: Arc::new(AtomicUsize::new(0)),
-                max_ticks: self.limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64),
-            });
-            let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
-            let mut store = build_store(
-                &self.engine,
-                &self.capabilities,
-                &self.grants,
-                &log,
-                &self.limits,
-            );
-            store.data_mut().serving = Some(serving.clone());
-            store.data_mut().memory.shared_peak = Some(serving.peak_memory.clone());
-            store.set_epoch_deadline(1);
-            self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
-            let service = self.service.instantiate_async(&mut store).await?;
-            let born = Instant::now();
-            Ok(Instance {
-                store,
-                proxy: Proxy::P3(service),
-                view: GuestState::http,
-                expiration: Expiry {
-                    budget: self.budget.clone(),
-                    holds_idle: false,
-                    born,
-                    max_age: self.max_age,
-                    // Each request expires at its own timeout first; this is the
-                    // backstop for a guest that keeps the event loop from running.
-                    request_timeout: self.limits.timeout() + Duration::from_millis(500),
-                    sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
-                },
-                state: InstanceWorker {
-                    serving,
-                    log,
-                    born,
-                    max_requests: self.max_requests,
-                    max_age: self.max_age,
-                    max_concurrent: self.max_concurrent,
-                    timeout: self.limits.timeout(),
-                    limits: self.limits,
-                    stats: self.stats.clone(),
-                    served: AtomicUsize::new(0),
-                    slot: Mutex::new(Some(slot)),
-                },
-            })
-        }
+    async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiry, InstanceWorker>> {
+        let waiting = self.slots.clone().acquire_owned();
+        let slot = match tokio::time::timeout(self.queue_timeout, waiting).await {
+            Ok(Ok(slot)) => slot,
+            _ => return Err(wasmtime::Error::new(NoSlot)),
+        };
+        let serving = Arc::new(Serving {
+            requests: Mutex::new(Vec::new()),
+            last_log: Mutex::new(None),
+            pending: Mutex::new(Usage::default()),
+            peak_memory: Arc::new(AtomicUsize::new(0)),
+            max_ticks: self.limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64),
+        });
+        let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
+        let mut store = build_store(
+            &self.engine,
+            &self.capabilities,
+            &self.grants,
+            &log,
+            &self.limits,
+        );
+        store.data_mut().serving = Some(serving.clone());
+        store.data_mut().memory.shared_peak = Some(serving.peak_memory.clone());
+        store.set_epoch_deadline(1);
+        self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
+        let service = self.service.instantiate_async(&mut store).await?;
+        let born = Instant::now();
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: GuestState::http,
+            expiration: Expiry {
+                budget: self.budget.clone(),
+                holds_idle: false,
+                born,
+                max_age: self.max_age,
+                // Each request expires at its own timeout first; this is the
+                // backstop for a guest that keeps the event loop from running.
+                request_timeout: self.limits.timeout() + Duration::from_millis(500),
+                sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            },
+            state: InstanceWorker {
+                serving,
+                log,
+                born,
+                max_requests: self.max_requests,
+                max_age: self.max_age,
+                max_concurrent: self.max_concurrent,
+                timeout: self.limits.timeout(),
+                limits: self.limits,
+                stats: self.stats.clone(),
+                served: AtomicUsize::new(0),
+                slot: Mutex::new(Some(slot)),
+            },
+        })
     }
 }
 
