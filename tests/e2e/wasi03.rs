@@ -2,7 +2,9 @@
 //! beside WASI 0.2 ones: the tests/fixtures/p3 guest, built from source with wasip3, is
 //! deployed and called on a real node, and gets the same capabilities and limits.
 
-use glint_e2e::{Node, guest, upstream};
+use std::time::Duration;
+
+use glint_e2e::{Node, guest, upstream, wait_until};
 use reqwest::Method;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,6 +202,54 @@ async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
             .contains("reuse = true"),
         "{body}"
     );
+}
+
+/// A kept WASI 0.3 instance sits idle (holding a pooling slot) until its version lets
+/// go of it: an env change starts new instances, and the old idle ones end within
+/// seconds, not at their age.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_wasi_03_instances_end_when_their_version_changes() {
+    let node = Node::start();
+    let admin = node.admin();
+    let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 4\n";
+    admin.deploy_ok("shared", shared, guest("p3")).await;
+    assert_eq!(node.call("/shared/hello").await.0, 200);
+    let idle = || async {
+        let (_, status) = admin.get("/api/v1/node").await;
+        status["instances_idle"].as_u64().ok_or(status.to_string())
+    };
+    wait_until(
+        "the instance kept idle",
+        Duration::from_secs(10),
+        || async {
+            match idle().await? {
+                0 => Err("0 idle".to_string()),
+                n => Ok(n),
+            }
+        },
+    )
+    .await;
+    let (status, body) = admin
+        .send(
+            admin
+                .request(Method::PUT, "/api/v1/functions/shared/env/MODE")
+                .json(&serde_json::json!({ "value": "changed" })),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    wait_until(
+        "the old idle instance gone",
+        Duration::from_secs(10),
+        || async {
+            match idle().await? {
+                0 => Ok(()),
+                n => Err(format!("{n} idle")),
+            }
+        },
+    )
+    .await;
+    // The function serves on, from a new instance that sees the change.
+    assert_eq!(node.call("/shared/env/MODE").await, (200, "changed".into()));
 }
 
 /// N from "request N of this instance".

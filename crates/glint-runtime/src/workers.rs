@@ -53,6 +53,18 @@ pub struct Workers {
     handler: ProxyHandler<VersionWorkers>,
 }
 
+/// How often an idle instance checks whether its version's workers were dropped (its
+/// code evicted, its config or env changed), so it does not hold a slot until its age.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+impl Drop for Workers {
+    /// The version's pool let go of its workers: their idle instances end soon, and the
+    /// busy ones after what they serve.
+    fn drop(&mut self) {
+        self.handler.state().closed.store(true, Ordering::Relaxed);
+    }
+}
+
 /// What every instance of the version is made with.
 struct VersionWorkers {
     engine: Engine,
@@ -68,6 +80,8 @@ struct VersionWorkers {
     queue_timeout: Duration,
     stats: Arc<RuntimeStats>,
     budget: Arc<IdleBudget>,
+    /// Set when the version's pool drops these workers.
+    closed: Arc<AtomicBool>,
 }
 
 /// The requests one instance is serving, for the CPU time it spends and the lines it
@@ -203,6 +217,7 @@ impl Workers {
                 queue_timeout: inv.queue_timeout,
                 stats: runtime.stats.clone(),
                 budget: runtime.idle_budget.clone(),
+                closed: Arc::new(AtomicBool::new(false)),
             }),
         }
     }
@@ -321,6 +336,7 @@ impl HandlerState for VersionWorkers {
             proxy: Proxy::P3(service),
             view: GuestState::http,
             expiration: Expiry {
+                closed: self.closed.clone(),
                 budget: self.budget.clone(),
                 holds_idle: false,
                 born,
@@ -331,6 +347,7 @@ impl HandlerState for VersionWorkers {
                 sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             },
             state: InstanceWorker {
+                closed: self.closed.clone(),
                 serving,
                 log,
                 born,
@@ -349,6 +366,7 @@ impl HandlerState for VersionWorkers {
 
 /// One instance's policy: how many requests it takes, and what its end means for them.
 struct InstanceWorker {
+    closed: Arc<AtomicBool>,
     serving: Arc<Serving>,
     log: Arc<dyn LogSink>,
     born: Instant,
@@ -369,7 +387,10 @@ impl WorkerState for InstanceWorker {
     type RequestData = Arc<Meter>;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
-        if total >= self.max_requests || self.born.elapsed() >= self.max_age {
+        if total >= self.max_requests
+            || self.born.elapsed() >= self.max_age
+            || self.closed.load(Ordering::Relaxed)
+        {
             ShouldAccept::Never
         } else if concurrent < self.max_concurrent {
             ShouldAccept::Yes
@@ -465,6 +486,7 @@ impl WorkerState for InstanceWorker {
 /// idle instances, or when a request outlives its timeout while the guest keeps the
 /// event loop from running.
 struct Expiry {
+    closed: Arc<AtomicBool>,
     budget: Arc<IdleBudget>,
     holds_idle: bool,
     born: Instant,
@@ -480,30 +502,42 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
-        let deadline = match status {
-            WorkerStatus::Idle => {
-                if !self.holds_idle {
-                    if !self.budget.try_take() {
+        loop {
+            let now = Instant::now();
+            let (deadline, wake) = match status {
+                WorkerStatus::Idle => {
+                    if self.closed.load(Ordering::Relaxed) {
                         return Poll::Ready(());
                     }
-                    self.holds_idle = true;
+                    if !self.holds_idle {
+                        if !self.budget.try_take() {
+                            return Poll::Ready(());
+                        }
+                        self.holds_idle = true;
+                    }
+                    let deadline = self.born + self.max_age;
+                    // Woken every IDLE_CHECK to see whether the version let go of it.
+                    (deadline, deadline.min(now + IDLE_CHECK))
                 }
-                self.born + self.max_age
-            }
-            WorkerStatus::Requests | WorkerStatus::PostReturn => {
-                if self.holds_idle {
-                    self.budget.give_back(1);
-                    self.holds_idle = false;
+                WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                    if self.holds_idle {
+                        self.budget.give_back(1);
+                        self.holds_idle = false;
+                    }
+                    let deadline = start + self.request_timeout;
+                    (deadline, deadline)
                 }
-                start + self.request_timeout
+            };
+            if now >= deadline {
+                return Poll::Ready(());
             }
-        };
-        if Instant::now() >= deadline {
-            return Poll::Ready(());
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(wake));
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
-        let deadline = tokio::time::Instant::from_std(deadline);
-        self.sleep.as_mut().reset(deadline);
-        self.sleep.as_mut().poll(cx)
     }
 }
 
