@@ -192,7 +192,11 @@ mod tests {
         {
             let old = rusqlite::Connection::open(&path).unwrap();
             old.execute_batch(
-                "CREATE TABLE versions (tenant TEXT NOT NULL, function TEXT NOT NULL,
+                "CREATE TABLE functions (tenant TEXT NOT NULL, name TEXT NOT NULL,
+                    route TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+                    updated_at_ms INTEGER NOT NULL, PRIMARY KEY (tenant, name));
+                 INSERT INTO functions VALUES ('default', 'old', '/old', 0, 0);
+                 CREATE TABLE versions (tenant TEXT NOT NULL, function TEXT NOT NULL,
                     version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
                     manifest TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
                     PRIMARY KEY (tenant, function, version));
