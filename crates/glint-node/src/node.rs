@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use glint_runtime::{
@@ -27,6 +27,9 @@ use crate::logs::LogPipe;
 use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
 use crate::secrets::SecretKey;
 use crate::usage::Meter;
+
+/// How long a node keeps trying to load a version it was told of, while the store fails.
+const WARM_PATIENCE: Duration = Duration::from_secs(15);
 
 /// What a node is, besides its state: its identity and its shared services.
 pub struct NodeParts {
@@ -522,10 +525,26 @@ impl Node {
                 .iter()
                 .filter_map(|t| slots.get(&t.version).map(|s| (t.weight, s.clone())))
                 .collect();
-            // Aliased versions are warmed now, so their first request does not wait.
+            // Aliased versions are warmed now, so their first request does not wait. A
+            // failed load is tried again for a while: the store may be busy (a cluster
+            // electing its leaders), and until the version loads this node is not ready
+            // for it, so a deploy waiting for every node would wait on it.
             for (_, slot) in weighted.iter().filter(|_| warm) {
-                if let Err(e) = self.compiled(tenant, slot).await {
-                    tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
+                let deadline = Instant::now() + WARM_PATIENCE;
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    match self.compiled(tenant, slot).await {
+                        Ok(_) => break,
+                        Err(e) if Instant::now() + pause < deadline => {
+                            tracing::warn!(function = %name, version = %slot.version, error = %e, "cannot load version yet; trying again");
+                            tokio::time::sleep(pause).await;
+                            pause = (pause * 2).min(Duration::from_secs(2));
+                        }
+                        Err(e) => {
+                            tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
+                            break;
+                        }
+                    }
                 }
             }
             if let Some(alias) = Alias::new(weighted) {
