@@ -241,6 +241,11 @@ impl Node {
             Ok(_) => {
                 self.rebuild_locked(tenant, name).await?;
                 self.report_ready(tenant, name).await;
+                if !self.warm_again(tenant, name).await {
+                    return Ok(());
+                }
+                // Loaded on a second try: say so too.
+                self.report_ready(tenant, name).await;
                 Ok(())
             }
         }

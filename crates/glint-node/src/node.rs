@@ -525,26 +525,12 @@ impl Node {
                 .iter()
                 .filter_map(|t| slots.get(&t.version).map(|s| (t.weight, s.clone())))
                 .collect();
-            // Aliased versions are warmed now, so their first request does not wait. A
-            // failed load is tried again for a while: the store may be busy (a cluster
-            // electing its leaders), and until the version loads this node is not ready
-            // for it, so a deploy waiting for every node would wait on it.
+            // Aliased versions are warmed now, so their first request does not wait. One
+            // that fails to load is tried again after the table is swapped in
+            // (`Node::warm_again`), so the route serves meanwhile.
             for (_, slot) in weighted.iter().filter(|_| warm) {
-                let deadline = Instant::now() + WARM_PATIENCE;
-                let mut pause = Duration::from_millis(100);
-                loop {
-                    match self.compiled(tenant, slot).await {
-                        Ok(_) => break,
-                        Err(e) if Instant::now() + pause < deadline => {
-                            tracing::warn!(function = %name, version = %slot.version, error = %e, "cannot load version yet; trying again");
-                            tokio::time::sleep(pause).await;
-                            pause = (pause * 2).min(Duration::from_secs(2));
-                        }
-                        Err(e) => {
-                            tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
-                            break;
-                        }
-                    }
+                if let Err(e) = self.compiled(tenant, slot).await {
+                    tracing::warn!(function = %name, version = %slot.version, error = %e, "cannot load version yet");
                 }
             }
             if let Some(alias) = Alias::new(weighted) {
@@ -559,6 +545,40 @@ impl Node {
             aliases: alias_table,
             versions: slots,
         }))
+    }
+
+    /// Loads the function's aliased versions that a rebuild could not, trying again for
+    /// up to [`WARM_PATIENCE`] while the store fails (a cluster still electing its
+    /// leaders): until a version loads this node does not say it is ready for it, and a
+    /// deploy waits for every node. Returns whether all of them are loaded.
+    pub(crate) async fn warm_again(&self, tenant: &TenantId, name: &FunctionName) -> bool {
+        let deadline = Instant::now() + WARM_PATIENCE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let Some(entry) = self
+                .routes
+                .load()
+                .function(tenant.as_str(), name.as_str())
+                .cloned()
+            else {
+                return true;
+            };
+            let mut missing = 0;
+            for slot in entry.aliases.values().flat_map(|a| a.slots()) {
+                if !slot.compiled.initialized() && self.compiled(tenant, slot).await.is_err() {
+                    missing += 1;
+                }
+            }
+            if missing == 0 {
+                return true;
+            }
+            if Instant::now() + pause >= deadline {
+                tracing::error!(function = %name, versions = missing, "cannot load the function's aliased versions; they load on their first request");
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
     }
 
     fn count_cold_start(&self, meter: &crate::usage::VersionMeter, source: &'static str) {

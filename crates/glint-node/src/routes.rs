@@ -131,6 +131,11 @@ impl Alias {
         Some(Self { targets })
     }
 
+    /// The versions the alias points to.
+    pub fn slots(&self) -> impl Iterator<Item = &Arc<VersionSlot>> {
+        self.targets.iter().map(|(_, slot)| slot)
+    }
+
     /// Picks a version with probability proportional to its weight.
     pub fn pick(&self) -> &Arc<VersionSlot> {
         if self.targets.len() == 1 {
