@@ -175,7 +175,7 @@ pub struct Runtime {
     cache_dir: PathBuf,
     pub stats: Arc<RuntimeStats>,
     /// Caps the instances kept idle for reuse, across every function of the node.
-    pub idle_budget: Arc<crate::reuse::IdleBudget>,
+    pub idle_budget: Arc<crate::budget::IdleBudget>,
     /// The node's capabilities: the node checks, provisions and prepares versions with
     /// them, and each instance gets their state.
     pub capabilities: Capabilities,
@@ -348,7 +348,7 @@ impl Runtime {
             cache_dir,
             stats: Arc::default(),
             // Half the pool at most sits idle, so reuse never starves fresh instances.
-            idle_budget: crate::reuse::IdleBudget::new(config.max_instances as usize / 2),
+            idle_budget: crate::budget::IdleBudget::new(config.max_instances as usize / 2),
             capabilities: config.capabilities,
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
             max_instances: config.max_instances,

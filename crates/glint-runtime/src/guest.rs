@@ -86,7 +86,14 @@ pub struct GuestState {
     pub(crate) max_cpu_ticks: u64,
     /// The requests a shared instance (WASI 0.3 reuse) is serving, to charge its CPU
     /// time to; `None` for an instance that serves one request at a time.
-    pub(crate) serving: Option<Arc<crate::workers::Serving>>,
+    pub(crate) serving: Option<Arc<dyn TaskCharge>>,
+}
+
+/// Where a shared instance charges a tick of CPU: to the request whose guest task ran.
+pub(crate) trait TaskCharge: Send + Sync {
+    /// Counts a tick for `task`'s request: `Some(true)` when it is past its CPU limit,
+    /// `None` when `task` is no request's.
+    fn tick(&self, task: wasmtime::component::GuestTaskId) -> Option<bool>;
 }
 
 /// A capability's state and the instance's shared parts, borrowed together.

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use glint_store::Level;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use wasmtime::{AsContextMut, Store, UpdateDeadline};
+use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -23,11 +23,13 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 use std::sync::Arc;
 
 use crate::Runtime;
-use crate::capabilities::{Capabilities, Grants, InstanceSetup};
+use crate::capabilities::Grants;
 use crate::engine::{Compiled, HandlerPre};
-use crate::guest::{GuestState, sandboxed_wasi};
+use crate::guest::GuestState;
 use crate::log::{LogSink, LogStream};
+pub use crate::outcome::{GuestResponse, InvokeError};
 use crate::reuse::{InstancePool, Warm};
+use crate::sandbox::{CpuLimitExceeded, build_store};
 use crate::usage::{Usage, UsageSink};
 
 /// What one invocation may use, as the node hands it to the runtime.
@@ -43,75 +45,6 @@ pub struct Invocation {
     pub pool: Option<Arc<InstancePool>>,
     /// How long the request may wait for a free instance slot on the node.
     pub queue_timeout: Duration,
-}
-
-/// A guest's response; the body streams while the guest keeps running.
-pub type GuestResponse = http::Response<HyperOutgoingBody>;
-
-/// Why an invocation produced no response. Each ends only its own request.
-#[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    #[error("the function used more than its CPU time limit of {0} ms")]
-    CpuLimit(u64),
-    #[error("the function did not finish within its timeout of {0} ms")]
-    Timeout(u64),
-    #[error("the function exceeded its memory limit of {0} MiB")]
-    MemoryLimit(u64),
-    #[error("the function trapped: {0}")]
-    Trap(String),
-    #[error("the function returned without setting a response")]
-    NoResponse,
-    #[error("the function responded with an error: {0}")]
-    GuestError(String),
-    #[error("the node could not start the function: {0}")]
-    Instantiate(String),
-    #[error(
-        "every instance slot of this node is busy (--max-instances {0}) and none came free in time; retry shortly"
-    )]
-    NoInstanceSlot(u32),
-}
-
-/// Raised from the epoch callback when the CPU budget runs out.
-#[derive(Debug, thiserror::Error)]
-#[error("CPU time limit exceeded")]
-pub(crate) struct CpuLimitExceeded;
-
-/// A store for a new instance of a version, with its limits wired in and its
-/// capabilities' state made from its grants.
-pub(crate) fn build_store(
-    engine: &wasmtime::Engine,
-    capabilities: &Capabilities,
-    grants: &Grants,
-    log: &Arc<dyn LogSink>,
-    limits: &crate::Limits,
-) -> Store<GuestState> {
-    let mut wasi = sandboxed_wasi();
-    let mut setup = InstanceSetup {
-        wasi: &mut wasi,
-        log,
-    };
-    let capabilities = capabilities.instantiate(grants, &mut setup);
-    let state = GuestState::new(wasi.build(), capabilities, limits);
-    let mut store = Store::new(engine, state);
-    store.limiter(|state| &mut state.memory);
-    store.epoch_deadline_callback(|mut ctx| {
-        // A shared instance charges the tick to the request whose task is running.
-        if let Some(serving) = ctx.data().serving.clone() {
-            let root = ctx.async_call_stack().ok().and_then(|stack| stack.last());
-            match root.and_then(|task| serving.tick(task)) {
-                Some(true) => return Err(wasmtime::Error::new(CpuLimitExceeded)),
-                Some(false) => return Ok(UpdateDeadline::Yield(1)),
-                None => {}
-            }
-        }
-        let state = ctx.data_mut();
-        state.cpu_ticks += 1;
-        if state.cpu_ticks > state.max_cpu_ticks {
-            return Err(wasmtime::Error::new(CpuLimitExceeded));
-        }
-        Ok(UpdateDeadline::Yield(1))
-    });
-    store
 }
 
 impl Runtime {
@@ -141,9 +74,18 @@ impl Runtime {
         if let HandlerPre::Wasi03(service) = &compiled.pre {
             if let Some(pool) = &inv.pool {
                 let workers = pool.workers(|scaling| {
-                    crate::workers::Workers::new(self, service.clone(), scaling, &inv)
+                    let grants = inv.grants.clone();
+                    let service = service.clone();
+                    crate::workers::Workers::new(
+                        self,
+                        service,
+                        scaling,
+                        grants,
+                        inv.limits,
+                        inv.queue_timeout,
+                    )
                 });
-                return workers.invoke(request, inv, held).await;
+                return workers.invoke(request, inv.log, inv.usage, held).await;
             }
             let service = service.clone();
             return self.invoke_wasi03(service, request, inv, held).await;

@@ -17,17 +17,21 @@
 //!
 //! The runtime knows no storage backend and no HTTP routing; the node wires those in.
 
+pub mod budget;
 pub mod capabilities;
 pub mod engine;
 pub mod guest;
 pub mod invoke;
 pub mod log;
 pub mod manifest;
+pub mod outcome;
 pub mod photoniq;
 pub mod reuse;
+pub mod sandbox;
 pub mod usage;
 pub mod workers;
 
+pub use budget::IdleBudget;
 pub use capabilities::{Capabilities, Capability, Grants, NodeServices, VersionContext};
 pub use engine::{
     Compiled, Compiler, ComponentError, HttpWorld, Runtime, RuntimeConfig, RuntimeStats,
@@ -37,5 +41,5 @@ pub use guest::GuestState;
 pub use invoke::{GuestResponse, Invocation, InvokeError, into_boxed_body};
 pub use log::{LogSink, LogStream};
 pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
-pub use reuse::{IdleBudget, InstancePool};
+pub use reuse::InstancePool;
 pub use usage::{KvCounts, Usage, UsageSink};

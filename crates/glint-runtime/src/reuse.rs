@@ -14,12 +14,12 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
+use crate::budget::IdleBudget;
 use crate::guest::GuestState;
 use crate::manifest::Scaling;
 use crate::workers::Workers;
@@ -32,39 +32,6 @@ pub(crate) struct Warm {
     pub(crate) served: u32,
     /// Its slot in the pooling allocator, held while it waits to be reused.
     pub(crate) slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-/// How many instances sit idle across a node, and the most that may.
-#[derive(Debug)]
-pub struct IdleBudget {
-    idle: AtomicUsize,
-    max: usize,
-}
-
-impl IdleBudget {
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            idle: AtomicUsize::new(0),
-            max,
-        })
-    }
-
-    /// Instances idle in every pool of the node right now.
-    pub fn idle(&self) -> usize {
-        self.idle.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn try_take(&self) -> bool {
-        self.idle
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    pub(crate) fn give_back(&self, n: usize) {
-        self.idle.fetch_sub(n, Ordering::AcqRel);
-    }
 }
 
 /// The idle instances of one version.

@@ -39,13 +39,14 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 
+use crate::budget::IdleBudget;
 use crate::capabilities::{Capabilities, Grants};
 use crate::engine::RuntimeStats;
 use crate::guest::{EPOCH_TICK, GuestState};
-use crate::invoke::{GuestResponse, Invocation, InvokeError, build_store};
 use crate::log::{LogSink, LogStream};
 use crate::manifest::{Limits, Scaling};
-use crate::reuse::IdleBudget;
+use crate::outcome::{GuestResponse, InvokeError};
+use crate::sandbox::build_store;
 use crate::usage::{Usage, UsageSink};
 
 /// The kept WASI 0.3 instances of one version.
@@ -120,10 +121,8 @@ struct Meter {
     settled: AtomicBool,
 }
 
-impl Serving {
-    /// Counts a tick of CPU for the request whose task ran; `Some(true)` when the
-    /// request is past its limit, `None` when no request of ours is on the stack.
-    pub(crate) fn tick(&self, task: GuestTaskId) -> Option<bool> {
+impl crate::guest::TaskCharge for Serving {
+    fn tick(&self, task: GuestTaskId) -> Option<bool> {
         let requests = self.requests.lock().ok()?;
         let running = requests.iter().find(|r| r.task == task)?;
         let ticks = running.meter.ticks.fetch_add(1, Ordering::Relaxed) + 1;
@@ -133,7 +132,9 @@ impl Serving {
         }
         Some(false)
     }
+}
 
+impl Serving {
     fn remove(&self, task: GuestTaskId) {
         if let Ok(mut requests) = self.requests.lock() {
             requests.retain(|r| r.task != task);
@@ -200,21 +201,23 @@ impl Workers {
         runtime: &crate::Runtime,
         service: ServicePre<GuestState>,
         scaling: &Scaling,
-        inv: &Invocation,
+        grants: Arc<Grants>,
+        limits: Limits,
+        queue_timeout: Duration,
     ) -> Self {
         Self {
             handler: ProxyHandler::new(VersionWorkers {
                 engine: runtime.engine.clone(),
                 service,
                 capabilities: runtime.capabilities.clone(),
-                grants: inv.grants.clone(),
-                limits: inv.limits,
+                grants,
+                limits,
                 max_requests: scaling.reuse_max_requests as usize,
                 max_age: Duration::from_secs(scaling.reuse_max_seconds),
                 max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
                 slots: runtime.slots.clone(),
                 max_instances: runtime.max_instances,
-                queue_timeout: inv.queue_timeout,
+                queue_timeout,
                 stats: runtime.stats.clone(),
                 budget: runtime.idle_budget.clone(),
                 closed: Arc::new(AtomicBool::new(false)),
@@ -227,7 +230,8 @@ impl Workers {
     pub(crate) async fn invoke(
         &self,
         request: http::Request<Bytes>,
-        inv: Invocation,
+        log: Arc<dyn LogSink>,
+        usage: Arc<dyn UsageSink>,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
         use http_body_util::BodyExt;
@@ -236,8 +240,8 @@ impl Workers {
             started: Instant::now(),
             ticks: AtomicU64::new(0),
             over_cpu: AtomicBool::new(false),
-            log: inv.log.clone(),
-            usage: inv.usage.clone(),
+            log: log.clone(),
+            usage,
             held: Mutex::new(Some(Box::new(held))),
             outcome: Mutex::new(Some(outcome)),
             serving: Mutex::new(None),
@@ -260,8 +264,7 @@ impl Workers {
             }
             Err(e) => self.failure(e, ended).await,
         };
-        inv.log
-            .line(LogStream::Host, Level::Error, error.to_string());
+        log.line(LogStream::Host, Level::Error, error.to_string());
         meter.settle(true);
         Err(error)
     }
