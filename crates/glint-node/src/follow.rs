@@ -262,12 +262,7 @@ impl Node {
     /// Says, for each version of the function compiled and in the route table, that this
     /// node serves it.
     pub(crate) async fn report_ready(&self, tenant: &TenantId, name: &FunctionName) {
-        let Some(entry) = self
-            .routes
-            .load()
-            .function(tenant.as_str(), name.as_str())
-            .cloned()
-        else {
+        let Some(entry) = self.entry(tenant, name) else {
             return;
         };
         // All at once: each is a write to the store, a round trip to another region's

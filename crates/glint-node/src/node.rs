@@ -419,11 +419,7 @@ impl Node {
         let versions = self.store.versions(tenant, name).await?;
         let aliases = self.store.aliases(tenant, name).await?;
         let api_env = self.store.env(tenant, name).await?;
-        let old = self
-            .routes
-            .load()
-            .function(tenant.as_str(), name.as_str())
-            .cloned();
+        let old = self.entry(tenant, name);
 
         let mut slots = HashMap::new();
         for v in versions {
@@ -547,6 +543,18 @@ impl Node {
         }))
     }
 
+    /// The function's entry in the route table now, if it has one.
+    pub(crate) fn entry(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+    ) -> Option<Arc<FunctionEntry>> {
+        self.routes
+            .load()
+            .function(tenant.as_str(), name.as_str())
+            .cloned()
+    }
+
     /// Loads the function's aliased versions that a rebuild could not, trying again for
     /// up to [`WARM_PATIENCE`] while the store fails (a cluster still electing its
     /// leaders): until a version loads this node does not say it is ready for it, and a
@@ -555,12 +563,7 @@ impl Node {
         let deadline = Instant::now() + WARM_PATIENCE;
         let mut pause = Duration::from_millis(100);
         loop {
-            let Some(entry) = self
-                .routes
-                .load()
-                .function(tenant.as_str(), name.as_str())
-                .cloned()
-            else {
+            let Some(entry) = self.entry(tenant, name) else {
                 return true;
             };
             let mut missing = 0;

@@ -37,8 +37,6 @@ pub(crate) struct Warm {
 /// The idle instances of one version.
 pub struct InstancePool {
     idle: Mutex<Vec<Warm>>,
-    max_requests: u32,
-    max_age: Duration,
     budget: Arc<IdleBudget>,
     scaling: Scaling,
     /// A WASI 0.3 version's instances, made on its first request: they keep themselves
@@ -50,8 +48,6 @@ impl InstancePool {
     pub fn new(scaling: &Scaling, budget: Arc<IdleBudget>) -> Self {
         Self {
             idle: Mutex::new(Vec::new()),
-            max_requests: scaling.reuse_max_requests,
-            max_age: Duration::from_secs(scaling.reuse_max_seconds),
             budget,
             scaling: *scaling,
             wasi03: Mutex::new(None),
@@ -66,7 +62,8 @@ impl InstancePool {
     }
 
     fn expired(&self, warm: &Warm, now: Instant) -> bool {
-        warm.served >= self.max_requests || now.duration_since(warm.born) >= self.max_age
+        warm.served >= self.scaling.reuse_max_requests
+            || now.duration_since(warm.born) >= Duration::from_secs(self.scaling.reuse_max_seconds)
     }
 
     /// An idle instance, if one is still young enough; the most recently used first, as

@@ -100,7 +100,6 @@ pub(crate) struct Serving {
 
 struct Running {
     task: GuestTaskId,
-    log: Arc<dyn LogSink>,
     meter: Arc<Meter>,
 }
 
@@ -159,7 +158,7 @@ impl LogSink for RoutedLog {
             .requests
             .lock()
             .ok()
-            .and_then(|r| r.first().map(|r| r.log.clone()));
+            .and_then(|r| r.first().map(|r| r.meter.log.clone()));
         let sink = oldest.or_else(|| self.0.last_log.lock().ok().and_then(|l| l.clone()));
         if let Some(sink) = sink {
             sink.line(stream, level, message);
@@ -357,7 +356,6 @@ impl HandlerState for VersionWorkers {
                 max_requests: self.max_requests,
                 max_age: self.max_age,
                 max_concurrent: self.max_concurrent,
-                timeout: self.limits.timeout(),
                 limits: self.limits,
                 stats: self.stats.clone(),
                 served: AtomicUsize::new(0),
@@ -376,7 +374,6 @@ struct InstanceWorker {
     max_requests: usize,
     max_age: Duration,
     max_concurrent: usize,
-    timeout: Duration,
     limits: Limits,
     stats: Arc<RuntimeStats>,
     /// Requests it has taken.
@@ -432,13 +429,9 @@ impl WorkerState for InstanceWorker {
             *last = Some(meter.log.clone());
         }
         if let Ok(mut requests) = self.serving.requests.lock() {
-            requests.push(Running {
-                task,
-                log: meter.log.clone(),
-                meter,
-            });
+            requests.push(Running { task, meter });
         }
-        Box::pin(tokio::time::sleep(self.timeout))
+        Box::pin(tokio::time::sleep(self.limits.timeout()))
     }
 
     fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {
