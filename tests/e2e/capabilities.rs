@@ -529,3 +529,96 @@ async fn the_fetch_and_config_examples_work() {
     );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// wasmtime's `wasi:keyvalue@0.2.0-draft` (a guest written for `wasmtime serve
+/// -Skeyvalue`) works over the same stores as draft2: what one writes, the other reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmtimes_keyvalue_draft_shares_the_stores_of_draft2() {
+    let node = Node::start();
+    let admin = node.admin();
+    let manifest = "[kv]\nstores = [\"shared\"]\n";
+    admin
+        .deploy_ok("kv-draft", manifest, guest("kv_draft"))
+        .await;
+    admin.deploy_ok("caps", manifest, guest("caps")).await;
+
+    // Written through the draft, read through draft2, and back.
+    let (status, body) = node
+        .send(Method::PUT, "/kv-draft/shared/colour", b"teal".to_vec())
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        node.call("/caps/kv/shared/colour").await,
+        (200, "teal".into())
+    );
+    let (status, _) = node
+        .send(Method::PUT, "/caps/kv/shared/shape", b"round".to_vec())
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        node.call("/kv-draft/shared/shape").await,
+        (200, "round".into())
+    );
+    assert_eq!(
+        node.call("/kv-draft/shared/shape/exists").await,
+        (200, "true".into())
+    );
+    let (status, _) = node
+        .send(Method::DELETE, "/kv-draft/shared/shape", Vec::new())
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        node.call("/caps/kv/shared/shape").await,
+        (404, "not found".into())
+    );
+
+    // One counter, counted by both drafts.
+    for (path, want) in [
+        ("/kv-draft/shared/hits/increment?by=5", "5"),
+        ("/caps/kv/shared/hits/increment?by=2", "7"),
+        ("/kv-draft/shared/hits/increment", "8"),
+    ] {
+        assert_eq!(
+            node.send(Method::POST, path, Vec::new()).await,
+            (200, want.into()),
+            "{path}"
+        );
+    }
+    // The draft counts in u64: a counter draft2 made negative is an error it can read.
+    assert_eq!(
+        node.send(
+            Method::POST,
+            "/caps/kv/shared/hits/increment?by=-10",
+            Vec::new()
+        )
+        .await,
+        (200, "-2".into())
+    );
+    let (status, body) = node
+        .send(Method::POST, "/kv-draft/shared/hits/increment", Vec::new())
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("read it with draft2"), "{body}");
+
+    // Batches, and list-keys page by page through the draft's numeric cursor.
+    let (status, body) = node
+        .send(Method::POST, "/kv-draft/shared?fill=2500", Vec::new())
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        node.call("/kv-draft/shared?get=k00007,nope").await,
+        (200, "k00007=v\nnope".into())
+    );
+    // 2500 filled, plus colour and hits.
+    assert_eq!(
+        node.call("/kv-draft/shared").await,
+        (200, "2502 keys in 3 pages".into())
+    );
+    let (status, body) = node.call("/kv-draft/shared?cursor=7").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("start again without a cursor"), "{body}");
+
+    // A store the manifest does not list is denied, as with draft2.
+    let (status, body) = node.call("/kv-draft/other/colour").await;
+    assert_eq!((status, body.as_str()), (500, "kv error: access-denied"));
+}

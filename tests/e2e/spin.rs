@@ -1,6 +1,8 @@
-//! A Spin application deployed unchanged: tests/fixtures/spin-app (two components built
-//! with spin-sdk 5 by the commands in its spin.toml) goes up with `glint deploy` from its
-//! folder, and its KV store and variables work through Spin's own interfaces.
+//! Spin applications deployed unchanged: tests/fixtures/spin-app (two components built
+//! with spin-sdk 5 on WASI 0.2) and tests/fixtures/spin3-app (spin-sdk 7 on WASI 0.3, Spin
+//! 3's async interfaces) go up with `glint deploy` from their folders, which builds them by
+//! the commands in their spin.toml, and their KV store and variables work through Spin's
+//! own interfaces.
 
 use std::process::Command;
 
@@ -8,8 +10,12 @@ use glint_e2e::{Node, glint_bin, repo_root};
 use reqwest::Method;
 
 fn deploy_spin_app(node: &Node, audience: Option<&str>) -> (bool, String, String) {
+    deploy_app(node, "tests/fixtures/spin-app", audience)
+}
+
+fn deploy_app(node: &Node, folder: &str, audience: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(glint_bin());
-    cmd.args(["deploy", "tests/fixtures/spin-app"])
+    cmd.args(["deploy", folder])
         .current_dir(repo_root())
         .env("GLINT_API_URL", &node.admin_url)
         .env("GLINT_API_KEY", &node.key)
@@ -45,10 +51,15 @@ async fn a_spin_app_deploys_from_its_spin_toml_and_runs() {
     );
 
     // Variables: the component's `message`, made from the application's variables.
-    let (status, body) = node.call("/spin-greet/there").await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.starts_with("Hello, Glint (path "), "{body}");
-    assert!(body.contains("not_declared is undefined"), "{body}");
+    // The request as Spin shapes it: the whole path, and what the route matched.
+    assert_eq!(
+        node.call("/spin-greet/there").await,
+        (
+            200,
+            "Hello, Glint (path /spin-greet/there; path info /there; not_declared is undefined)\n"
+                .into()
+        )
+    );
 
     // KV: Spin's default store, kept between requests; another store is denied.
     for want in ["1 ", "2 "] {
@@ -96,4 +107,62 @@ async fn a_spin_app_deploys_from_its_spin_toml_and_runs() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("fermyon:spin/sqlite@2.0.0"), "{body}");
     assert!(message.contains("does not offer"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin_3_app_on_wasi_03_deploys_from_its_spin_toml_and_runs() {
+    let node = Node::start();
+    let admin = node.admin();
+
+    let (ok, out, err) = deploy_app(&node, "tests/fixtures/spin3-app", None);
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("deployed greeter3 v1") && out.contains("deployed counter3 v1"),
+        "{out}"
+    );
+    for name in ["greeter3", "counter3"] {
+        let (_, info) = admin.get(&format!("/api/v1/functions/{name}")).await;
+        assert_eq!(info["versions"][0]["world"], "wasi-0.3", "{info}");
+    }
+
+    // spin:variables@3.0.0: the default `audience`, as no SPIN_VARIABLE_AUDIENCE is set.
+    assert_eq!(
+        node.call("/spin3-greet/there").await,
+        (
+            200,
+            "Hello, Spin 3 (path /spin3-greet/there; path info /there; not_declared is undefined)\n"
+                .into()
+        )
+    );
+
+    // spin:key-value@3.0.0: get, set, exists and the key stream, kept between requests.
+    for n in 1..=3 {
+        let (status, body) = node.send(Method::POST, "/spin3-count", Vec::new()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with(&format!("{n} ")), "{body}");
+    }
+    assert_eq!(
+        node.call("/spin3-count").await,
+        (
+            200,
+            "3 (keys: visit-1,visit-2,visit-3,visits; visits exists: true)\n".into()
+        )
+    );
+    assert_eq!(
+        node.call("/spin3-count?delete=visit-2").await,
+        (200, "deleted visit-2\n".into())
+    );
+    assert_eq!(
+        node.call("/spin3-count").await,
+        (
+            200,
+            "3 (keys: visit-1,visit-3,visits; visits exists: true)\n".into()
+        )
+    );
+    let (status, body) = node.call("/spin3-count?store=other").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("AccessDenied"), "{body}");
+    // The same tenant store Glint's API shows.
+    let (status, value) = admin.get("/api/v1/kv/default/keys/visits").await;
+    assert_eq!((status, value), (200, serde_json::json!(3)));
 }

@@ -11,7 +11,9 @@
 //! - `[component.<id>.variables]` become env vars of the same names, which Spin's
 //!   `variables` interface reads, with `{{ name }}` resolved from `[variables]`: a
 //!   default, or the deploying shell's `SPIN_VARIABLE_<NAME>` as Spin's environment
-//!   provider reads it.
+//!   provider reads it;
+//! - `[http] style = "spin"`: the guest sees the whole path and Spin's `spin-*` headers,
+//!   as under Spin.
 //!
 //! Every other key is refused, naming it, rather than silently dropped.
 
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use glint_runtime::Manifest;
+use glint_runtime::manifest::HttpSection;
 use toml::Value;
 
 /// One function to deploy from a Spin application.
@@ -372,6 +375,9 @@ fn function(
             .map(str::to_string),
         route: Some(route.to_string()),
         env,
+        http: HttpSection {
+            style: Some("spin".into()),
+        },
         sections,
         ..Manifest::default()
     };
@@ -425,6 +431,7 @@ workdir = "counter"
         assert_eq!(functions.len(), 2);
         let greeter = Manifest::parse(&functions[0].manifest).unwrap();
         assert_eq!(greeter.route.as_deref(), Some("/greet"));
+        assert_eq!(greeter.http.style.as_deref(), Some("spin"));
         assert_eq!(greeter.env["message"], "hello, world");
         assert!(functions[0].manifest.contains("https://*.example.com:8443"));
         let counter = Manifest::parse(&functions[1].manifest).unwrap();

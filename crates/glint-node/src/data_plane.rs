@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glint_runtime::{GuestResponse, Invocation, into_boxed_body};
+use glint_runtime::{GuestResponse, HttpStyle, Invocation, into_boxed_body};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
 use http::header::{CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Limited, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 
 use crate::error::ApiError;
+use crate::listener::Connection;
 use crate::logs::InvocationLog;
 use crate::node::Node;
 use crate::routes::{FunctionEntry, VersionSlot};
@@ -96,6 +97,46 @@ async fn dispatch(
     let entry = entry.clone();
     drop(routes);
     run(node, &entry, &slot, req, guest_path, execution_id).await
+}
+
+/// A request as Spin's HTTP trigger shapes it: the whole path for the guest (returned),
+/// and the `spin-*` headers that say how it was routed. A Glint route is a prefix, so it
+/// is the Spin route `<route>/...`.
+fn spin_request(parts: &mut http::request::Parts, route: &str, host: &str) -> String {
+    let full = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let path = parts.uri.path();
+    let path_info = path.strip_prefix(route).unwrap_or(path).to_string();
+    let connection = parts.extensions.get::<Connection>().copied();
+    let scheme = if connection.is_some_and(|c| c.tls) {
+        "https"
+    } else {
+        "http"
+    };
+    let matched = format!("{route}/...");
+    let headers = [
+        ("spin-full-url", format!("{scheme}://{host}{full}")),
+        ("spin-path-info", path_info),
+        ("spin-matched-route", matched.clone()),
+        ("spin-raw-component-route", matched),
+        ("spin-component-route", route.to_string()),
+        ("spin-base-path", "/".to_string()),
+        (
+            "spin-client-addr",
+            connection.map_or_else(String::new, |c| c.peer.to_string()),
+        ),
+    ];
+    for (name, value) in headers {
+        // A client's own spin-* header never reaches the guest as if Glint had set it.
+        parts.headers.remove(name);
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            parts.headers.insert(name, value);
+        }
+    }
+    full
 }
 
 /// Browsers send a cookie to every port of its host, so the dashboard's session cookie
@@ -310,6 +351,10 @@ async fn invoke(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost")
         .to_string();
+    let guest_path = match slot.config.http_style {
+        HttpStyle::Glint => guest_path,
+        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host),
+    };
     parts.uri = Uri::builder()
         .scheme("http")
         .authority(host.as_str())
@@ -353,6 +398,34 @@ async fn invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spin_request_keeps_its_path_and_says_how_it_was_routed() {
+        let (mut parts, ()) = Request::builder()
+            .uri("/spin-greet/there/again?x=1")
+            .header("spin-path-info", "/forged")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts.extensions.insert(Connection {
+            peer: "192.0.2.7:50123".parse().unwrap(),
+            tls: true,
+        });
+        let path = spin_request(&mut parts, "/spin-greet", "edge.example:8443");
+        assert_eq!(path, "/spin-greet/there/again?x=1");
+        let header = |name: &str| parts.headers.get(name).unwrap().to_str().unwrap();
+        assert_eq!(
+            header("spin-full-url"),
+            "https://edge.example:8443/spin-greet/there/again?x=1"
+        );
+        assert_eq!(header("spin-path-info"), "/there/again");
+        assert_eq!(parts.headers.get_all("spin-path-info").iter().count(), 1);
+        assert_eq!(header("spin-matched-route"), "/spin-greet/...");
+        assert_eq!(header("spin-raw-component-route"), "/spin-greet/...");
+        assert_eq!(header("spin-component-route"), "/spin-greet");
+        assert_eq!(header("spin-base-path"), "/");
+        assert_eq!(header("spin-client-addr"), "192.0.2.7:50123");
+    }
 
     #[test]
     fn the_session_cookie_never_reaches_a_guest() {

@@ -25,6 +25,36 @@ use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The connection a request came on, in each request's extensions.
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// A service that puts the request's [`Connection`] in its extensions.
+#[derive(Clone)]
+struct OnConnection<S> {
+    inner: S,
+    connection: Connection,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for OnConnection<S>
+where
+    S: hyper::service::Service<Request<Incoming>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.connection);
+        self.inner.call(req)
+    }
+}
+
 /// What one listener allows each client.
 #[derive(Clone, Copy, Debug)]
 pub struct EdgeLimits {
@@ -126,7 +156,7 @@ pub async fn serve<S, B>(
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -152,8 +182,15 @@ pub async fn serve<S, B>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            peer,
+            tls: tls.is_some(),
+        };
         let (service, builder, tls, watcher) = (
-            service.clone(),
+            OnConnection {
+                inner: service.clone(),
+                connection,
+            },
             builder.clone(),
             tls.clone(),
             graceful.watcher(),

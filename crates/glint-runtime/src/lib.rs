@@ -40,6 +40,6 @@ pub use engine::{
 pub use guest::GuestState;
 pub use invoke::{GuestResponse, Invocation, InvokeError, into_boxed_body};
 pub use log::{LogSink, LogStream};
-pub use manifest::{FunctionConfig, Limits, Manifest, ManifestError, Scaling};
+pub use manifest::{FunctionConfig, HttpStyle, Limits, Manifest, ManifestError, Scaling};
 pub use reuse::InstancePool;
 pub use usage::{KvCounts, Usage, UsageSink};

@@ -46,6 +46,8 @@ pub struct Manifest {
     pub scaling: ScalingSection,
     #[serde(default)]
     pub logs: LogsSection,
+    #[serde(default, skip_serializing_if = "HttpSection::is_empty")]
+    pub http: HttpSection,
     /// Names of the tenant's secrets (`glint secret set`) this function may read, as env
     /// vars and through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -84,6 +86,35 @@ pub struct ScalingSection {
     pub reuse_max_requests: Option<u32>,
     pub reuse_max_seconds: Option<u64>,
     pub max_concurrent_per_instance: Option<u32>,
+}
+
+/// `[http]`: how the guest sees the request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `"glint"` (the default) or `"spin"`: see [`HttpStyle`].
+    pub style: Option<String>,
+}
+
+impl HttpSection {
+    fn is_empty(&self) -> bool {
+        self.style.is_none()
+    }
+}
+
+/// How a request reaches the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpStyle {
+    /// The path after the function's route (`/users/7` of `/api/users/7` on `/api`), with
+    /// the route in `x-forwarded-prefix`.
+    #[default]
+    Glint,
+    /// As Spin's HTTP trigger sends it: the whole path, and the `spin-full-url`,
+    /// `spin-path-info`, `spin-matched-route`, `spin-component-route`,
+    /// `spin-raw-component-route`, `spin-base-path` and `spin-client-addr` headers.
+    /// `glint deploy` of a spin.toml sets it.
+    Spin,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -166,6 +197,7 @@ pub struct FunctionConfig {
     pub limits: Limits,
     pub scaling: Scaling,
     pub log_level: Level,
+    pub http_style: HttpStyle,
     /// The tenant's secrets the function may read.
     pub secrets: Vec<String>,
     /// The capabilities' sections, unchecked: see [`FunctionConfig::section`].
@@ -258,6 +290,7 @@ impl Manifest {
         "limits",
         "scaling",
         "logs",
+        "http",
         "secrets",
     ];
 
@@ -403,6 +436,15 @@ impl Manifest {
                 ))
             })?,
         };
+        let http_style = match self.http.style.as_deref() {
+            None | Some("glint") => HttpStyle::Glint,
+            Some("spin") => HttpStyle::Spin,
+            Some(other) => {
+                return Err(ManifestError(format!(
+                    "`http.style` {other:?} is invalid; use \"glint\" (the guest sees the path after its route) or \"spin\" (the whole path and Spin's spin-* headers)"
+                )));
+            }
+        };
         Ok(FunctionConfig {
             route,
             env: self
@@ -413,6 +455,7 @@ impl Manifest {
             limits,
             scaling,
             log_level,
+            http_style,
             secrets: self.secrets.clone(),
             sections: self.sections.clone(),
         })
@@ -471,6 +514,22 @@ mod tests {
             let e = e.unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn the_http_style_is_checked() {
+        let style = |text: &str| Manifest::parse(text).and_then(|m| m.config(&name()));
+        assert_eq!(style("").unwrap().http_style, HttpStyle::Glint);
+        assert_eq!(
+            style("[http]\nstyle = \"spin\"\n").unwrap().http_style,
+            HttpStyle::Spin
+        );
+        let e = style("[http]\nstyle = \"lambda\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`http.style`") && e.contains("\"spin\""), "{e}");
+        let e = style("[http]\nstlye = \"spin\"\n").unwrap_err().to_string();
+        assert!(e.contains("stlye"), "{e}");
     }
 
     #[test]

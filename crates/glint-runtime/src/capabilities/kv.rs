@@ -1,5 +1,5 @@
-//! KV stores (`wasi:keyvalue@0.2.0-draft2`: store, atomics, batch) over the node's
-//! [`KeyValue`] backend.
+//! KV stores (`wasi:keyvalue@0.2.0-draft2`: store, atomics, batch; and wasmtime's
+//! `0.2.0-draft` beside it, in [`draft`]) over the node's [`KeyValue`] backend.
 //!
 //! [`Kv`] links the bindings once; checks `[kv]` at deploy and names the bad key; creates
 //! the stores a new version lists; builds a [`KvGrant`] per version and a [`KvView`] per
@@ -33,6 +33,8 @@ mod bindings {
 }
 
 pub(super) use bindings::wasi::keyvalue::{atomics, batch, store};
+
+mod draft;
 
 /// Keys per `list-keys` page.
 pub(super) const PAGE: usize = 1000;
@@ -121,9 +123,10 @@ impl Capability for Kv {
         Some(SECTION)
     }
 
-    /// Links `wasi:keyvalue` store, atomics and batch.
+    /// Links `wasi:keyvalue` store, atomics and batch, of both drafts.
     fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-        bindings::Imports::add_to_linker::<GuestState, HasKv>(linker, kv_view)
+        bindings::Imports::add_to_linker::<GuestState, HasKv>(linker, kv_view)?;
+        draft::link(linker)
     }
 
     fn check(&self, config: &FunctionConfig) -> Result<(), ManifestError> {
@@ -161,6 +164,9 @@ impl Capability for Kv {
 /// An open store, as the guest holds it.
 pub struct Bucket {
     store: KvStoreName,
+    /// The draft2 cursors `list-keys` gave through the draft, whose cursors are their
+    /// indexes here.
+    cursors: Vec<String>,
 }
 
 /// A compare-and-swap handle: a key as it was when the handle was made.
@@ -172,7 +178,7 @@ pub struct Cas {
 
 /// The KV state of one call: the version's grant and the request's resource table.
 pub struct KvView<'a> {
-    grant: Option<&'a KvGrant>,
+    grant: Option<&'a Arc<KvGrant>>,
     table: &'a mut ResourceTable,
     log: &'a Arc<dyn LogSink>,
     counts: &'a mut KvCounts,
@@ -188,7 +194,7 @@ impl HasData for HasKv {
 pub(super) fn kv_view(state: &mut GuestState) -> KvView<'_> {
     let parts = state.capability::<KvInstance>();
     KvView {
-        grant: parts.state.grant.as_deref(),
+        grant: parts.state.grant.as_ref(),
         table: parts.table,
         log: &parts.state.log,
         counts: &mut parts.state.counts,
@@ -197,7 +203,7 @@ pub(super) fn kv_view(state: &mut GuestState) -> KvView<'_> {
 
 impl<'a> KvView<'a> {
     /// Counts one call by its result, for metrics.
-    fn tally<T>(&mut self, result: &Result<T, store::Error>) {
+    pub(super) fn tally<T>(&mut self, result: &Result<T, store::Error>) {
         match result {
             Ok(_) => self.counts.ok += 1,
             Err(store::Error::AccessDenied) => self.counts.denied += 1,
@@ -206,15 +212,68 @@ impl<'a> KvView<'a> {
     }
 
     fn grant(&self) -> Result<&'a KvGrant, store::Error> {
-        self.grant.ok_or(store::Error::AccessDenied)
+        self.grant.map(|g| &**g).ok_or(store::Error::AccessDenied)
     }
 
     fn store_of(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<KvStoreName> {
         Ok(self.table.get(bucket)?.store.clone())
     }
+
+    /// What a call that awaits outside the guest's store needs (WASI 0.3's concurrent host
+    /// calls): the version's grant and the store `bucket` opened.
+    pub(super) fn target(
+        &self,
+        bucket: &Resource<Bucket>,
+    ) -> wasmtime::Result<Result<(Arc<KvGrant>, KvStoreName), store::Error>> {
+        let store = self.store_of(bucket)?;
+        Ok(match self.grant {
+            Some(grant) => Ok((grant.clone(), store)),
+            None => Err(store::Error::AccessDenied),
+        })
+    }
+
+    /// Opens the store named `identifier` if the grant lists it; a denial is logged with
+    /// what to add.
+    pub(super) fn open_bucket(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
+        let granted = self
+            .grant()
+            .and_then(|g| {
+                g.stores
+                    .iter()
+                    .find(|s| s.as_str() == identifier)
+                    .ok_or(store::Error::AccessDenied)
+            })
+            .cloned();
+        self.tally(&granted);
+        match granted {
+            Ok(store) => Ok(Ok(self.table.push(Bucket {
+                store,
+                cursors: Vec::new(),
+            })?)),
+            Err(e) => {
+                self.log.line(
+                    LogStream::Host,
+                    Level::Warn,
+                    format!(
+                        "KV store {identifier:?} denied: add it to `[kv] stores` in glint.toml and deploy"
+                    ),
+                );
+                Ok(Err(e))
+            }
+        }
+    }
+
+    /// Closes an open store.
+    pub(super) fn close_bucket(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
 }
 
-fn kv_error(e: StoreError) -> store::Error {
+pub(super) fn kv_error(e: StoreError) -> store::Error {
     match e {
         StoreError::NotFound(_) => store::Error::NoSuchStore,
         // The backend's own text (SQLite's) is for the node's log, not for guests.
@@ -249,29 +308,7 @@ impl store::Host for KvView<'_> {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
-        let granted = self
-            .grant()
-            .and_then(|g| {
-                g.stores
-                    .iter()
-                    .find(|s| s.as_str() == identifier)
-                    .ok_or(store::Error::AccessDenied)
-            })
-            .cloned();
-        self.tally(&granted);
-        match granted {
-            Ok(store) => Ok(Ok(self.table.push(Bucket { store })?)),
-            Err(e) => {
-                self.log.line(
-                    LogStream::Host,
-                    Level::Warn,
-                    format!(
-                        "KV store {identifier:?} denied: add it to `[kv] stores` in glint.toml and deploy"
-                    ),
-                );
-                Ok(Err(e))
-            }
-        }
+        self.open_bucket(identifier)
     }
 }
 
@@ -339,8 +376,7 @@ impl store::HostBucket for KvView<'_> {
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        Ok(())
+        self.close_bucket(bucket)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Spin's host interfaces, so Spin components run unchanged: `fermyon:spin/key-value@2.0.0`
-//! over the KV capability (the same `[kv] stores` grant, the same backend: Spin's store
-//! "default" is the tenant's store named `default`) and `fermyon:spin/variables@2.0.0` over
-//! the config capability (a variable is the env var of the same name). Spin's other
-//! interfaces (SQLite, Redis, MySQL, PostgreSQL, MQTT, LLM) are not linked; the engine
-//! refuses a component importing one at deploy, naming it ([`offered`]).
+//! (spin-sdk up to 5, WASI 0.2) and `spin:key-value/key-value@3.0.0` (spin-sdk 6 and 7,
+//! WASI 0.3, in [`v3`]) over the KV capability (the same `[kv] stores` grant, the same
+//! backend: Spin's store "default" is the tenant's store named `default`), and
+//! `fermyon:spin/variables@2.0.0` and `spin:variables/variables@3.0.0` over the config
+//! capability (a variable is the env var of the same name). Spin's other interfaces
+//! (SQLite, Redis, MySQL, PostgreSQL, MQTT, LLM) are not linked; the engine refuses a
+//! component importing one at deploy, naming it ([`offered`]).
 
 use std::sync::Arc;
 
@@ -28,8 +30,15 @@ mod bindings {
 
 use bindings::fermyon::spin::{key_value, variables};
 
+mod v3;
+
 /// The Spin interfaces Glint links, by the prefix of their import names.
-const OFFERED: [&str; 2] = ["fermyon:spin/key-value@2.0.", "fermyon:spin/variables@2.0."];
+const OFFERED: [&str; 4] = [
+    "fermyon:spin/key-value@2.0.",
+    "fermyon:spin/variables@2.0.",
+    "spin:key-value/key-value@3.0.",
+    "spin:variables/variables@3.0.",
+];
 
 /// Whether Glint offers the Spin interface `import` (a component's import name); `None`
 /// when it is not a Spin interface at all.
@@ -39,7 +48,8 @@ pub fn offered(import: &str) -> Option<bool> {
 }
 
 /// The names of the Spin interfaces Glint links, for error messages.
-pub const OFFERED_NAMES: &str = "fermyon:spin/key-value@2.0.0 and fermyon:spin/variables@2.0.0";
+pub const OFFERED_NAMES: &str = "fermyon:spin/key-value@2.0.0, fermyon:spin/variables@2.0.0, \
+    spin:key-value/key-value@3.0.0 and spin:variables/variables@3.0.0";
 
 pub struct Spin;
 
@@ -73,7 +83,8 @@ impl Capability for Spin {
 
     fn link(&self, linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
         key_value::add_to_linker::<GuestState, SpinKv>(linker, kv_view)?;
-        variables::add_to_linker::<GuestState, SpinVariables>(linker, variables_view)
+        variables::add_to_linker::<GuestState, SpinVariables>(linker, variables_view)?;
+        v3::link(linker)
     }
 
     fn prepare(&self, _version: &VersionContext<'_>) -> Result<Grant, ManifestError> {
@@ -167,19 +178,35 @@ fn is_variable_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-impl variables::Host for Variables<'_> {
-    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
-        if !is_variable_name(&name) {
-            return Ok(Err(variables::Error::InvalidName(format!(
+/// Why a variable has no value, in the words both Spin versions' errors carry.
+enum Unset {
+    InvalidName(String),
+    Undefined(String),
+}
+
+impl Variables<'_> {
+    /// The value of the variable `name`.
+    fn lookup(&self, name: &str) -> Result<String, Unset> {
+        if !is_variable_name(name) {
+            return Err(Unset::InvalidName(format!(
                 "{name:?}: a variable name has lower-case letters, digits and '_', and starts with a letter"
-            ))));
+            )));
         }
-        Ok(match self.0.get(&name) {
+        match self.0.get(name) {
             Some(value) => Ok(value.to_string()),
-            None => Err(variables::Error::Undefined(format!(
+            None => Err(Unset::Undefined(format!(
                 "{name}: add it to the component's [component.<id>.variables] in spin.toml, or to [env] in glint.toml"
             ))),
-        })
+        }
+    }
+}
+
+impl variables::Host for Variables<'_> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+        Ok(self.lookup(&name).map_err(|e| match e {
+            Unset::InvalidName(why) => variables::Error::InvalidName(why),
+            Unset::Undefined(why) => variables::Error::Undefined(why),
+        }))
     }
 }
 
@@ -191,6 +218,9 @@ mod tests {
     fn spin_imports_are_told_apart() {
         assert_eq!(offered("fermyon:spin/key-value@2.0.0"), Some(true));
         assert_eq!(offered("fermyon:spin/variables@2.0.0"), Some(true));
+        assert_eq!(offered("spin:key-value/key-value@3.0.0"), Some(true));
+        assert_eq!(offered("spin:variables/variables@3.0.0"), Some(true));
+        assert_eq!(offered("spin:sqlite/sqlite@3.1.0"), Some(false));
         assert_eq!(offered("fermyon:spin/sqlite@2.0.0"), Some(false));
         assert_eq!(offered("spin:postgres/postgres@3.0.0"), Some(false));
         assert_eq!(offered("wasi:http/types@0.2.0"), None);

@@ -271,8 +271,13 @@ impl NatsStore {
         self.artifact_at_origin(tenant, sha256).await
     }
 
-    /// A component's bytes from the origin object store.
+    /// A component's bytes from the origin object store, read again while NATS is busy
+    /// (a fresh cluster electing leaders answers "no responders" or times out for a while).
     async fn artifact_at_origin(&self, tenant: &TenantId, sha256: &str) -> Result<Option<Vec<u8>>> {
+        super::patiently(|| self.read_origin(tenant, sha256)).await
+    }
+
+    async fn read_origin(&self, tenant: &TenantId, sha256: &str) -> Result<Option<Vec<u8>>> {
         let mut object = match self
             .artifacts
             .origin()
