@@ -108,6 +108,11 @@ fn command() -> clap::Command {
     inherit(Cli::command(), None)
 }
 
+/// mimalloc: the request path allocates and frees many small objects across threads
+/// (hyper's, wasmtime's, the capabilities'), which glibc's malloc served slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     use clap::FromArgMatches;
     let cli = match Cli::from_arg_matches(&command().get_matches()) {

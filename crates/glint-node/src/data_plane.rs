@@ -15,7 +15,7 @@ use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, Versio
 use http::header::{CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited, combinators::UnsyncBoxBody};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::error::ApiError;
 use crate::listener::Connection;
@@ -97,6 +97,37 @@ async fn dispatch(
     let entry = entry.clone();
     drop(routes);
     run(node, &entry, &slot, req, guest_path, execution_id).await
+}
+
+/// The request body, up to `max` bytes, within `--body-read-timeout`.
+async fn read_body(
+    node: &Node,
+    body: Incoming,
+    max: u64,
+    too_large: impl Fn() -> ApiError,
+) -> Result<Bytes, ApiError> {
+    let reading = Limited::new(body, max as usize).collect();
+    match tokio::time::timeout(node.body_read_timeout, reading).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s; send it faster, or raise the node's --body-read-timeout",
+                node.body_read_timeout.as_secs()
+            ),
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err(ApiError::bad_request(
+            "body_read_failed",
+            format!("cannot read the request body: {e}"),
+        )),
+    }
 }
 
 /// A request as Spin's HTTP trigger shapes it: the whole path for the guest (returned),
@@ -294,52 +325,38 @@ async fn invoke(
     // The body comes first, under its own deadline: a client that sends slowly holds
     // its connection, never a place among the function's running guests.
     let (mut parts, body) = req.into_parts();
-    let reading = Limited::new(body, limits.max_body_bytes as usize).collect();
-    let body = match tokio::time::timeout(node.body_read_timeout, reading).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} s; send it faster, or raise the node's --body-read-timeout",
-                    node.body_read_timeout.as_secs()
-                ),
-            ));
-        }
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large());
-        }
-        Ok(Err(e)) => {
-            return Err(ApiError::bad_request(
-                "body_read_failed",
-                format!("cannot read the request body: {e}"),
-            ));
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let body = if body.is_end_stream() {
+        // No body (a GET): nothing to wait for, so no deadline to arm.
+        Bytes::new()
+    } else {
+        read_body(node, body, limits.max_body_bytes, too_large).await?
     };
 
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
-    let waiting = slot.concurrency.clone().acquire_owned();
+    // A free slot is taken at once; only a wait arms the queue's deadline.
+    let free = slot.concurrency.clone().try_acquire_owned().ok();
     let queued = slot.meter.queued();
-    let permit = match tokio::time::timeout(queue_timeout, waiting).await {
-        Ok(Ok(p)) => p,
-        _ => {
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "at_capacity",
-                format!(
-                    "function '{}' is at its concurrency limit of {} and none finished within {} ms; retry shortly or raise `scaling.max_concurrency`",
-                    entry.name,
-                    slot.config.scaling.max_concurrency,
-                    slot.config.scaling.max_queue_ms
-                ),
-            );
-            e.retry_after = Some(1);
-            return Err(e);
-        }
+    let permit = match free {
+        Some(p) => p,
+        None => match tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned())
+            .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "at_capacity",
+                    format!(
+                        "function '{}' is at its concurrency limit of {} and none finished within {} ms; retry shortly or raise `scaling.max_concurrency`",
+                        entry.name,
+                        slot.config.scaling.max_concurrency,
+                        slot.config.scaling.max_queue_ms
+                    ),
+                );
+                e.retry_after = Some(1);
+                return Err(e);
+            }
+        },
     };
     drop(queued);
     timer.bytes_in = body.len() as u64;
