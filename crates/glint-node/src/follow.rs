@@ -240,11 +240,7 @@ impl Node {
             Err(e) => Err(e.into()),
             Ok(_) => {
                 self.rebuild_locked(tenant, name).await?;
-                self.report_ready(tenant, name).await;
-                if !self.warm_again(tenant, name).await {
-                    return Ok(());
-                }
-                // Loaded on a second try: say so too.
+                self.warm(tenant, name).await;
                 self.report_ready(tenant, name).await;
                 Ok(())
             }

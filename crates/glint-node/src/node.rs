@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use glint_runtime::{
@@ -27,9 +27,6 @@ use crate::logs::LogPipe;
 use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
 use crate::secrets::SecretKey;
 use crate::usage::Meter;
-
-/// How long a node keeps trying to load a version it was told of, while the store fails.
-const WARM_PATIENCE: Duration = Duration::from_secs(15);
 
 /// What a node is, besides its state: its identity and its shared services.
 pub struct NodeParts {
@@ -281,14 +278,15 @@ impl Node {
         self.routes.store(Arc::new(table));
     }
 
-    /// Rebuilds a function's entry from the store, as a change made elsewhere left it.
+    /// Rebuilds a function's entry from the store, as a change made elsewhere left it. Its
+    /// versions are not loaded here: [`Node::warm`] loads them once the entry serves.
     pub(crate) async fn rebuild_locked(
         &self,
         tenant: &TenantId,
         name: &FunctionName,
     ) -> Result<(), ApiError> {
         let _guard = self.changes.lock().await;
-        self.rebuild(tenant, name, None, true).await
+        self.rebuild(tenant, name, None, false).await
     }
 
     /// Rebuilds the tenant's functions, after its secrets changed elsewhere.
@@ -521,12 +519,10 @@ impl Node {
                 .iter()
                 .filter_map(|t| slots.get(&t.version).map(|s| (t.weight, s.clone())))
                 .collect();
-            // Aliased versions are warmed now, so their first request does not wait. One
-            // that fails to load is tried again after the table is swapped in
-            // (`Node::warm_again`), so the route serves meanwhile.
+            // Aliased versions are warmed now, so their first request does not wait.
             for (_, slot) in weighted.iter().filter(|_| warm) {
                 if let Err(e) = self.compiled(tenant, slot).await {
-                    tracing::warn!(function = %name, version = %slot.version, error = %e, "cannot load version yet");
+                    tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version");
                 }
             }
             if let Some(alias) = Alias::new(weighted) {
@@ -555,32 +551,17 @@ impl Node {
             .cloned()
     }
 
-    /// Loads the function's aliased versions that a rebuild could not, trying again for
-    /// up to [`WARM_PATIENCE`] while the store fails (a cluster still electing its
-    /// leaders): until a version loads this node does not say it is ready for it, and a
-    /// deploy waits for every node. Returns whether all of them are loaded.
-    pub(crate) async fn warm_again(&self, tenant: &TenantId, name: &FunctionName) -> bool {
-        let deadline = Instant::now() + WARM_PATIENCE;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let Some(entry) = self.entry(tenant, name) else {
-                return true;
-            };
-            let mut missing = 0;
-            for slot in entry.aliases.values().flat_map(|a| a.slots()) {
-                if !slot.compiled.initialized() && self.compiled(tenant, slot).await.is_err() {
-                    missing += 1;
-                }
+    /// Loads the function's aliased versions, after a rebuild swapped its entry in: the
+    /// route serves meanwhile, and the store's reads wait out a cluster still electing its
+    /// leaders. A version that cannot load is logged, and loads on its first request.
+    pub(crate) async fn warm(&self, tenant: &TenantId, name: &FunctionName) {
+        let Some(entry) = self.entry(tenant, name) else {
+            return;
+        };
+        for slot in entry.aliases.values().flat_map(|a| a.slots()) {
+            if let Err(e) = self.compiled(tenant, slot).await {
+                tracing::error!(function = %name, version = %slot.version, error = %e, "cannot load version; it loads on its first request");
             }
-            if missing == 0 {
-                return true;
-            }
-            if Instant::now() + pause >= deadline {
-                tracing::error!(function = %name, versions = missing, "cannot load the function's aliased versions; they load on their first request");
-                return false;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
