@@ -34,11 +34,25 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         .map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }
 
+/// What a request arrived with: its connection and the execution id it was given.
+struct Arrival<'a> {
+    connection: Connection,
+    execution_id: &'a Arc<str>,
+}
+
 /// Serves one data-plane request. Never fails: errors become JSON responses.
-pub async fn serve(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+pub async fn serve(
+    node: Arc<Node>,
+    connection: Connection,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let mut id = [0u8; uuid::fmt::Simple::LENGTH];
     let execution_id: Arc<str> = Arc::from(&*uuid::Uuid::now_v7().simple().encode_lower(&mut id));
-    let mut resp = match dispatch(&node, req, &execution_id).await {
+    let arrival = Arrival {
+        connection,
+        execution_id: &execution_id,
+    };
+    let mut resp = match dispatch(&node, req, &arrival).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -51,7 +65,7 @@ pub async fn serve(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
 async fn dispatch(
     node: &Node,
     req: Request<Incoming>,
-    execution_id: &Arc<str>,
+    arrival: &Arrival<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let routes = node.routes.load();
     let path = req.uri().path();
@@ -82,7 +96,7 @@ async fn dispatch(
         let entry = entry.clone();
         drop(routes);
         let guest_path = guest_path("", query);
-        return run(node, &entry, &slot, req, guest_path, execution_id).await;
+        return run(node, &entry, &slot, req, guest_path, arrival).await;
     }
 
     let (entry, rest) = routes.resolve(path).ok_or_else(|| {
@@ -96,7 +110,7 @@ async fn dispatch(
     let slot = select(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
     drop(routes);
-    run(node, &entry, &slot, req, guest_path, execution_id).await
+    run(node, &entry, &slot, req, guest_path, arrival).await
 }
 
 /// The request body, up to `max` bytes, within `--body-read-timeout`.
@@ -133,7 +147,12 @@ async fn read_body(
 /// A request as Spin's HTTP trigger shapes it: the whole path for the guest (returned),
 /// and the `spin-*` headers that say how it was routed. A Glint route is a prefix, so it
 /// is the Spin route `<route>/...`.
-fn spin_request(parts: &mut http::request::Parts, route: &str, host: &str) -> String {
+fn spin_request(
+    parts: &mut http::request::Parts,
+    route: &str,
+    host: &str,
+    connection: Connection,
+) -> String {
     let full = parts
         .uri
         .path_and_query()
@@ -141,12 +160,7 @@ fn spin_request(parts: &mut http::request::Parts, route: &str, host: &str) -> St
         .to_string();
     let path = parts.uri.path();
     let path_info = path.strip_prefix(route).unwrap_or(path).to_string();
-    let connection = parts.extensions.get::<Connection>().copied();
-    let scheme = if connection.is_some_and(|c| c.tls) {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if connection.tls { "https" } else { "http" };
     let matched = format!("{route}/...");
     let headers = [
         ("spin-full-url", format!("{scheme}://{host}{full}")),
@@ -155,10 +169,7 @@ fn spin_request(parts: &mut http::request::Parts, route: &str, host: &str) -> St
         ("spin-raw-component-route", matched),
         ("spin-component-route", route.to_string()),
         ("spin-base-path", "/".to_string()),
-        (
-            "spin-client-addr",
-            connection.map_or_else(String::new, |c| c.peer.to_string()),
-        ),
+        ("spin-client-addr", connection.peer.to_string()),
     ];
     for (name, value) in headers {
         // A client's own spin-* header never reaches the guest as if Glint had set it.
@@ -258,7 +269,7 @@ async fn run(
     slot: &Arc<VersionSlot>,
     req: Request<Incoming>,
     guest_path: String,
-    execution_id: &Arc<str>,
+    arrival: &Arrival<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let mut timer = RequestTimer {
         meter: slot.meter.clone(),
@@ -267,7 +278,7 @@ async fn run(
         bytes_in: 0,
         bytes_out: 0,
     };
-    match invoke(node, entry, slot, req, guest_path, execution_id, &mut timer).await {
+    match invoke(node, entry, slot, req, guest_path, arrival, &mut timer).await {
         Err(e) => {
             timer.status = e.status.as_u16();
             Err(e)
@@ -299,7 +310,7 @@ async fn invoke(
     slot: &Arc<VersionSlot>,
     req: Request<Incoming>,
     guest_path: String,
-    execution_id: &Arc<str>,
+    arrival: &Arrival<'_>,
     timer: &mut RequestTimer,
 ) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
@@ -370,7 +381,7 @@ async fn invoke(
         .to_string();
     let guest_path = match slot.config.http_style {
         HttpStyle::Glint => guest_path,
-        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host),
+        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host, arrival.connection),
     };
     parts.uri = Uri::builder()
         .scheme("http")
@@ -389,7 +400,7 @@ async fn invoke(
     let compiled = node.compiled(&entry.tenant, slot).await?;
     let log = Arc::new(InvocationLog {
         context: slot.log_context.clone(),
-        execution_id: execution_id.clone(),
+        execution_id: arrival.execution_id.clone(),
         pipe: node.logs.clone(),
         meter: slot.meter.clone(),
     });
@@ -424,11 +435,11 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        parts.extensions.insert(Connection {
+        let connection = Connection {
             peer: "192.0.2.7:50123".parse().unwrap(),
             tls: true,
-        });
-        let path = spin_request(&mut parts, "/spin-greet", "edge.example:8443");
+        };
+        let path = spin_request(&mut parts, "/spin-greet", "edge.example:8443", connection);
         assert_eq!(path, "/spin-greet/there/again?x=1");
         let header = |name: &str| parts.headers.get(name).unwrap().to_str().unwrap();
         assert_eq!(

@@ -293,10 +293,13 @@ impl Server {
 
         let data_service = {
             let node = node.clone();
-            hyper::service::service_fn(move |req| {
+            move |connection| {
                 let node = node.clone();
-                async move { Ok::<_, Infallible>(data_plane::serve(node, req).await) }
-            })
+                hyper::service::service_fn(move |req| {
+                    let node = node.clone();
+                    async move { Ok::<_, Infallible>(data_plane::serve(node, connection, req).await) }
+                })
+            }
         };
         let data = tokio::spawn(listener::serve(
             data_listener,
@@ -310,7 +313,7 @@ impl Server {
             admin_listener,
             tls,
             config.edge,
-            admin_service,
+            move |_| admin_service.clone(),
             stop_rx.clone(),
         ));
         tracing::info!(%data_url, %admin_url, "glint node ready");

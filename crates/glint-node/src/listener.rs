@@ -25,34 +25,13 @@ use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connection a request came on, in each request's extensions.
+/// The connection requests come on: [`serve`] makes each connection's service with it.
 #[derive(Clone, Copy, Debug)]
 pub struct Connection {
     /// The client's address.
     pub peer: std::net::SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
-}
-
-/// A service that puts the request's [`Connection`] in its extensions.
-#[derive(Clone)]
-struct OnConnection<S> {
-    inner: S,
-    connection: Connection,
-}
-
-impl<S> hyper::service::Service<Request<Incoming>> for OnConnection<S>
-where
-    S: hyper::service::Service<Request<Incoming>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        req.extensions_mut().insert(self.connection);
-        self.inner.call(req)
-    }
 }
 
 /// What one listener allows each client.
@@ -136,15 +115,16 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 }
 
 /// Accepts connections until `stop` flips, then waits for open connections to finish
-/// their in-flight requests.
-pub async fn serve<S, B>(
+/// their in-flight requests. `service` makes the service of one connection, knowing it.
+pub async fn serve<M, S, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: EdgeLimits,
-    service: S,
+    service: M,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    M: Fn(Connection) -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body + Send + 'static,
@@ -187,10 +167,7 @@ pub async fn serve<S, B>(
             tls: tls.is_some(),
         };
         let (service, builder, tls, watcher) = (
-            OnConnection {
-                inner: service.clone(),
-                connection,
-            },
+            service(connection),
             builder.clone(),
             tls.clone(),
             graceful.watcher(),
