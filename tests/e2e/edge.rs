@@ -1,6 +1,7 @@
 //! The data plane under slow and greedy clients, end to end:
-//! - half-open connections are closed once the header time runs out, and slow bodies
-//!   hold no place among a function's running guests, so a normal request still answers;
+//! - half-open and idle keep-alive connections are closed once the header time runs
+//!   out, and slow bodies hold no place among a function's running guests, so a normal
+//!   request still answers;
 //! - headers beyond `--max-header-bytes` get 431, and connections beyond
 //!   `--max-connections` are closed at once;
 //! - `max_concurrency` counts guests that run: HTTP/2 clients that reset their streams
@@ -56,6 +57,15 @@ async fn slow_clients_cannot_shut_a_function_out() {
     let addr = data_addr(&node);
     let rss_before = rss_kib(node.pid());
 
+    // A keep-alive connection that served a request and then goes quiet.
+    let mut quiet = TcpStream::connect(&addr).await.unwrap();
+    quiet
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    quiet.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
     // 500 connections that never finish their headers.
     let mut half_open = Vec::new();
     for _ in 0..500 {
@@ -93,8 +103,13 @@ async fn slow_clients_cannot_shut_a_function_out() {
         started.elapsed()
     );
 
-    // The half-open ones are closed once their header time (2 s here) runs out.
+    // The half-open ones are closed once their header time (2 s here) runs out, and so
+    // is the quiet keep-alive one, from the end of its response.
     let deadline = Instant::now() + Duration::from_secs(30);
+    assert!(
+        closed_by_peer(&mut quiet, deadline).await,
+        "an idle keep-alive connection is still open"
+    );
     for s in &mut half_open {
         assert!(
             closed_by_peer(s, deadline).await,

@@ -204,6 +204,58 @@ async fn wasi_03_instances_are_kept_and_shared_only_when_asked() {
     );
 }
 
+/// A request that outlives its timeout on a shared instance ends alone, with a 504 that
+/// says so, while the instance keeps serving the requests beside it: each request has
+/// its own deadline, not only the instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_instance_times_out_one_request_and_serves_the_others() {
+    // One instance slot on the node, so every request shares the one instance.
+    let node = Node::start_with_args(&["--max-instances", "1"]);
+    let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 16\n\
+                  [limits]\ntimeout_ms = 1000\n";
+    node.admin().deploy_ok("slow", shared, guest("p3")).await;
+    assert_eq!(node.call("/slow/hello").await.0, 200);
+
+    // Requests of 400 ms start every 100 ms while the long one waits, so its instance
+    // always has a recent request in flight and the instance's own backstop (which
+    // runs from the latest request) keeps moving: only the long request's own deadline
+    // can end it while they run.
+    let mut others = tokio::task::JoinSet::new();
+    let (status, body) = {
+        let long = node.call("/slow/wait?ms=60000");
+        let starting = async {
+            for _ in 0..200 {
+                let (client, url) = (
+                    glint_e2e::http_client(),
+                    format!("{}/slow/wait?ms=400", node.data_url),
+                );
+                others.spawn(async move {
+                    let resp = client.get(url).send().await.unwrap();
+                    (
+                        resp.status().as_u16(),
+                        resp.text().await.unwrap_or_default(),
+                    )
+                });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            answer = long => answer,
+            () = starting => panic!("the slow request was still running after 200 others started"),
+        }
+    };
+    for (status, body) in others.join_all().await {
+        assert_eq!(status, 200, "a request beside the slow one failed: {body}");
+    }
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("function_timeout"), "{body}");
+    assert_eq!(
+        node.call("/slow/wait?ms=0").await.0,
+        200,
+        "the function stopped serving after a timeout"
+    );
+}
+
 /// A kept WASI 0.3 instance sits idle (holding a pooling slot) until its version lets
 /// go of it: an env change starts new instances, and the old idle ones end within
 /// seconds, not at their age.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use glint_runtime::{GuestResponse, HttpStyle, Invocation, into_boxed_body};
+use glint_runtime::{GuestResponse, HttpStyle, Invocation};
 use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
 use http::header::{CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -19,7 +19,7 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::error::ApiError;
 use crate::listener::Connection;
-use crate::logs::InvocationLog;
+use crate::logs::{ExecutionId, InvocationLog};
 use crate::node::Node;
 use crate::routes::{FunctionEntry, VersionSlot};
 use crate::usage::RequestTimer;
@@ -35,9 +35,9 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 }
 
 /// What a request arrived with: its connection and the execution id it was given.
-struct Arrival<'a> {
+struct Arrival {
     connection: Connection,
-    execution_id: &'a Arc<str>,
+    execution_id: ExecutionId,
 }
 
 /// Serves one data-plane request. Never fails: errors become JSON responses.
@@ -46,17 +46,15 @@ pub async fn serve(
     connection: Connection,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let mut id = [0u8; uuid::fmt::Simple::LENGTH];
-    let execution_id: Arc<str> = Arc::from(&*uuid::Uuid::now_v7().simple().encode_lower(&mut id));
     let arrival = Arrival {
         connection,
-        execution_id: &execution_id,
+        execution_id: ExecutionId::generate(),
     };
     let mut resp = match dispatch(&node, req, &arrival).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
-    if let Ok(v) = HeaderValue::from_str(&execution_id) {
+    if let Ok(v) = HeaderValue::from_str(arrival.execution_id.as_str()) {
         resp.headers_mut().insert(EXECUTION_ID, v);
     }
     resp
@@ -65,7 +63,7 @@ pub async fn serve(
 async fn dispatch(
     node: &Node,
     req: Request<Incoming>,
-    arrival: &Arrival<'_>,
+    arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
     let routes = node.routes.load();
     let path = req.uri().path();
@@ -107,7 +105,7 @@ async fn dispatch(
         )
     })?;
     let guest_path = guest_path(rest, query);
-    let slot = select(entry, LATEST_ALIAS)?.clone();
+    let slot = select_alias(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
     drop(routes);
     run(node, &entry, &slot, req, guest_path, arrival).await
@@ -223,6 +221,21 @@ fn strip_glint_cookies(headers: &mut http::HeaderMap) {
     }
 }
 
+/// The URI the guest sees: `http://`, the request's host, and its path (taken, not
+/// copied).
+fn guest_uri(host: String, path: String) -> Result<Uri, ApiError> {
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request("bad_uri", format!("cannot form the guest's URI: {e}"))
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority =
+        Some(http::uri::Authority::from_maybe_shared(Bytes::from(host)).map_err(|e| bad(&e))?);
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::from_maybe_shared(Bytes::from(path)).map_err(|e| bad(&e))?);
+    Uri::from_parts(parts).map_err(|e| bad(&e))
+}
+
 /// The path and query the guest sees: what follows its route, `/` at the least.
 fn guest_path(rest: &str, query: Option<&str>) -> String {
     let rest = if rest.is_empty() { "/" } else { rest };
@@ -237,7 +250,9 @@ fn guest_path(rest: &str, query: Option<&str>) -> String {
 
 /// A version by number (`v3`, `3`) or by alias (`latest`, `canary`).
 fn select<'e>(entry: &'e FunctionEntry, selector: &str) -> Result<&'e Arc<VersionSlot>, ApiError> {
-    if let Ok(v) = selector.parse::<VersionId>() {
+    if selector != LATEST_ALIAS
+        && let Ok(v) = selector.parse::<VersionId>()
+    {
         return entry.versions.get(&v).ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -249,6 +264,14 @@ fn select<'e>(entry: &'e FunctionEntry, selector: &str) -> Result<&'e Arc<Versio
             )
         });
     }
+    select_alias(entry, selector)
+}
+
+/// A version by alias, picked by the alias's weights.
+fn select_alias<'e>(
+    entry: &'e FunctionEntry,
+    selector: &str,
+) -> Result<&'e Arc<VersionSlot>, ApiError> {
     entry.alias(selector).map(|a| a.pick()).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -269,7 +292,7 @@ async fn run(
     slot: &Arc<VersionSlot>,
     req: Request<Incoming>,
     guest_path: String,
-    arrival: &Arrival<'_>,
+    arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
     let mut timer = RequestTimer {
         meter: slot.meter.clone(),
@@ -288,19 +311,45 @@ async fn run(
             strip_glint_cookies(response.headers_mut());
             // The timer lives as long as the body, which streams while the guest still
             // runs.
-            Ok(response.map(|body| {
-                into_boxed_body(body)
-                    .map_frame(move |frame| {
-                        // A whole place, so the closure owns the timer.
-                        let timer = &mut timer;
-                        if let Some(data) = frame.data_ref() {
-                            timer.bytes_out += data.len() as u64;
-                        }
-                        frame
-                    })
-                    .boxed_unsync()
-            }))
+            Ok(response.map(|body| TimedBody { body, timer }.boxed_unsync()))
         }
+    }
+}
+
+/// A guest's response body, counted by the request's timer until it ends.
+struct TimedBody {
+    body: glint_runtime::GuestBody,
+    timer: RequestTimer,
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        polled.map(|frame| {
+            frame.map(|frame| match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        self.timer.bytes_out += data.len() as u64;
+                    }
+                    Ok(frame)
+                }
+                Err(e) => Err(format!("the function's response body failed: {e:?}").into()),
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -310,7 +359,7 @@ async fn invoke(
     slot: &Arc<VersionSlot>,
     req: Request<Incoming>,
     guest_path: String,
-    arrival: &Arrival<'_>,
+    arrival: &Arrival,
     timer: &mut RequestTimer,
 ) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
@@ -383,16 +432,9 @@ async fn invoke(
         HttpStyle::Glint => guest_path,
         HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host, arrival.connection),
     };
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(host.as_str())
-        .path_and_query(guest_path.as_str())
-        .build()
-        .map_err(|e| {
-            ApiError::bad_request("bad_uri", format!("cannot form the guest's URI: {e}"))
-        })?;
-    if let Ok(prefix) = HeaderValue::from_str(&entry.route) {
-        parts.headers.insert("x-forwarded-prefix", prefix);
+    parts.uri = guest_uri(host, guest_path)?;
+    if let Some(prefix) = &entry.route_header {
+        parts.headers.insert("x-forwarded-prefix", prefix.clone());
     }
     strip_session_cookie(&mut parts.headers);
     let request = Request::from_parts(parts, body);
@@ -400,7 +442,7 @@ async fn invoke(
     let compiled = node.compiled(&entry.tenant, slot).await?;
     let log = Arc::new(InvocationLog {
         context: slot.log_context.clone(),
-        execution_id: arrival.execution_id.clone(),
+        execution_id: arrival.execution_id,
         pipe: node.logs.clone(),
         meter: slot.meter.clone(),
     });

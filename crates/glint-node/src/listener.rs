@@ -2,7 +2,10 @@
 //!
 //! Both the data plane and the admin API go through [`serve`]. TLS handshakes run in the
 //! connection's own task with a deadline, so a slow or bad client never holds up the
-//! accept loop. [`EdgeLimits`] bound what slow or greedy clients can hold: the time to
+//! accept loop. A connection's protocol comes from TLS's ALPN or, in cleartext, from its
+//! first bytes (HTTP/2's preface, peeked and left for hyper), so each is served by
+//! hyper's HTTP/1 or HTTP/2 connection directly; hyper-util's reader is left for the
+//! rare client whose first bytes do not tell yet. [`EdgeLimits`] bound what slow or greedy clients can hold: the time to
 //! send a request's headers (which is also how long an idle HTTP/1 connection stays
 //! open), their size, HTTP/2 liveness pings, and the number of open connections.
 
@@ -14,14 +17,17 @@ use std::time::Duration;
 use anyhow::Context;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+
+mod idle;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,24 +69,34 @@ impl Default for EdgeLimits {
     }
 }
 
-fn connection_builder(limits: &EdgeLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        // hyper's read buffer bounds the head; 8 KiB is its floor.
-        .max_buf_size(limits.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(limits.h2_keep_alive)
-        .keep_alive_timeout(limits.h2_keep_alive);
-    builder
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A service that can serve a listener's connections: hyper's bounds, named once.
+pub trait ConnectionService:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Self::Body>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Send
+    + 'static
+{
+    type Body: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
 }
 
-type BoxError = Box<dyn StdError + Send + Sync>;
+impl<S, B> ConnectionService for S
+where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Send
+        + 'static,
+    B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+{
+    type Body = B;
+}
 
 /// A TLS acceptor from PEM files: a certificate chain and its private key.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
@@ -116,7 +132,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 
 /// Accepts connections until `stop` flips, then waits for open connections to finish
 /// their in-flight requests. `service` makes the service of one connection, knowing it.
-pub async fn serve<M, S, B>(
+pub async fn serve<M, S>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: EdgeLimits,
@@ -124,15 +140,10 @@ pub async fn serve<M, S, B>(
     mut stop: watch::Receiver<bool>,
 ) where
     M: Fn(Connection) -> S,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: ConnectionService,
 {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(connection_builder(&limits));
+    let builders = Arc::new(Builders::new(&limits));
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut last_refusal_logged: Option<std::time::Instant> = None;
     loop {
@@ -166,20 +177,25 @@ pub async fn serve<M, S, B>(
             peer,
             tls: tls.is_some(),
         };
-        let (service, builder, tls, watcher) = (
+        let (service, builders, tls, watcher) = (
             service(connection),
-            builder.clone(),
+            builders.clone(),
             tls.clone(),
             graceful.watcher(),
         );
         tokio::spawn(async move {
             let _slot = slot;
+            let header_time = builders.header_read_timeout;
             match tls {
                 None => {
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    // What the client speaks, from its first bytes; one that sends
+                    // none within the header time is closed.
+                    let Ok(Ok(protocol)) =
+                        tokio::time::timeout(header_time, Protocol::sniff(&stream)).await
+                    else {
+                        return;
+                    };
+                    builders.serve(protocol, stream, service, watcher).await;
                 }
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -187,14 +203,153 @@ pub async fn serve<M, S, B>(
                     else {
                         return;
                     };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(conn).await;
+                    let protocol = Protocol::negotiated(stream.get_ref().1.alpn_protocol());
+                    builders.serve(protocol, stream, service, watcher).await;
                 }
             }
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The HTTP version a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+    /// Not known yet (the first bytes are the start of HTTP/2's preface, or TLS agreed
+    /// on no protocol): hyper-util's reader tells once more bytes are in.
+    Either,
+}
+
+/// What an HTTP/2 client sends first, prior knowledge or not.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl Protocol {
+    /// From the bytes a cleartext client has sent so far, left unread for hyper.
+    async fn sniff(stream: &TcpStream) -> std::io::Result<Self> {
+        let mut head = [0u8; H2_PREFACE.len()];
+        let n = stream.peek(&mut head).await?;
+        Ok(Self::of_first_bytes(&head[..n]))
+    }
+
+    fn of_first_bytes(head: &[u8]) -> Self {
+        if head.is_empty() || !H2_PREFACE.starts_with(head) {
+            // Closed (hyper sees the end and stops), or not HTTP/2's preface.
+            Self::Http1
+        } else if head.len() == H2_PREFACE.len() {
+            Self::Http2
+        } else {
+            Self::Either
+        }
+    }
+
+    /// From the protocol a TLS handshake agreed on (ALPN).
+    fn negotiated(alpn: Option<&[u8]>) -> Self {
+        match alpn {
+            Some(b"h2") => Self::Http2,
+            Some(b"http/1.1") => Self::Http1,
+            _ => Self::Either,
+        }
+    }
+}
+
+/// The connection builders of one listener.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    either: auto::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Builders {
+    fn new(limits: &EdgeLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        // The head's size, checked as it arrives (431 beyond it), and hyper's read
+        // buffer, whose floor is 8 KiB. The header time is kept by [`idle::Activity`],
+        // not by a timer per request.
+        http1
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        let max_header_list = u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(max_header_list)
+            .keep_alive_interval(limits.h2_keep_alive)
+            .keep_alive_timeout(limits.h2_keep_alive);
+        let mut either = auto::Builder::new(TokioExecutor::new());
+        either
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        either
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(max_header_list)
+            .keep_alive_interval(limits.h2_keep_alive)
+            .keep_alive_timeout(limits.h2_keep_alive);
+        Self {
+            http1,
+            http2,
+            either,
+            header_read_timeout: limits.header_read_timeout,
+        }
+    }
+
+    /// Serves one connection until it ends, the client idles past the header time
+    /// (HTTP/1), or a graceful shutdown finishes it.
+    async fn serve<I, S>(&self, protocol: Protocol, io: I, service: S, watcher: Watcher)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        S: ConnectionService,
+    {
+        let io = TokioIo::new(io);
+        match protocol {
+            Protocol::Http1 => {
+                let activity = idle::Activity::new();
+                let service = idle::Watched {
+                    inner: service,
+                    activity: activity.clone(),
+                };
+                let conn = watcher.watch(self.http1.serve_connection(io, service));
+                tokio::select! {
+                    biased;
+                    _ = conn => {}
+                    () = activity.idle_for(self.header_read_timeout) => {}
+                }
+            }
+            Protocol::Http2 => {
+                let _ = watcher
+                    .watch(self.http2.serve_connection(io, service))
+                    .await;
+            }
+            Protocol::Either => {
+                let conn = self.either.serve_connection(io, service).into_owned();
+                let _ = watcher.watch(conn).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bytes_tell_http2_prior_knowledge_from_http1() {
+        assert_eq!(Protocol::of_first_bytes(H2_PREFACE), Protocol::Http2);
+        assert_eq!(Protocol::of_first_bytes(b"PRI * HT"), Protocol::Either);
+        assert_eq!(
+            Protocol::of_first_bytes(b"GET / HTTP/1.1\r\n"),
+            Protocol::Http1
+        );
+        assert_eq!(Protocol::of_first_bytes(b"PRIX"), Protocol::Http1);
+        assert_eq!(Protocol::of_first_bytes(b""), Protocol::Http1);
+        assert_eq!(Protocol::negotiated(Some(b"h2")), Protocol::Http2);
+        assert_eq!(Protocol::negotiated(Some(b"http/1.1")), Protocol::Http1);
+        assert_eq!(Protocol::negotiated(None), Protocol::Either);
+    }
 }

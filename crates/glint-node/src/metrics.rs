@@ -18,6 +18,13 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+/// One function's `glint_guest_cpu` and `glint_guest_memory_peak`.
+#[derive(Clone, Debug)]
+pub struct GuestMetrics {
+    cpu: Counter<f64, AtomicU64>,
+    memory_peak: Gauge,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FunctionLabels {
     pub tenant: String,
@@ -185,12 +192,18 @@ impl Metrics {
         }
     }
 
+    /// A function's guest CPU and memory metrics, to look up once.
+    pub fn guest(&self, labels: &FunctionLabels) -> GuestMetrics {
+        GuestMetrics {
+            cpu: self.guest_cpu.get_or_create(labels).clone(),
+            memory_peak: self.guest_memory_peak.get_or_create(labels).clone(),
+        }
+    }
+
     /// Adds what one invocation used.
-    pub fn record_usage(&self, labels: &FunctionLabels, usage: &Usage) {
-        self.guest_cpu
-            .get_or_create(labels)
-            .inc_by(usage.cpu.as_secs_f64());
-        let peak = self.guest_memory_peak.get_or_create(labels);
+    pub fn record_usage(&self, labels: &FunctionLabels, guest: &GuestMetrics, usage: &Usage) {
+        guest.cpu.inc_by(usage.cpu.as_secs_f64());
+        let peak = &guest.memory_peak;
         let bytes = usage.peak_memory_bytes as i64;
         if bytes > peak.get() {
             peak.set(bytes);

@@ -530,13 +530,13 @@ impl Node {
             }
         }
 
-        Ok(Some(FunctionEntry {
-            tenant: tenant.clone(),
-            name: name.clone(),
-            route: function.route,
-            aliases: alias_table,
-            versions: slots,
-        }))
+        Ok(Some(FunctionEntry::new(
+            tenant.clone(),
+            name.clone(),
+            function.route,
+            alias_table,
+            slots,
+        )))
     }
 
     /// The function's entry in the route table now, if it has one.

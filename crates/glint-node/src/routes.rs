@@ -154,11 +154,30 @@ pub struct FunctionEntry {
     pub tenant: TenantId,
     pub name: FunctionName,
     pub route: String,
+    /// The route as the `x-forwarded-prefix` header its guests are sent.
+    pub route_header: Option<http::HeaderValue>,
     pub aliases: HashMap<AliasName, Alias>,
     pub versions: HashMap<VersionId, Arc<VersionSlot>>,
 }
 
 impl FunctionEntry {
+    pub fn new(
+        tenant: TenantId,
+        name: FunctionName,
+        route: String,
+        aliases: HashMap<AliasName, Alias>,
+        versions: HashMap<VersionId, Arc<VersionSlot>>,
+    ) -> Self {
+        Self {
+            route_header: http::HeaderValue::from_str(&route).ok(),
+            tenant,
+            name,
+            route,
+            aliases,
+            versions,
+        }
+    }
+
     /// Its versions with compiled code in memory.
     pub fn loaded_versions(&self) -> usize {
         self.versions
@@ -244,13 +263,13 @@ mod tests {
     use super::*;
 
     fn entry(route: &str, name: &str) -> Arc<FunctionEntry> {
-        Arc::new(FunctionEntry {
-            tenant: TenantId::default_tenant(),
-            name: name.parse().unwrap(),
-            route: route.into(),
-            aliases: HashMap::new(),
-            versions: HashMap::new(),
-        })
+        Arc::new(FunctionEntry::new(
+            TenantId::default_tenant(),
+            name.parse().unwrap(),
+            route.into(),
+            HashMap::new(),
+            HashMap::new(),
+        ))
     }
 
     #[test]

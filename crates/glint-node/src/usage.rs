@@ -91,6 +91,7 @@ pub struct VersionMeter {
     duration: Histogram,
     in_flight: Gauge,
     queued: Gauge,
+    guest: crate::metrics::GuestMetrics,
 }
 
 impl VersionMeter {
@@ -140,7 +141,7 @@ impl VersionMeter {
         c.cpu_us.fetch_add(cpu_us, Ordering::Relaxed);
         let kib_ms = (usage.peak_memory_bytes / 1024) * usage.wall.as_millis().max(1) as u64;
         c.memory_kib_ms.fetch_add(kib_ms, Ordering::Relaxed);
-        self.metrics.record_usage(&self.labels, usage);
+        self.metrics.record_usage(&self.labels, &self.guest, usage);
         push_bounded(
             &self.recent.cpu,
             (now_ms(), cpu_us.min(u32::MAX as u64) as u32),
@@ -303,6 +304,7 @@ impl Meter {
                     duration: m.duration.get_or_create(&labels).clone(),
                     in_flight: m.in_flight.get_or_create(&labels).clone(),
                     queued: m.queued.get_or_create(&labels).clone(),
+                    guest: m.guest(&labels),
                     labels,
                     metrics: m.clone(),
                 })

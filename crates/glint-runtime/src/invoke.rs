@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use glint_store::Level;
 use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
 
@@ -27,7 +25,7 @@ use crate::capabilities::Grants;
 use crate::engine::{Compiled, HandlerPre};
 use crate::guest::GuestState;
 use crate::log::{LogSink, LogStream};
-pub use crate::outcome::{GuestResponse, InvokeError};
+pub use crate::outcome::{GuestBody, GuestResponse, InvokeError};
 use crate::reuse::{InstancePool, Warm};
 use crate::sandbox::{CpuLimitExceeded, build_store};
 use crate::usage::{Usage, UsageSink};
@@ -387,12 +385,4 @@ fn classify(
         None => e.root_cause().to_string(),
     };
     (InvokeError::Trap(reason), Some(format!("{e:?}")))
-}
-
-/// Wraps a guest body so its errors fit a hyper response body.
-pub fn into_boxed_body(
-    body: HyperOutgoingBody,
-) -> UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>> {
-    body.map_err(|e| format!("the function's response body failed: {e:?}").into())
-        .boxed_unsync()
 }

@@ -38,7 +38,7 @@ pub use engine::{
     check_header, check_reusable,
 };
 pub use guest::GuestState;
-pub use invoke::{GuestResponse, Invocation, InvokeError, into_boxed_body};
+pub use invoke::{GuestBody, GuestResponse, Invocation, InvokeError};
 pub use log::{LogSink, LogStream};
 pub use manifest::{FunctionConfig, HttpStyle, Limits, Manifest, ManifestError, Scaling};
 pub use reuse::InstancePool;

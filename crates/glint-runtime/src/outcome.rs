@@ -3,7 +3,10 @@
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// A guest's response; the body streams while the guest keeps running.
-pub type GuestResponse = http::Response<HyperOutgoingBody>;
+pub type GuestResponse = http::Response<GuestBody>;
+
+/// A guest's response body.
+pub type GuestBody = HyperOutgoingBody;
 
 /// Why an invocation produced no response. Each ends only its own request.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use glint_store::Level;
 use http_body::{Body, Frame};
 use wasmtime::component::GuestTaskId;
@@ -101,6 +102,8 @@ pub(crate) struct Serving {
 struct Running {
     task: GuestTaskId,
     meter: Arc<Meter>,
+    /// When the request expires if it has not answered.
+    deadline: Instant,
 }
 
 /// One request's account, shared by the instance and the response body.
@@ -118,6 +121,10 @@ struct Meter {
     /// The instance serving it, once one took it.
     serving: Mutex<Option<(Weak<Serving>, GuestTaskId)>>,
     settled: AtomicBool,
+    /// Set once the request is past its timeout, by its instance's [`Expiry`].
+    expired: AtomicBool,
+    /// Wakes the request's [`RequestDeadline`] when it expires.
+    expiry: AtomicWaker,
 }
 
 impl crate::guest::TaskCharge for Serving {
@@ -138,6 +145,25 @@ impl Serving {
         if let Ok(mut requests) = self.requests.lock() {
             requests.retain(|r| r.task != task);
         }
+    }
+
+    /// Expires the requests past their deadline at `now` (each answers a timeout); the
+    /// earliest deadline of the others.
+    fn expire_requests(&self, now: Instant) -> Option<Instant> {
+        let requests = self.requests.lock().ok()?;
+        let mut next: Option<Instant> = None;
+        for r in requests.iter() {
+            if r.meter.expired.load(Ordering::Acquire) {
+                continue;
+            }
+            if r.deadline <= now {
+                r.meter.expired.store(true, Ordering::Release);
+                r.meter.expiry.wake();
+            } else {
+                next = Some(next.map_or(r.deadline, |n| n.min(r.deadline)));
+            }
+        }
+        next
     }
 
     fn take_pending(&self) -> Usage {
@@ -245,6 +271,8 @@ impl Workers {
             outcome: Mutex::new(Some(outcome)),
             serving: Mutex::new(None),
             settled: AtomicBool::new(false),
+            expired: AtomicBool::new(false),
+            expiry: AtomicWaker::new(),
         });
         let request = request.map(|body| {
             http_body_util::Full::new(body)
@@ -333,6 +361,7 @@ impl HandlerState for VersionWorkers {
         self.stats.instantiations.fetch_add(1, Ordering::Relaxed);
         let service = self.service.instantiate_async(&mut store).await?;
         let born = Instant::now();
+        let aged = Arc::new(AtomicBool::new(false));
         Ok(Instance {
             store,
             proxy: Proxy::P3(service),
@@ -346,15 +375,18 @@ impl HandlerState for VersionWorkers {
                 // Each request expires at its own timeout first; this is the
                 // backstop for a guest that keeps the event loop from running.
                 request_timeout: self.limits.timeout() + Duration::from_millis(500),
+                period: IDLE_CHECK.min(self.limits.timeout()),
+                aged: aged.clone(),
+                serving: serving.clone(),
+                // Fires at once, and then sets itself.
                 sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             },
             state: InstanceWorker {
                 closed: self.closed.clone(),
                 serving,
                 log,
-                born,
+                aged,
                 max_requests: self.max_requests,
-                max_age: self.max_age,
                 max_concurrent: self.max_concurrent,
                 limits: self.limits,
                 stats: self.stats.clone(),
@@ -370,9 +402,9 @@ struct InstanceWorker {
     closed: Arc<AtomicBool>,
     serving: Arc<Serving>,
     log: Arc<dyn LogSink>,
-    born: Instant,
+    /// Set by its [`Expiry`] once it is `max_age` old: it takes no more requests.
+    aged: Arc<AtomicBool>,
     max_requests: usize,
-    max_age: Duration,
     max_concurrent: usize,
     limits: Limits,
     stats: Arc<RuntimeStats>,
@@ -388,7 +420,7 @@ impl WorkerState for InstanceWorker {
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_requests
-            || self.born.elapsed() >= self.max_age
+            || self.aged.load(Ordering::Relaxed)
             || self.closed.load(Ordering::Relaxed)
         {
             ShouldAccept::Never
@@ -428,10 +460,16 @@ impl WorkerState for InstanceWorker {
         if let Ok(mut last) = self.serving.last_log.lock() {
             *last = Some(meter.log.clone());
         }
+        let deadline = Instant::now() + self.limits.timeout();
         if let Ok(mut requests) = self.serving.requests.lock() {
-            requests.push(Running { task, meter });
+            requests.push(Running {
+                task,
+                meter: meter.clone(),
+                deadline,
+            });
         }
-        Box::pin(tokio::time::sleep(self.limits.timeout()))
+        // The instance's `Expiry` expires it: no timer per request.
+        Box::pin(RequestDeadline(meter))
     }
 
     fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {
@@ -480,7 +518,12 @@ impl WorkerState for InstanceWorker {
 
 /// When an instance is dropped: after `max_age`, when idle and the node has enough
 /// idle instances, or when a request outlives its timeout while the guest keeps the
-/// event loop from running.
+/// event loop from running. It also expires each request at its own timeout.
+///
+/// Its one timer moves only when it fires, at most `period` ahead: every deadline set
+/// after it is armed (a request's, at least its timeout away) is then no earlier than
+/// its firing, so a request arms no timer of its own and a change of status moves
+/// nothing.
 struct Expiry {
     closed: Arc<AtomicBool>,
     budget: Arc<IdleBudget>,
@@ -488,6 +531,9 @@ struct Expiry {
     born: Instant,
     max_age: Duration,
     request_timeout: Duration,
+    period: Duration,
+    aged: Arc<AtomicBool>,
+    serving: Arc<Serving>,
     sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -498,41 +544,75 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
-        loop {
-            let now = Instant::now();
-            let (deadline, wake) = match status {
-                WorkerStatus::Idle => {
-                    if self.closed.load(Ordering::Relaxed) {
+        match status {
+            WorkerStatus::Idle => {
+                if self.closed.load(Ordering::Relaxed) {
+                    return Poll::Ready(());
+                }
+                if !self.holds_idle {
+                    if !self.budget.try_take() {
                         return Poll::Ready(());
                     }
-                    if !self.holds_idle {
-                        if !self.budget.try_take() {
-                            return Poll::Ready(());
-                        }
-                        self.holds_idle = true;
-                    }
-                    let deadline = self.born + self.max_age;
-                    // Woken every IDLE_CHECK to see whether the version let go of it.
-                    (deadline, deadline.min(now + IDLE_CHECK))
+                    self.holds_idle = true;
                 }
-                WorkerStatus::Requests | WorkerStatus::PostReturn => {
-                    if self.holds_idle {
-                        self.budget.give_back(1);
-                        self.holds_idle = false;
-                    }
-                    let deadline = start + self.request_timeout;
-                    (deadline, deadline)
+            }
+            WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                if self.holds_idle {
+                    self.budget.give_back(1);
+                    self.holds_idle = false;
                 }
+            }
+        }
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            let retire = self.born + self.max_age;
+            if now >= retire {
+                self.aged.store(true, Ordering::Relaxed);
+            }
+            let (deadline, next_request) = match status {
+                // Woken every period to see whether the version let go of it.
+                WorkerStatus::Idle => (retire, None),
+                WorkerStatus::Requests | WorkerStatus::PostReturn => (
+                    start + self.request_timeout,
+                    self.serving.expire_requests(now),
+                ),
             };
             if now >= deadline {
                 return Poll::Ready(());
             }
+            let mut wake = deadline.min(now + self.period);
+            if now < retire {
+                wake = wake.min(retire);
+            }
+            if let Some(next) = next_request {
+                wake = wake.min(next);
+            }
             self.sleep
                 .as_mut()
                 .reset(tokio::time::Instant::from_std(wake));
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+        }
+    }
+}
+
+/// A request's expiry, as `on_request_start` hands it to wasmtime: ready once the
+/// instance's [`Expiry`] finds the request past its deadline.
+struct RequestDeadline(Arc<Meter>);
+
+impl Future for RequestDeadline {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.expired.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.expiry.register(cx.waker());
+        if self.0.expired.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }
