@@ -395,12 +395,13 @@ async fn invoke(
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
     // A free slot is taken at once; only a wait arms the queue's deadline.
     let free = slot.concurrency.clone().try_acquire_owned().ok();
-    let queued = slot.meter.queued();
     let permit = match free {
         Some(p) => p,
-        None => match tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned())
-            .await
-        {
+        // Only a request that waits counts as queued.
+        None => match {
+            let _queued = slot.meter.queued();
+            tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned()).await
+        } {
             Ok(Ok(p)) => p,
             _ => {
                 let mut e = ApiError::new(
@@ -418,7 +419,6 @@ async fn invoke(
             }
         },
     };
-    drop(queued);
     timer.bytes_in = body.len() as u64;
 
     let host = parts
