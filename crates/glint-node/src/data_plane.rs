@@ -316,6 +316,18 @@ async fn run(
     }
 }
 
+/// A concurrency permit within the queue time; the request counts as queued meanwhile.
+async fn wait_for_permit(
+    slot: &VersionSlot,
+    queue_timeout: Duration,
+) -> Result<
+    Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
+    tokio::time::error::Elapsed,
+> {
+    let _queued = slot.meter.queued();
+    tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned()).await
+}
+
 /// A guest's response body, counted by the request's timer until it ends.
 struct TimedBody {
     body: glint_runtime::GuestBody,
@@ -398,10 +410,7 @@ async fn invoke(
     let permit = match free {
         Some(p) => p,
         // Only a request that waits counts as queued.
-        None => match {
-            let _queued = slot.meter.queued();
-            tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned()).await
-        } {
+        None => match wait_for_permit(slot, queue_timeout).await {
             Ok(Ok(p)) => p,
             _ => {
                 let mut e = ApiError::new(
