@@ -320,12 +320,13 @@ async fn run(
 async fn wait_for_permit(
     slot: &VersionSlot,
     queue_timeout: Duration,
-) -> Result<
-    Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
-    tokio::time::error::Elapsed,
-> {
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let _queued = slot.meter.queued();
-    tokio::time::timeout(queue_timeout, slot.concurrency.clone().acquire_owned()).await
+    let waiting = slot.concurrency.clone().acquire_owned();
+    tokio::time::timeout(queue_timeout, waiting)
+        .await
+        .ok()?
+        .ok()
 }
 
 /// A guest's response body, counted by the request's timer until it ends.
@@ -411,8 +412,8 @@ async fn invoke(
         Some(p) => p,
         // Only a request that waits counts as queued.
         None => match wait_for_permit(slot, queue_timeout).await {
-            Ok(Ok(p)) => p,
-            _ => {
+            Some(p) => p,
+            None => {
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "at_capacity",
