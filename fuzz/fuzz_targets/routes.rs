@@ -19,13 +19,13 @@ fuzz_target!(|data: &[u8]| {
         .take(64)
         .enumerate()
         .map(|(i, route)| {
-            Arc::new(FunctionEntry {
-                tenant: TenantId::default_tenant(),
-                name: format!("f{i}").parse().expect("a valid name"),
-                route: route.to_string(),
-                aliases: HashMap::new(),
-                versions: HashMap::new(),
-            })
+            Arc::new(FunctionEntry::new(
+                TenantId::default_tenant(),
+                format!("f{i}").parse().expect("a valid name"),
+                route.to_string(),
+                HashMap::new(),
+                HashMap::new(),
+            ))
         });
     let table = RouteTable::from_entries(entries);
     if let Some((entry, rest)) = table.resolve(path) {
