@@ -178,7 +178,10 @@ async fn a_deleted_function_leaves_no_meters_or_series() {
         resp.text().await.unwrap()
     };
     let before = metrics().await;
-    assert!(before.contains("function=\"gone\""), "{before}");
+    assert!(
+        before.contains("function=\"gone\",version=\"v1\""),
+        "{before}"
+    );
     let (_, status) = admin.get("/api/v1/node").await;
     assert_eq!(status["metered_versions"], 3, "{status}");
 
@@ -189,7 +192,15 @@ async fn a_deleted_function_leaves_no_meters_or_series() {
     );
     let (_, status) = admin.get("/api/v1/node").await;
     assert_eq!(status["metered_versions"], 2, "{status}");
-    assert!(!metrics().await.contains("function=\"gone\",version=\"1\""));
+    let after_version = metrics().await;
+    assert!(
+        !after_version.contains("function=\"gone\",version=\"v1\""),
+        "{after_version}"
+    );
+    assert!(
+        after_version.contains("function=\"gone\",version=\"v2\""),
+        "{after_version}"
+    );
     assert_eq!(admin.delete("/api/v1/functions/gone").await.0, 204);
     let after = metrics().await;
     assert!(!after.contains("function=\"gone\""), "{after}");

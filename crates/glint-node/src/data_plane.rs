@@ -22,7 +22,7 @@ use crate::listener::Connection;
 use crate::logs::{ExecutionId, InvocationLog};
 use crate::node::Node;
 use crate::routes::{FunctionEntry, VersionSlot};
-use crate::usage::RequestTimer;
+use crate::usage::VersionMeter;
 
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -94,7 +94,7 @@ async fn dispatch(
         let entry = entry.clone();
         drop(routes);
         let guest_path = guest_path("", query);
-        return run(node, &entry, &slot, req, guest_path, arrival).await;
+        return run(node, &entry, slot, req, guest_path, arrival).await;
     }
 
     let (entry, rest) = routes.resolve(path).ok_or_else(|| {
@@ -108,7 +108,7 @@ async fn dispatch(
     let slot = select_alias(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
     drop(routes);
-    run(node, &entry, &slot, req, guest_path, arrival).await
+    run(node, &entry, slot, req, guest_path, arrival).await
 }
 
 /// The request body, up to `max` bytes, within `--body-read-timeout`.
@@ -289,19 +289,34 @@ fn select_alias<'e>(
 async fn run(
     node: &Node,
     entry: &FunctionEntry,
-    slot: &Arc<VersionSlot>,
+    slot: Arc<VersionSlot>,
     req: Request<Incoming>,
     guest_path: String,
     arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
+    let log = Arc::new(InvocationLog {
+        context: slot.log_context.clone(),
+        execution_id: arrival.execution_id,
+    });
     let mut timer = RequestTimer {
-        meter: slot.meter.clone(),
+        log,
         started: Instant::now(),
         status: 500,
         bytes_in: 0,
         bytes_out: 0,
     };
-    match invoke(node, entry, slot, req, guest_path, arrival, &mut timer).await {
+    let ran = invoke(
+        node,
+        entry,
+        &slot,
+        &timer.log,
+        req,
+        guest_path,
+        arrival.connection,
+        &mut timer.bytes_in,
+    )
+    .await;
+    match ran {
         Err(e) => {
             timer.status = e.status.as_u16();
             Err(e)
@@ -316,12 +331,67 @@ async fn run(
     }
 }
 
+/// Counts a request from arrival to the end of its response body, then reports it to
+/// its version's meter; held by the response body so streaming time counts.
+struct RequestTimer {
+    log: Arc<InvocationLog>,
+    started: Instant,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        self.log.context.meter.request_finished(
+            self.status,
+            self.bytes_in,
+            self.bytes_out,
+            self.started.elapsed(),
+        );
+    }
+}
+
+/// Counts the request in its version's `glint_requests_queued` while it waits.
+struct Queued<'a>(&'a VersionMeter);
+
+impl<'a> Queued<'a> {
+    fn count(meter: &'a VersionMeter) -> Self {
+        meter.add_queued(1);
+        Self(meter)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.add_queued(-1);
+    }
+}
+
+/// Counts the request in its version's `glint_requests_in_flight` while its guest runs
+/// (it goes with the guest's task). It holds the request's own log, not the version's
+/// meter, so a request adds to no count shared with other cores to hold it.
+struct InFlight(Arc<InvocationLog>);
+
+impl InFlight {
+    fn count(log: &Arc<InvocationLog>) -> Self {
+        log.context.meter.add_in_flight(1);
+        Self(log.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.context.meter.add_in_flight(-1);
+    }
+}
+
 /// A concurrency permit within the queue time; the request counts as queued meanwhile.
 async fn wait_for_permit(
     slot: &VersionSlot,
     queue_timeout: Duration,
 ) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    let _queued = slot.meter.queued();
+    let _queued = Queued::count(&slot.meter);
     let waiting = slot.concurrency.clone().acquire_owned();
     tokio::time::timeout(queue_timeout, waiting)
         .await
@@ -366,14 +436,16 @@ impl http_body::Body for TimedBody {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn invoke(
     node: &Node,
     entry: &FunctionEntry,
-    slot: &Arc<VersionSlot>,
+    slot: &VersionSlot,
+    log: &Arc<InvocationLog>,
     req: Request<Incoming>,
     guest_path: String,
-    arrival: &Arrival,
-    timer: &mut RequestTimer,
+    connection: Connection,
+    bytes_in: &mut u64,
 ) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
     let too_large = || {
@@ -429,7 +501,7 @@ async fn invoke(
             }
         },
     };
-    timer.bytes_in = body.len() as u64;
+    *bytes_in = body.len() as u64;
 
     let host = parts
         .headers
@@ -440,7 +512,7 @@ async fn invoke(
         .to_string();
     let guest_path = match slot.config.http_style {
         HttpStyle::Glint => guest_path,
-        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host, arrival.connection),
+        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host, connection),
     };
     parts.uri = guest_uri(host, guest_path)?;
     if let Some(prefix) = &entry.route_header {
@@ -450,24 +522,18 @@ async fn invoke(
     let request = Request::from_parts(parts, body);
 
     let compiled = node.compiled(&entry.tenant, slot).await?;
-    let log = Arc::new(InvocationLog {
-        context: slot.log_context.clone(),
-        execution_id: arrival.execution_id,
-        pipe: node.logs.clone(),
-        meter: slot.meter.clone(),
-    });
     let invocation = Invocation {
         limits,
         log: log.clone(),
-        usage: log,
-        grants: slot.grants.clone(),
-        pool: slot.pool.clone(),
+        usage: log.clone(),
+        grants: &slot.grants,
+        pool: slot.pool.as_ref(),
         queue_timeout,
     };
     // The permit goes with the guest's task: it counts guests that run, so a client
     // that resets its request (an HTTP/2 stream, say) cannot start more than the limit.
     // The in-flight gauge counts the same guests.
-    let running = (permit, slot.meter.in_flight());
+    let running = (permit, InFlight::count(log));
     let response = node
         .runtime
         .invoke(&compiled, request, invocation, running)

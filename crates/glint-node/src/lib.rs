@@ -255,9 +255,7 @@ impl Server {
                 })
             },
         };
-        let meter = Arc::new(usage::Meter::new(Arc::new(metrics::Metrics::new(
-            collector,
-        ))));
+        let meter = Arc::new(usage::Meter::new(collector));
         let usage_flusher =
             usage::start_flusher(meter.clone(), stores.usage.clone(), stop_rx.clone());
         let retention =

@@ -11,10 +11,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use glint_runtime::{LogSink, LogStream, Usage, UsageSink};
-use glint_store::{Level, LogRecord, LogStore, now_ms};
+use glint_store::{FunctionName, Level, LogRecord, LogStore, TenantId, VersionId, now_ms};
 use tokio::sync::{broadcast, mpsc, watch};
-
-use crate::routes::LogContext;
 
 const CHANNEL_CAPACITY: usize = 65_536;
 /// Bytes of lines waiting for the writer; beyond it new lines are dropped (and counted),
@@ -80,17 +78,44 @@ impl ExecutionId {
     }
 }
 
-/// One invocation's log, and where its usage goes.
-pub struct InvocationLog {
-    pub context: Arc<LogContext>,
-    pub execution_id: ExecutionId,
+/// What every log line of a version carries besides its text, where its lines go, and
+/// the meter its invocations count to: all an invocation needs from its version, behind
+/// one `Arc`.
+pub struct LogContext {
+    pub tenant: TenantId,
+    pub function: FunctionName,
+    pub version: VersionId,
+    pub min_level: Level,
+    /// Values of the secrets the version can read, masked in its log lines.
+    pub secret_values: Vec<String>,
     pub pipe: LogPipe,
     pub meter: Arc<crate::usage::VersionMeter>,
 }
 
+/// Shorter values are left alone: masking "1" would mangle every line.
+const MIN_MASKED_LEN: usize = 4;
+
+impl LogContext {
+    /// Masks secret values the guest printed, so they never reach the log store.
+    pub fn redact(&self, mut line: String) -> String {
+        for value in &self.secret_values {
+            if value.len() >= MIN_MASKED_LEN && line.contains(value.as_str()) {
+                line = line.replace(value.as_str(), "[secret]");
+            }
+        }
+        line
+    }
+}
+
+/// One invocation's log, and where its usage goes.
+pub struct InvocationLog {
+    pub context: Arc<LogContext>,
+    pub execution_id: ExecutionId,
+}
+
 impl UsageSink for InvocationLog {
     fn finished(&self, usage: Usage) {
-        self.meter.guest_finished(&usage);
+        self.context.meter.guest_finished(&usage);
     }
 }
 
@@ -113,10 +138,10 @@ impl LogSink for InvocationLog {
             node: String::new(),
             region: String::new(),
         };
-        if self.pipe.live.receiver_count() > 0 {
-            let _ = self.pipe.live.send(Arc::new(record.clone()));
+        if self.context.pipe.live.receiver_count() > 0 {
+            let _ = self.context.pipe.live.send(Arc::new(record.clone()));
         }
-        self.pipe.offer(record);
+        self.context.pipe.offer(record);
     }
 }
 

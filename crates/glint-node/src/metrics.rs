@@ -3,27 +3,19 @@
 //! Labels are bounded: tenant, function, version and small enums (status class, result,
 //! source), never execution ids or paths. Counters that the runtime already keeps
 //! (compiles, cache loads) and the process's own gauges are read at scrape time by
-//! [`NodeCollector`], so the request path never touches them.
+//! [`NodeCollector`], and the versions' requests and usage by the meter's collector
+//! (`usage::export`), so the request path touches no metric of this registry.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use glint_runtime::{Runtime, Usage};
-use glint_store::VersionId;
+use glint_runtime::Runtime;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
-
-/// One function's `glint_guest_cpu` and `glint_guest_memory_peak`.
-#[derive(Clone, Debug)]
-pub struct GuestMetrics {
-    cpu: Counter<f64, AtomicU64>,
-    memory_peak: Gauge,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FunctionLabels {
@@ -55,180 +47,39 @@ pub struct ColdStartLabels {
     pub source: &'static str,
 }
 
+/// The node's registry: its collectors (the node-wide values, the versions' meters, read
+/// at scrape time), and the cold starts, which are rare enough to count as they happen.
 pub struct Metrics {
     registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub duration: Family<FunctionLabels, Histogram>,
-    pub in_flight: Family<FunctionLabels, Gauge>,
-    pub queued: Family<FunctionLabels, Gauge>,
     pub cold_starts: Family<ColdStartLabels, Counter>,
-    guest_cpu: Family<FunctionLabels, Counter<f64, AtomicU64>>,
-    guest_memory_peak: Family<FunctionLabels, Gauge>,
-    outbound: Family<ResultLabels, Counter>,
-    kv_ops: Family<ResultLabels, Counter>,
-}
-
-fn duration_histogram() -> Histogram {
-    // 100 µs to about 26 s, doubling.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.0001, 2.0, 19,
-    ))
 }
 
 impl Metrics {
-    pub fn new(collector: NodeCollector) -> Self {
+    pub fn new(collectors: Vec<Box<dyn Collector>>) -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "glint_requests",
-            "Data-plane requests by function, version and status class",
-            requests.clone(),
-        );
-        let duration = Family::<FunctionLabels, Histogram>::new_with_constructor(
-            duration_histogram as fn() -> Histogram,
-        );
-        registry.register_with_unit(
-            "glint_request_duration",
-            "Time from a request's arrival to the end of its response body",
-            Unit::Seconds,
-            duration.clone(),
-        );
-        let in_flight = Family::<FunctionLabels, Gauge>::default();
-        registry.register(
-            "glint_requests_in_flight",
-            "Requests running in a guest now",
-            in_flight.clone(),
-        );
-        let queued = Family::<FunctionLabels, Gauge>::default();
-        registry.register(
-            "glint_requests_queued",
-            "Requests waiting for a concurrency slot now",
-            queued.clone(),
-        );
         let cold_starts = Family::<ColdStartLabels, Counter>::default();
         registry.register(
             "glint_cold_starts",
             "Versions made ready on this node for their first request, from the compile cache or by compiling",
             cold_starts.clone(),
         );
-        let guest_cpu = Family::<FunctionLabels, Counter<f64, AtomicU64>>::default();
-        registry.register_with_unit(
-            "glint_guest_cpu",
-            "Time guests spent running",
-            Unit::Seconds,
-            guest_cpu.clone(),
-        );
-        let guest_memory_peak = Family::<FunctionLabels, Gauge>::default();
-        registry.register_with_unit(
-            "glint_guest_memory_peak",
-            "The largest linear memory any invocation of the function has had",
-            Unit::Bytes,
-            guest_memory_peak.clone(),
-        );
-        let outbound = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "glint_outbound_requests",
-            "Outbound HTTP requests by result (allowed, denied)",
-            outbound.clone(),
-        );
-        let kv_ops = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "glint_kv_operations",
-            "KV calls by result (ok, denied, error)",
-            kv_ops.clone(),
-        );
-        registry.register_collector(Box::new(collector));
+        for c in collectors {
+            registry.register_collector(c);
+        }
         Self {
             registry,
-            requests,
-            duration,
-            in_flight,
-            queued,
             cold_starts,
-            guest_cpu,
-            guest_memory_peak,
-            outbound,
-            kv_ops,
         }
     }
 
-    /// Drops a deleted version's label sets, so series of deleted versions do not pile up.
-    pub fn forget_version(&self, labels: &FunctionLabels, version: VersionId) {
-        for status in [100, 200, 300, 400, 500] {
-            self.requests.remove(&RequestLabels {
-                tenant: labels.tenant.clone(),
-                function: labels.function.clone(),
-                version: version.to_string(),
-                status: status_class(status),
-            });
-        }
-    }
-
-    /// Drops every label set of a deleted function.
-    pub fn forget_function(&self, labels: &FunctionLabels, versions: &[VersionId]) {
-        for v in versions {
-            self.forget_version(labels, *v);
-        }
-        self.duration.remove(labels);
-        self.in_flight.remove(labels);
-        self.queued.remove(labels);
-        self.guest_cpu.remove(labels);
-        self.guest_memory_peak.remove(labels);
+    /// Drops every cold-start series of a deleted function.
+    pub fn forget_function(&self, labels: &FunctionLabels) {
         for source in ["cache", "compile"] {
             self.cold_starts.remove(&ColdStartLabels {
                 tenant: labels.tenant.clone(),
                 function: labels.function.clone(),
                 source,
             });
-        }
-        for result in ["allowed", "denied", "ok", "error"] {
-            let l = ResultLabels {
-                tenant: labels.tenant.clone(),
-                function: labels.function.clone(),
-                result,
-            };
-            self.outbound.remove(&l);
-            self.kv_ops.remove(&l);
-        }
-    }
-
-    /// A function's guest CPU and memory metrics, to look up once.
-    pub fn guest(&self, labels: &FunctionLabels) -> GuestMetrics {
-        GuestMetrics {
-            cpu: self.guest_cpu.get_or_create(labels).clone(),
-            memory_peak: self.guest_memory_peak.get_or_create(labels).clone(),
-        }
-    }
-
-    /// Adds what one invocation used.
-    pub fn record_usage(&self, labels: &FunctionLabels, guest: &GuestMetrics, usage: &Usage) {
-        guest.cpu.inc_by(usage.cpu.as_secs_f64());
-        let peak = &guest.memory_peak;
-        let bytes = usage.peak_memory_bytes as i64;
-        if bytes > peak.get() {
-            peak.set(bytes);
-        }
-        let result = |result| ResultLabels {
-            tenant: labels.tenant.clone(),
-            function: labels.function.clone(),
-            result,
-        };
-        for (name, n) in [
-            ("allowed", usage.outbound_allowed),
-            ("denied", usage.outbound_denied),
-        ] {
-            if n > 0 {
-                self.outbound.get_or_create(&result(name)).inc_by(n as u64);
-            }
-        }
-        for (name, n) in [
-            ("ok", usage.kv.ok),
-            ("denied", usage.kv.denied),
-            ("error", usage.kv.errors),
-        ] {
-            if n > 0 {
-                self.kv_ops.get_or_create(&result(name)).inc_by(n as u64);
-            }
         }
     }
 
@@ -239,17 +90,6 @@ impl Metrics {
             tracing::error!(error = %e, "cannot encode metrics");
         }
         out
-    }
-}
-
-/// `2xx` for 200..=299, and so on.
-pub fn status_class(status: u16) -> &'static str {
-    match status / 100 {
-        1 => "1xx",
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        _ => "5xx",
     }
 }
 

@@ -23,8 +23,8 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::error::ApiError;
 use crate::keys::KeyTable;
-use crate::logs::LogPipe;
-use crate::routes::{Alias, FunctionEntry, LogContext, RouteTable, VersionSlot};
+use crate::logs::{LogContext, LogPipe};
+use crate::routes::{Alias, FunctionEntry, RouteTable, VersionSlot};
 use crate::secrets::SecretKey;
 use crate::usage::Meter;
 
@@ -494,6 +494,8 @@ impl Node {
                 version: v.version,
                 min_level: config.log_level,
                 secret_values,
+                pipe: self.logs.clone(),
+                meter: meter.clone(),
             });
             slots.insert(
                 v.version,

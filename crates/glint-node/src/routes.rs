@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use glint_runtime::{Compiled, FunctionConfig, Grants, InstancePool};
-use glint_store::{AliasName, FunctionName, Level, TenantId, VersionId};
+use glint_store::{AliasName, FunctionName, TenantId, VersionId};
+
+use crate::logs::LogContext;
 use tokio::sync::{OnceCell, Semaphore};
 
 /// A version's compiled component in memory, loaded on first use and dropped again when
@@ -79,34 +81,10 @@ pub struct VersionSlot {
     /// version has its own: never shared across versions, functions or tenants, and
     /// never carried past a change of its config, env or secrets.
     pub pool: Option<Arc<InstancePool>>,
+    /// Where its invocations' lines and usage go.
     pub log_context: Arc<LogContext>,
     /// Usage and metrics of this version on this node.
     pub meter: Arc<crate::usage::VersionMeter>,
-}
-
-/// What every log line of a version carries besides its text.
-pub struct LogContext {
-    pub tenant: TenantId,
-    pub function: FunctionName,
-    pub version: VersionId,
-    pub min_level: Level,
-    /// Values of the secrets the version can read, masked in its log lines.
-    pub secret_values: Vec<String>,
-}
-
-/// Shorter values are left alone: masking "1" would mangle every line.
-const MIN_MASKED_LEN: usize = 4;
-
-impl LogContext {
-    /// Masks secret values the guest printed, so they never reach the log store.
-    pub fn redact(&self, mut line: String) -> String {
-        for value in &self.secret_values {
-            if value.len() >= MIN_MASKED_LEN && line.contains(value.as_str()) {
-                line = line.replace(value.as_str(), "[secret]");
-            }
-        }
-        line
-    }
 }
 
 /// An alias: versions with cumulative weights, for a weighted pick.

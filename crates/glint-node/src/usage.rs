@@ -1,41 +1,150 @@
 //! Usage metering and recent request statistics, off the request path.
 //!
-//! Each version has a [`VersionMeter`]: atomic counters that every request and every
-//! guest adds to (requests, errors, bytes, wall and CPU time, memory × time), and a short
-//! in-memory history of recent requests per function for the dashboard's percentiles.
-//! A flusher task moves the counters into the store every few seconds, summed per
-//! function, version and minute ([`glint_store::UsageStore`]); the request path never
-//! waits on it.
+//! Each version has a [`VersionMeter`] that every request and every guest adds to
+//! (requests, errors, bytes, wall and CPU time, memory × time, the Prometheus totals),
+//! kept in one copy per core ([`stripes`]) so that two cores serving the same function do
+//! not write the same cache lines, and a short in-memory history of recent requests per
+//! function for the dashboard's percentiles. A flusher task moves the usage into the
+//! store every few seconds, summed per function, version and minute
+//! ([`glint_store::UsageStore`]); a scrape adds the copies up ([`export`]). The request
+//! path never waits on either.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use glint_runtime::Usage;
 use glint_store::{FunctionName, TenantId, UsageRecord, UsageStore, VersionId, now_ms};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::collector::Collector;
 use tokio::sync::watch;
 
-use crate::metrics::{FunctionLabels, Metrics, RequestLabels, status_class};
+use crate::metrics::{FunctionLabels, Metrics, NodeCollector};
+
+mod export;
+mod stripes;
+
+use stripes::Stripes;
 
 /// How often counters go to the store.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How far back the in-memory history reaches, and its size per function.
 const RECENT_MS: i64 = 60 * 60 * 1000;
 const RECENT_MAX: usize = 20_000;
+/// Recent requests a core keeps before it moves them to its function's history.
+const RECENT_BATCH: usize = 128;
 
+/// `glint_request_duration_seconds`' buckets: 100 µs to about 26 s, doubling, then +Inf
+/// (which prometheus-client writes for `f64::MAX`).
+const DURATION_BUCKETS: usize = 20;
+
+fn duration_bounds() -> [f64; DURATION_BUCKETS] {
+    let mut bounds = [f64::MAX; DURATION_BUCKETS];
+    let mut bound = 0.0001;
+    for b in bounds.iter_mut().take(DURATION_BUCKETS - 1) {
+        *b = bound;
+        bound *= 2.0;
+    }
+    bounds
+}
+
+/// Usage since the last flush, which moves it to the store.
 #[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    wall_ms: AtomicU64,
-    cpu_us: AtomicU64,
-    memory_kib_ms: AtomicU64,
+struct Delta {
+    requests: u64,
+    errors: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    wall_ms: u64,
+    cpu_us: u64,
+    memory_kib_ms: u64,
+}
+
+/// A histogram's counts per bucket (not cumulative), sum and count.
+#[derive(Clone, Copy)]
+struct Histogram {
+    buckets: [u64; DURATION_BUCKETS],
+    sum: f64,
+    count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: [0; DURATION_BUCKETS],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        static BOUNDS: std::sync::LazyLock<[f64; DURATION_BUCKETS]> =
+            std::sync::LazyLock::new(duration_bounds);
+        let i = BOUNDS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(DURATION_BUCKETS - 1);
+        self.buckets[i] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+
+    fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
+/// What Prometheus is shown: totals since the node started, and the gauges.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    /// `glint_requests_total` by status class, 1xx..5xx.
+    by_class: [u64; 5],
+    duration: Histogram,
+    guest_cpu_seconds: f64,
+    memory_peak: u64,
+    /// Outbound requests allowed and denied.
+    outbound: [u64; 2],
+    /// KV calls that succeeded, were denied, failed.
+    kv: [u64; 3],
+    /// Requests running in a guest, and waiting for a concurrency slot. A copy may go
+    /// below zero (a request may end on another core than it started on); the sum never
+    /// does.
+    in_flight: i64,
+    queued: i64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
+            *a += b;
+        }
+        self.duration.add(&o.duration);
+        self.guest_cpu_seconds += o.guest_cpu_seconds;
+        self.memory_peak = self.memory_peak.max(o.memory_peak);
+        for (a, b) in self.outbound.iter_mut().zip(o.outbound) {
+            *a += b;
+        }
+        for (a, b) in self.kv.iter_mut().zip(o.kv) {
+            *a += b;
+        }
+        self.in_flight += o.in_flight;
+        self.queued += o.queued;
+    }
+}
+
+/// One core's copy of what a version's requests added.
+#[derive(Default)]
+struct Tally {
+    delta: Delta,
+    totals: Totals,
+    /// Requests and guest CPU times not yet moved to the function's history.
+    requests: Vec<Sample>,
+    cpu: Vec<(i64, u32)>,
 }
 
 /// One finished request, as the dashboard's statistics need it.
@@ -46,52 +155,58 @@ pub struct Sample {
     pub error: bool,
 }
 
-/// A function's recent requests and guest CPU, newest last.
+/// A function's recent requests and guest CPU, roughly oldest first (each core moves
+/// its requests in batches).
 #[derive(Default)]
 pub struct Recent {
     requests: Mutex<VecDeque<Sample>>,
     cpu: Mutex<VecDeque<(i64, u32)>>,
 }
 
-fn push_bounded<T>(queue: &Mutex<VecDeque<T>>, item: T, ts_of: impl Fn(&T) -> i64) {
-    let Ok(mut q) = queue.lock() else { return };
+fn push_bounded<T>(queue: &Mutex<VecDeque<T>>, items: &mut Vec<T>, ts_of: impl Fn(&T) -> i64) {
+    if items.is_empty() {
+        return;
+    }
+    let mut q = queue.lock().unwrap_or_else(PoisonError::into_inner);
     let cutoff = now_ms() - RECENT_MS;
-    while q.len() >= RECENT_MAX || q.front().is_some_and(|f| ts_of(f) < cutoff) {
+    while q.front().is_some_and(|f| ts_of(f) < cutoff) {
         q.pop_front();
     }
-    q.push_back(item);
+    q.extend(items.drain(..));
+    let over = q.len().saturating_sub(RECENT_MAX);
+    q.drain(..over);
 }
 
 impl Recent {
     /// Requests that finished at or after `since_ms`.
     pub fn requests_since(&self, since_ms: i64) -> Vec<Sample> {
-        let q = self.requests.lock().map(|q| q.clone()).unwrap_or_default();
-        q.into_iter().filter(|s| s.ts_ms >= since_ms).collect()
+        let q = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        q.iter().filter(|s| s.ts_ms >= since_ms).copied().collect()
     }
 
     /// Guest CPU time (µs) of invocations that finished at or after `since_ms`.
     pub fn cpu_since(&self, since_ms: i64) -> Vec<u32> {
-        let q = self.cpu.lock().map(|q| q.clone()).unwrap_or_default();
-        q.into_iter()
+        let q = self.cpu.lock().unwrap_or_else(PoisonError::into_inner);
+        q.iter()
             .filter(|(ts, _)| *ts >= since_ms)
-            .map(|(_, us)| us)
+            .map(|(_, us)| *us)
             .collect()
+    }
+
+    fn absorb(&self, tally: &mut Tally) {
+        push_bounded(&self.requests, &mut tally.requests, |s| s.ts_ms);
+        push_bounded(&self.cpu, &mut tally.cpu, |(ts, _)| *ts);
     }
 }
 
-/// What one version's requests and guests add to. The metric handles are looked up once,
-/// here, so a request allocates nothing to be counted.
+/// What one version's requests and guests add to. A request takes no shared lock and
+/// allocates nothing to be counted.
 pub struct VersionMeter {
-    counters: Counters,
+    tally: Stripes<Tally>,
     pub recent: Arc<Recent>,
     labels: FunctionLabels,
-    metrics: Arc<Metrics>,
-    /// `glint_requests_total` for status classes 1xx..5xx.
-    requests: [Counter; 5],
-    duration: Histogram,
-    in_flight: Gauge,
-    queued: Gauge,
-    guest: crate::metrics::GuestMetrics,
+    /// The version, as its `glint_requests_total` series is labelled.
+    version: String,
 }
 
 impl VersionMeter {
@@ -99,173 +214,221 @@ impl VersionMeter {
         &self.labels
     }
 
-    /// A request is waiting for a concurrency slot; the guard counts it until dropped.
-    pub fn queued(&self) -> GaugeGuard {
-        GaugeGuard::inc(self.queued.clone())
+    /// Counts `n` more (or fewer) requests waiting for a concurrency slot.
+    pub fn add_queued(&self, n: i64) {
+        self.tally.with(|t| t.totals.queued += n);
     }
 
-    /// A request is running in a guest; the guard counts it until dropped.
-    pub fn in_flight(&self) -> GaugeGuard {
-        GaugeGuard::inc(self.in_flight.clone())
+    /// Counts `n` more (or fewer) requests running in a guest.
+    pub fn add_in_flight(&self, n: i64) {
+        self.tally.with(|t| t.totals.in_flight += n);
     }
 
     /// One finished request: its status, size and time from arrival to the end of its
     /// response body.
     pub fn request_finished(&self, status: u16, bytes_in: u64, bytes_out: u64, took: Duration) {
         let error = status >= 500;
-        let c = &self.counters;
-        c.requests.fetch_add(1, Ordering::Relaxed);
-        c.errors.fetch_add(u64::from(error), Ordering::Relaxed);
-        c.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
-        c.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
-        c.wall_ms
-            .fetch_add(took.as_millis() as u64, Ordering::Relaxed);
-        let class = (status / 100).clamp(1, 5) as usize - 1;
-        self.requests[class].inc();
-        self.duration.observe(took.as_secs_f64());
-        push_bounded(
-            &self.recent.requests,
-            Sample {
-                ts_ms: now_ms(),
-                latency_us: took.as_micros().min(u32::MAX as u128) as u32,
-                error,
-            },
-            |s| s.ts_ms,
-        );
+        let sample = Sample {
+            ts_ms: now_ms(),
+            latency_us: took.as_micros().min(u32::MAX as u128) as u32,
+            error,
+        };
+        self.tally.with(|t| {
+            let d = &mut t.delta;
+            d.requests += 1;
+            d.errors += u64::from(error);
+            d.bytes_in += bytes_in;
+            d.bytes_out += bytes_out;
+            d.wall_ms += took.as_millis() as u64;
+            let class = (status / 100).clamp(1, 5) as usize - 1;
+            t.totals.by_class[class] += 1;
+            t.totals.duration.observe(took.as_secs_f64());
+            t.requests.push(sample);
+            if t.requests.len() >= RECENT_BATCH {
+                self.recent.absorb(t);
+            }
+        });
     }
 
     /// What a guest used, as the runtime reports it when the guest returns.
     pub fn guest_finished(&self, usage: &Usage) {
-        let c = &self.counters;
         let cpu_us = usage.cpu.as_micros() as u64;
-        c.cpu_us.fetch_add(cpu_us, Ordering::Relaxed);
         let kib_ms = (usage.peak_memory_bytes / 1024) * usage.wall.as_millis().max(1) as u64;
-        c.memory_kib_ms.fetch_add(kib_ms, Ordering::Relaxed);
-        self.metrics.record_usage(&self.labels, &self.guest, usage);
-        push_bounded(
-            &self.recent.cpu,
-            (now_ms(), cpu_us.min(u32::MAX as u64) as u32),
-            |(ts, _)| *ts,
-        );
+        let ts_ms = now_ms();
+        self.tally.with(|t| {
+            t.delta.cpu_us += cpu_us;
+            t.delta.memory_kib_ms += kib_ms;
+            let totals = &mut t.totals;
+            totals.guest_cpu_seconds += usage.cpu.as_secs_f64();
+            totals.memory_peak = totals.memory_peak.max(usage.peak_memory_bytes);
+            totals.outbound[0] += u64::from(usage.outbound_allowed);
+            totals.outbound[1] += u64::from(usage.outbound_denied);
+            totals.kv[0] += u64::from(usage.kv.ok);
+            totals.kv[1] += u64::from(usage.kv.denied);
+            totals.kv[2] += u64::from(usage.kv.errors);
+            t.cpu.push((ts_ms, cpu_us.min(u32::MAX as u64) as u32));
+            if t.cpu.len() >= RECENT_BATCH {
+                self.recent.absorb(t);
+            }
+        });
     }
 
-    /// Takes the counters, leaving zeros.
+    /// Every core's totals, added up.
+    fn totals(&self) -> Totals {
+        let mut sum = Totals::default();
+        for t in self.tally.each() {
+            sum.add(&t.totals);
+        }
+        sum
+    }
+
+    /// Moves every core's recent requests to the function's history.
+    fn drain_recent(&self) {
+        for mut t in self.tally.each() {
+            self.recent.absorb(&mut t);
+        }
+    }
+
+    /// Takes the usage since the last take, leaving zeros.
     fn take(
         &self,
         function: &FunctionName,
         version: VersionId,
         minute_ms: i64,
     ) -> Option<UsageRecord> {
-        let c = &self.counters;
-        let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
-        let record = UsageRecord {
+        let mut record = UsageRecord {
             function: function.clone(),
             version,
             minute_ms,
-            requests: take(&c.requests),
-            errors: take(&c.errors),
-            bytes_in: take(&c.bytes_in),
-            bytes_out: take(&c.bytes_out),
-            wall_ms: take(&c.wall_ms),
-            cpu_us: take(&c.cpu_us),
-            memory_kib_ms: take(&c.memory_kib_ms),
+            requests: 0,
+            errors: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            wall_ms: 0,
+            cpu_us: 0,
+            memory_kib_ms: 0,
             region: String::new(),
         };
+        for mut t in self.tally.each() {
+            let d = std::mem::take(&mut t.delta);
+            record.requests += d.requests;
+            record.errors += d.errors;
+            record.bytes_in += d.bytes_in;
+            record.bytes_out += d.bytes_out;
+            record.wall_ms += d.wall_ms;
+            record.cpu_us += d.cpu_us;
+            record.memory_kib_ms += d.memory_kib_ms;
+        }
         let empty = record.requests == 0 && record.cpu_us == 0 && record.memory_kib_ms == 0;
         (!empty).then_some(record)
-    }
-}
-
-/// Adds one to a gauge now and takes it off when dropped.
-pub struct GaugeGuard(Gauge);
-
-impl GaugeGuard {
-    fn inc(gauge: Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
 type VersionKey = (TenantId, FunctionName, VersionId);
 type FunctionKey = (TenantId, FunctionName);
 
-/// Every version's meter, and every function's recent history.
-pub struct Meter {
-    pub metrics: Arc<Metrics>,
+/// A function's metered versions.
+#[derive(Default)]
+struct FunctionMeters {
+    versions: HashMap<VersionId, Arc<VersionMeter>>,
+    /// What versions forgotten while the function lives had counted, so that the
+    /// function's Prometheus counters never go back.
+    forgotten: Totals,
+}
+
+/// What a scrape and the flusher read: every version's meter.
+#[derive(Default)]
+struct Ledger {
     /// By function, then version: forgetting one function's versions looks at no other.
-    versions: Mutex<HashMap<FunctionKey, HashMap<VersionId, Arc<VersionMeter>>>>,
+    functions: Mutex<HashMap<FunctionKey, FunctionMeters>>,
     recent: Mutex<HashMap<FunctionKey, Arc<Recent>>>,
     /// Meters of deleted versions, kept until the next flush stores what they counted.
     retired: Mutex<Vec<(VersionKey, Arc<VersionMeter>)>>,
 }
 
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every version's meter, and every function's recent history.
+pub struct Meter {
+    pub metrics: Arc<Metrics>,
+    ledger: Arc<Ledger>,
+}
+
 impl Meter {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// The node's meter, and its metrics with `node` (the node-wide values) beside the
+    /// versions' own.
+    pub fn new(node: NodeCollector) -> Self {
+        Self::with_collectors(vec![Box::new(node)])
+    }
+
+    fn with_collectors(mut collectors: Vec<Box<dyn Collector>>) -> Self {
+        let ledger = Arc::new(Ledger::default());
+        collectors.push(Box::new(export::Versions(ledger.clone())));
+        let metrics = Metrics::new(collectors);
         Self {
-            metrics,
-            versions: Mutex::default(),
-            recent: Mutex::default(),
-            retired: Mutex::default(),
+            metrics: Arc::new(metrics),
+            ledger,
         }
     }
 
     /// Forgets the versions of a function that are not in `keep` (all of them, for a
-    /// deleted function, whose recent history goes too): their meters leave after the
-    /// next flush, and their Prometheus series at once.
+    /// deleted function, whose recent history and series go too): their meters leave
+    /// after the next flush, and their series at once.
     pub fn forget(&self, tenant: &TenantId, function: &FunctionName, keep: &[VersionId]) {
         let key = (tenant.clone(), function.clone());
         let gone: Vec<(VersionKey, Arc<VersionMeter>)> = {
-            let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(of_function) = versions.get_mut(&key) else {
+            let mut functions = locked(&self.ledger.functions);
+            let Some(of_function) = functions.get_mut(&key) else {
                 return;
             };
             let ids: Vec<VersionId> = of_function
+                .versions
                 .keys()
                 .filter(|v| !keep.contains(v))
                 .copied()
                 .collect();
-            let gone = ids
+            let gone: Vec<_> = ids
                 .into_iter()
                 .filter_map(|v| {
                     of_function
+                        .versions
                         .remove(&v)
                         .map(|m| ((tenant.clone(), function.clone(), v), m))
                 })
                 .collect();
-            if of_function.is_empty() {
-                versions.remove(&key);
+            for (_, meter) in &gone {
+                let mut totals = meter.totals();
+                // Its requests still running are no longer the function's to show.
+                (totals.in_flight, totals.queued) = (0, 0);
+                of_function.forgotten.add(&totals);
+            }
+            if of_function.versions.is_empty() {
+                functions.remove(&key);
             }
             gone
         };
-        let labels = FunctionLabels {
-            tenant: tenant.to_string(),
-            function: function.to_string(),
-        };
         if keep.is_empty() {
-            let versions: Vec<VersionId> = gone.iter().map(|((_, _, v), _)| *v).collect();
-            self.metrics.forget_function(&labels, &versions);
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.remove(&key);
+            locked(&self.ledger.recent).remove(&key);
+            self.metrics.forget_function(&FunctionLabels {
+                tenant: tenant.to_string(),
+                function: function.to_string(),
+            });
         } else {
-            for ((_, _, v), _) in &gone {
-                self.metrics.forget_version(&labels, *v);
+            for (_, meter) in &gone {
+                meter.drain_recent();
             }
         }
-        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        retired.extend(gone);
+        locked(&self.ledger.retired).extend(gone);
     }
 
     /// Versions metered now (`/api/v1/node` shows it, so pruning can be seen).
     pub fn versions_metered(&self) -> usize {
-        self.versions
-            .lock()
-            .map_or(0, |v| v.values().map(HashMap::len).sum())
+        locked(&self.ledger.functions)
+            .values()
+            .map(|f| f.versions.len())
+            .sum()
     }
 
     /// The meter of a version, made on first use and kept across route rebuilds.
@@ -275,74 +438,58 @@ impl Meter {
         function: &FunctionName,
         version: VersionId,
     ) -> Arc<VersionMeter> {
-        let recent = self.recent(tenant, function);
-        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        versions
+        let recent = self.history(tenant, function);
+        locked(&self.ledger.functions)
             .entry((tenant.clone(), function.clone()))
             .or_default()
+            .versions
             .entry(version)
             .or_insert_with(|| {
-                let labels = FunctionLabels {
-                    tenant: tenant.to_string(),
-                    function: function.to_string(),
-                };
-                let m = &self.metrics;
-                let requests = [100, 200, 300, 400, 500].map(|status| {
-                    m.requests
-                        .get_or_create(&RequestLabels {
-                            tenant: labels.tenant.clone(),
-                            function: labels.function.clone(),
-                            version: version.to_string(),
-                            status: status_class(status),
-                        })
-                        .clone()
-                });
                 Arc::new(VersionMeter {
-                    counters: Counters::default(),
+                    tally: Stripes::default(),
                     recent,
-                    requests,
-                    duration: m.duration.get_or_create(&labels).clone(),
-                    in_flight: m.in_flight.get_or_create(&labels).clone(),
-                    queued: m.queued.get_or_create(&labels).clone(),
-                    guest: m.guest(&labels),
-                    labels,
-                    metrics: m.clone(),
+                    labels: FunctionLabels {
+                        tenant: tenant.to_string(),
+                        function: function.to_string(),
+                    },
+                    version: version.to_string(),
                 })
             })
             .clone()
     }
 
-    /// The function's recent history (empty for a function that has served nothing).
-    pub fn recent(&self, tenant: &TenantId, function: &FunctionName) -> Arc<Recent> {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent
+    fn history(&self, tenant: &TenantId, function: &FunctionName) -> Arc<Recent> {
+        locked(&self.ledger.recent)
             .entry((tenant.clone(), function.clone()))
             .or_default()
             .clone()
     }
 
-    /// Moves every version's counters into usage records, per tenant.
+    /// The function's recent history, up to now (empty for a function that has served
+    /// nothing).
+    pub fn recent(&self, tenant: &TenantId, function: &FunctionName) -> Arc<Recent> {
+        let versions: Vec<Arc<VersionMeter>> = locked(&self.ledger.functions)
+            .get(&(tenant.clone(), function.clone()))
+            .map(|f| f.versions.values().cloned().collect())
+            .unwrap_or_default();
+        for v in versions {
+            v.drain_recent();
+        }
+        self.history(tenant, function)
+    }
+
+    /// Moves every version's usage into usage records, per tenant.
     fn take_all(&self) -> HashMap<TenantId, Vec<UsageRecord>> {
         let minute_ms = now_ms() / 60_000 * 60_000;
-        let mut versions: Vec<(VersionKey, Arc<VersionMeter>)> = self
-            .versions
-            .lock()
-            .map(|by_function| {
-                by_function
+        let mut versions: Vec<(VersionKey, Arc<VersionMeter>)> = locked(&self.ledger.functions)
+            .iter()
+            .flat_map(|((t, f), of)| {
+                of.versions
                     .iter()
-                    .flat_map(|((t, f), of)| {
-                        of.iter()
-                            .map(|(v, m)| ((t.clone(), f.clone(), *v), m.clone()))
-                    })
-                    .collect()
+                    .map(|(v, m)| ((t.clone(), f.clone(), *v), m.clone()))
             })
-            .unwrap_or_default();
-        versions.extend(
-            self.retired
-                .lock()
-                .map(|mut r| std::mem::take(&mut *r))
-                .unwrap_or_default(),
-        );
+            .collect();
+        versions.extend(std::mem::take(&mut *locked(&self.ledger.retired)));
         let mut out: HashMap<TenantId, Vec<UsageRecord>> = HashMap::new();
         for ((tenant, function, version), meter) in versions {
             if let Some(record) = meter.take(&function, version, minute_ms) {
@@ -429,30 +576,109 @@ pub fn summarize(requests: &[Sample], cpu_us: &[u32], window: Duration) -> Summa
     }
 }
 
-/// Counts a request from arrival to the end of its response body, then reports it to
-/// the version's meter; held by the response body so streaming time counts.
-pub struct RequestTimer {
-    pub meter: Arc<VersionMeter>,
-    pub started: Instant,
-    pub status: u16,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
-
-impl Drop for RequestTimer {
-    fn drop(&mut self) {
-        self.meter.request_finished(
-            self.status,
-            self.bytes_in,
-            self.bytes_out,
-            self.started.elapsed(),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of the sample `name{labels...}` in a scrape.
+    fn scraped(text: &str, name: &str, labels: &str) -> f64 {
+        let prefix = format!("{name}{{{labels}");
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+    }
+
+    #[test]
+    fn a_scrape_adds_up_every_core_and_a_deleted_version_leaves_its_counts() {
+        let meter = Meter::with_collectors(Vec::new());
+        let (tenant, function) = (TenantId::default_tenant(), "f".parse().unwrap());
+        let v1 = meter.version(&tenant, &function, VersionId(1));
+        let v2 = meter.version(&tenant, &function, VersionId(2));
+        // Requests finish on several threads, so on several copies.
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for status in [200, 200, 503] {
+                        v1.request_finished(status, 10, 20, Duration::from_millis(3));
+                    }
+                    v2.request_finished(200, 0, 0, Duration::from_secs(1));
+                    v1.add_in_flight(1);
+                });
+            }
+        });
+        v1.add_in_flight(-1);
+        let text = meter.metrics.encode();
+        let f = r#"tenant="default",function="f""#;
+        assert_eq!(
+            scraped(
+                &text,
+                "glint_requests_total",
+                &format!(r#"{f},version="v1",status="2xx""#)
+            ),
+            6.0
+        );
+        assert_eq!(
+            scraped(
+                &text,
+                "glint_requests_total",
+                &format!(r#"{f},version="v1",status="5xx""#)
+            ),
+            3.0
+        );
+        assert_eq!(
+            scraped(
+                &text,
+                "glint_requests_total",
+                &format!(r#"{f},version="v2",status="2xx""#)
+            ),
+            3.0
+        );
+        assert_eq!(
+            scraped(&text, "glint_request_duration_seconds_count", f),
+            12.0
+        );
+        // 3 ms falls in the 0.0032 s bucket (cumulative), 1 s only from 1.6384 s.
+        assert_eq!(
+            scraped(
+                &text,
+                "glint_request_duration_seconds_bucket",
+                &format!(r#"le="0.0032",{f}"#)
+            ),
+            9.0
+        );
+        assert_eq!(
+            scraped(
+                &text,
+                "glint_request_duration_seconds_bucket",
+                &format!(r#"le="+Inf",{f}"#)
+            ),
+            12.0
+        );
+        assert_eq!(scraped(&text, "glint_requests_in_flight", f), 2.0);
+
+        // Deleting version 1 drops its series, but not what the function counted.
+        meter.forget(&tenant, &function, &[VersionId(2)]);
+        v2.request_finished(200, 0, 0, Duration::from_millis(1));
+        let text = meter.metrics.encode();
+        assert!(!text.contains(r#"version="v1""#), "{text}");
+        assert_eq!(
+            scraped(&text, "glint_request_duration_seconds_count", f),
+            13.0
+        );
+        assert_eq!(meter.recent(&tenant, &function).requests_since(0).len(), 13);
+        // What version 1 used still reaches the store, once.
+        let records = meter.take_all().remove(&tenant).unwrap();
+        let requests: u64 = records.iter().map(|r| r.requests).sum();
+        assert_eq!(requests, 13);
+        assert!(meter.take_all().is_empty());
+
+        // Deleting the function drops all of it.
+        meter.forget(&tenant, &function, &[]);
+        assert!(!meter.metrics.encode().contains(f));
+        assert_eq!(meter.versions_metered(), 0);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -30,28 +30,29 @@ use crate::reuse::{InstancePool, Warm};
 use crate::sandbox::{CpuLimitExceeded, build_store};
 use crate::usage::{Usage, UsageSink};
 
-/// What one invocation may use, as the node hands it to the runtime.
+/// What one invocation may use, as the node hands it to the runtime. The version's parts
+/// are borrowed: a request clones only what outlives it.
 #[derive(Clone)]
-pub struct Invocation {
+pub struct Invocation<'a> {
     pub limits: crate::Limits,
     pub log: Arc<dyn LogSink>,
     pub usage: Arc<dyn UsageSink>,
     /// The version's grants, by capability: what its instances may use.
-    pub grants: Arc<Grants>,
+    pub grants: &'a Arc<Grants>,
     /// The version's idle instances, when its manifest sets `[scaling] reuse = true`;
     /// `None` runs every request in a fresh instance.
-    pub pool: Option<Arc<InstancePool>>,
+    pub pool: Option<&'a Arc<InstancePool>>,
     /// How long the request may wait for a free instance slot on the node.
     pub queue_timeout: Duration,
 }
 
 impl Runtime {
     /// A store for a new instance, with the invocation's limits wired in.
-    pub(crate) fn new_store(&self, inv: &Invocation) -> Store<GuestState> {
+    pub(crate) fn new_store(&self, inv: &Invocation<'_>) -> Store<GuestState> {
         build_store(
             &self.engine,
             &self.capabilities,
-            &inv.grants,
+            inv.grants,
             &inv.log,
             &inv.limits,
         )
@@ -66,11 +67,11 @@ impl Runtime {
         &self,
         compiled: &Compiled,
         request: http::Request<Bytes>,
-        inv: Invocation,
+        inv: Invocation<'_>,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
         if let HandlerPre::Wasi03(service) = &compiled.pre {
-            if let Some(pool) = &inv.pool {
+            if let Some(pool) = inv.pool {
                 let workers = pool.workers(|scaling| {
                     let grants = inv.grants.clone();
                     let service = service.clone();
@@ -133,7 +134,7 @@ impl Runtime {
         let pre = pre.clone();
         let log = inv.log.clone();
         let usage = inv.usage.clone();
-        let pool = inv.pool.clone();
+        let pool = inv.pool.cloned();
         let stats = self.stats.clone();
         let task = tokio::spawn(async move {
             let _held = held;
@@ -242,7 +243,7 @@ impl Runtime {
         &self,
         service: ServicePre<GuestState>,
         request: http::Request<Bytes>,
-        inv: Invocation,
+        inv: Invocation<'_>,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
         let limits = inv.limits;

@@ -186,11 +186,12 @@ async fn an_instance_gets_the_state_its_capability_built_from_the_grant() {
         })
         .unwrap();
     let lines = Arc::new(Lines::default());
+    let grants = Arc::new(grants);
     let invocation = Invocation {
         limits: crate::Limits::default(),
         log: lines.clone(),
         usage: lines.clone(),
-        grants: Arc::new(grants),
+        grants: &grants,
         pool: None,
         queue_timeout: Duration::from_secs(1),
     };
