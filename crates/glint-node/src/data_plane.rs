@@ -309,11 +309,10 @@ async fn run(
         node,
         entry,
         &slot,
-        &timer.log,
         req,
         guest_path,
         arrival.connection,
-        &mut timer.bytes_in,
+        &mut timer,
     )
     .await;
     match ran {
@@ -436,16 +435,14 @@ impl http_body::Body for TimedBody {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn invoke(
     node: &Node,
     entry: &FunctionEntry,
     slot: &VersionSlot,
-    log: &Arc<InvocationLog>,
     req: Request<Incoming>,
     guest_path: String,
     connection: Connection,
-    bytes_in: &mut u64,
+    timer: &mut RequestTimer,
 ) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
     let too_large = || {
@@ -501,7 +498,7 @@ async fn invoke(
             }
         },
     };
-    *bytes_in = body.len() as u64;
+    timer.bytes_in = body.len() as u64;
 
     let host = parts
         .headers
@@ -522,6 +519,7 @@ async fn invoke(
     let request = Request::from_parts(parts, body);
 
     let compiled = node.compiled(&entry.tenant, slot).await?;
+    let log = &timer.log;
     let invocation = Invocation {
         limits,
         log: log.clone(),
