@@ -203,7 +203,9 @@ impl Recent {
 /// allocates nothing to be counted.
 pub struct VersionMeter {
     tally: Stripes<Tally>,
-    pub recent: Arc<Recent>,
+    /// Its function's history; read it through `Meter::recent`, which first moves the
+    /// cores' pending requests in.
+    recent: Arc<Recent>,
     labels: FunctionLabels,
     /// The version, as its `glint_requests_total` series is labelled.
     version: String,
