@@ -59,6 +59,24 @@ struct Delta {
     memory_kib_ms: u64,
 }
 
+impl Delta {
+    fn record(self, function: &FunctionName, version: VersionId, minute_ms: i64) -> UsageRecord {
+        UsageRecord {
+            function: function.clone(),
+            version,
+            minute_ms,
+            requests: self.requests,
+            errors: self.errors,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            wall_ms: self.wall_ms,
+            cpu_us: self.cpu_us,
+            memory_kib_ms: self.memory_kib_ms,
+            region: String::new(),
+        }
+    }
+}
+
 /// A histogram's counts per bucket (not cumulative), sum and count.
 #[derive(Clone, Copy)]
 struct Histogram {
@@ -298,31 +316,15 @@ impl VersionMeter {
         version: VersionId,
         minute_ms: i64,
     ) -> Option<UsageRecord> {
-        let mut record = UsageRecord {
-            function: function.clone(),
-            version,
-            minute_ms,
-            requests: 0,
-            errors: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            wall_ms: 0,
-            cpu_us: 0,
-            memory_kib_ms: 0,
-            region: String::new(),
-        };
+        let mut sum: Option<UsageRecord> = None;
         for mut t in self.tally.each() {
-            let d = std::mem::take(&mut t.delta);
-            record.requests += d.requests;
-            record.errors += d.errors;
-            record.bytes_in += d.bytes_in;
-            record.bytes_out += d.bytes_out;
-            record.wall_ms += d.wall_ms;
-            record.cpu_us += d.cpu_us;
-            record.memory_kib_ms += d.memory_kib_ms;
+            let core = std::mem::take(&mut t.delta).record(function, version, minute_ms);
+            match &mut sum {
+                None => sum = Some(core),
+                Some(sum) => sum.add(&core),
+            }
         }
-        let empty = record.requests == 0 && record.cpu_us == 0 && record.memory_kib_ms == 0;
-        (!empty).then_some(record)
+        sum.filter(|r| r.requests > 0 || r.cpu_us > 0 || r.memory_kib_ms > 0)
     }
 }
 

@@ -348,6 +348,20 @@ pub struct UsageRecord {
     pub region: String,
 }
 
+impl UsageRecord {
+    /// Adds another record's counts to this one's (the function, version, minute and
+    /// region stay this one's).
+    pub fn add(&mut self, other: &UsageRecord) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.wall_ms += other.wall_ms;
+        self.cpu_us += other.cpu_us;
+        self.memory_kib_ms += other.memory_kib_ms;
+    }
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

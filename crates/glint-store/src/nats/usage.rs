@@ -104,15 +104,7 @@ impl NatsStore {
                         None => {
                             sums.insert(key, r);
                         }
-                        Some(sum) => {
-                            sum.requests += r.requests;
-                            sum.errors += r.errors;
-                            sum.bytes_in += r.bytes_in;
-                            sum.bytes_out += r.bytes_out;
-                            sum.wall_ms += r.wall_ms;
-                            sum.cpu_us += r.cpu_us;
-                            sum.memory_kib_ms += r.memory_kib_ms;
-                        }
+                        Some(sum) => sum.add(&r),
                     }
                 }
                 true
