@@ -471,7 +471,8 @@ async fn invoke(
         // No body (a GET): nothing to wait for, so no deadline to arm.
         Bytes::new()
     } else {
-        read_body(node, body, limits.max_body_bytes, too_large).await?
+        // Boxed, as the wait for a permit below: a GET's future does not carry them.
+        Box::pin(read_body(node, body, limits.max_body_bytes, too_large)).await?
     };
 
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
@@ -480,7 +481,7 @@ async fn invoke(
     let permit = match free {
         Some(p) => p,
         // Only a request that waits counts as queued.
-        None => match wait_for_permit(slot, queue_timeout).await {
+        None => match Box::pin(wait_for_permit(slot, queue_timeout)).await {
             Some(p) => p,
             None => {
                 let mut e = ApiError::new(

@@ -596,6 +596,16 @@ impl Node {
         if let Some(c) = slot.compiled.get() {
             return Ok(c);
         }
+        // Boxed: only a cold start carries the load's state, not every request's future.
+        Box::pin(self.load_compiled(tenant, slot)).await
+    }
+
+    /// Loads the version's component into memory, once however many requests wait for it.
+    async fn load_compiled(
+        &self,
+        tenant: &TenantId,
+        slot: &VersionSlot,
+    ) -> Result<Compiled, ApiError> {
         slot.compiled
             .current()
             .get_or_try_init(|| async {

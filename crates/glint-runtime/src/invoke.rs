@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as ErrorCode3;
@@ -70,6 +71,9 @@ impl Runtime {
         inv: Invocation<'_>,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
+        // The fresh-instance ways are boxed, and the kept instances' way keeps its rare
+        // paths boxed: the caller's future stays small, so the data plane's nested futures
+        // are not copied a few KiB at a time as each is first polled.
         if let HandlerPre::Wasi03(service) = &compiled.pre {
             if let Some(pool) = inv.pool {
                 let workers = pool.workers(|scaling| {
@@ -87,16 +91,28 @@ impl Runtime {
                 return workers.invoke(request, inv.log, inv.usage, held).await;
             }
             let service = service.clone();
-            return self.invoke_wasi03(service, request, inv, held).await;
+            return Box::pin(self.invoke_wasi03(service, request, inv, held)).await;
         }
+        let HandlerPre::Wasi02(pre) = &compiled.pre else {
+            unreachable!("WASI 0.3 returned above")
+        };
+        Box::pin(self.invoke_wasi02(pre, request, inv, held)).await
+    }
+
+    /// Runs a WASI 0.2 component (`wasi:http/incoming-handler@0.2.x`) on one request: in
+    /// an idle instance of the version when it keeps them, else a fresh one.
+    async fn invoke_wasi02(
+        &self,
+        pre: &ProxyPre<GuestState>,
+        request: http::Request<Bytes>,
+        inv: Invocation<'_>,
+        held: impl Send + 'static,
+    ) -> Result<GuestResponse, InvokeError> {
         let request = request.map(|body| {
             http_body_util::Full::new(body)
                 .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
         });
         let limits = inv.limits;
-        let HandlerPre::Wasi02(pre) = &compiled.pre else {
-            unreachable!("WASI 0.3 returned above")
-        };
         // In reuse mode, an idle instance of this version if there is one.
         let warm = inv.pool.as_ref().and_then(|pool| pool.take());
         let (mut store, proxy, born, served, slot) = match warm {

@@ -289,7 +289,8 @@ impl Workers {
                 };
                 return Ok(http::Response::from_parts(parts, body.boxed_unsync()));
             }
-            Err(e) => self.failure(e, ended).await,
+            // Boxed: the rare path keeps the request's future small.
+            Err(e) => Box::pin(self.failure(e, ended)).await,
         };
         log.line(LogStream::Host, Level::Error, error.to_string());
         meter.settle(true);
