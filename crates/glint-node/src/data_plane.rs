@@ -471,8 +471,7 @@ async fn invoke(
         // No body (a GET): nothing to wait for, so no deadline to arm.
         Bytes::new()
     } else {
-        // Boxed, as the wait for a permit below: a GET's future does not carry them.
-        Box::pin(read_body(node, body, limits.max_body_bytes, too_large)).await?
+        read_body(node, body, limits.max_body_bytes, too_large).await?
     };
 
     let queue_timeout = Duration::from_millis(slot.config.scaling.max_queue_ms);
@@ -481,6 +480,7 @@ async fn invoke(
     let permit = match free {
         Some(p) => p,
         // Only a request that waits counts as queued.
+        // Boxed: only a request that waits carries the wait's state (its timer).
         None => match Box::pin(wait_for_permit(slot, queue_timeout)).await {
             Some(p) => p,
             None => {

@@ -270,7 +270,8 @@ impl Builders {
         // buffer, whose floor is 8 KiB. The header time is kept by [`idle::Activity`],
         // not by a timer per request. Writes are flattened: a small response's head and
         // body go out in one send, not a writev of their pieces (measured on bench/wasi03's
-        // shared function: 1.36 writes a request instead of 1.52).
+        // shared function: 1.36 writes a request instead of 1.52); the price is one more
+        // copy of a large body's chunks, into hyper's write buffer.
         http1
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192))

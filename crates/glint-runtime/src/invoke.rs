@@ -71,9 +71,6 @@ impl Runtime {
         inv: Invocation<'_>,
         held: impl Send + 'static,
     ) -> Result<GuestResponse, InvokeError> {
-        // The fresh-instance ways are boxed, and the kept instances' way keeps its rare
-        // paths boxed: the caller's future stays small, so the data plane's nested futures
-        // are not copied a few KiB at a time as each is first polled.
         if let HandlerPre::Wasi03(service) = &compiled.pre {
             if let Some(pool) = inv.pool {
                 let workers = pool.workers(|scaling| {
@@ -91,12 +88,12 @@ impl Runtime {
                 return workers.invoke(request, inv.log, inv.usage, held).await;
             }
             let service = service.clone();
-            return Box::pin(self.invoke_wasi03(service, request, inv, held)).await;
+            return self.invoke_wasi03(service, request, inv, held).await;
         }
         let HandlerPre::Wasi02(pre) = &compiled.pre else {
             unreachable!("WASI 0.3 returned above")
         };
-        Box::pin(self.invoke_wasi02(pre, request, inv, held)).await
+        self.invoke_wasi02(pre, request, inv, held).await
     }
 
     /// Runs a WASI 0.2 component (`wasi:http/incoming-handler@0.2.x`) on one request: in

@@ -374,6 +374,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn adding_usage_records_sums_every_count_and_keeps_the_key() {
+        let record = |n: u64, minute_ms: i64| UsageRecord {
+            function: "hello".parse().unwrap(),
+            version: VersionId(1),
+            minute_ms,
+            requests: n,
+            errors: n + 1,
+            bytes_in: n + 2,
+            bytes_out: n + 3,
+            wall_ms: n + 4,
+            cpu_us: n + 5,
+            memory_kib_ms: n + 6,
+            region: "eu".into(),
+        };
+        let mut sum = record(10, 60_000);
+        sum.add(&record(100, 120_000));
+        let mut expected = record(110, 60_000);
+        // Each count is n + k in both, so the sum's is 110 + 2k.
+        expected.errors = 112;
+        expected.bytes_in = 114;
+        expected.bytes_out = 116;
+        expected.wall_ms = 118;
+        expected.cpu_us = 120;
+        expected.memory_kib_ms = 122;
+        assert_eq!(sum, expected);
+    }
+
+    #[test]
     fn function_names_reject_paths_and_control_characters() {
         for bad in [
             "",
