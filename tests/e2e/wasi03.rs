@@ -225,17 +225,7 @@ async fn a_shared_instance_times_out_one_request_and_serves_the_others() {
         let long = node.call("/slow/wait?ms=60000");
         let starting = async {
             for _ in 0..200 {
-                let (client, url) = (
-                    glint_e2e::http_client(),
-                    format!("{}/slow/wait?ms=400", node.data_url),
-                );
-                others.spawn(async move {
-                    let resp = client.get(url).send().await.unwrap();
-                    (
-                        resp.status().as_u16(),
-                        resp.text().await.unwrap_or_default(),
-                    )
-                });
+                others.spawn(call_owned(&node, "/slow/wait?ms=400"));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
@@ -253,6 +243,50 @@ async fn a_shared_instance_times_out_one_request_and_serves_the_others() {
         node.call("/slow/wait?ms=0").await.0,
         200,
         "the function stopped serving after a timeout"
+    );
+}
+
+/// On a node whose one instance slot a shared instance holds, requests that find it
+/// full wait for room on it and are all served: none waits out the queue time for a
+/// slot that cannot come free while the instance lives.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
+    let node = Node::start_with_args(&["--max-instances", "1"]);
+    let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 4\nmax_queue_ms = 2000\n";
+    node.admin().deploy_ok("full", shared, guest("p3")).await;
+
+    // A long request holds the one instance (and so the node's one slot) for longer
+    // than the queue time.
+    let long = tokio::spawn(call_owned(&node, "/full/wait?ms=4000"));
+    wait_until(
+        "the long request waiting in the instance",
+        Duration::from_secs(10),
+        || async {
+            match node.call("/full/wait?ms=0").await {
+                (200, body) if body.trim() == "peak 2" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+
+    // Four times as many at once as it has room for beside the long one.
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        calls.spawn(call_owned(&node, "/full/wait?ms=100"));
+    }
+    for (status, body) in calls.join_all().await {
+        assert_eq!(status, 200, "a request waiting for room failed: {body}");
+        assert!(served(&body) <= 4, "more than four at once: {body}");
+    }
+    let (status, body) = long.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    // All of them in the one instance.
+    let (_, node_status) = node.admin().get("/api/v1/node").await;
+    assert_eq!(
+        node_status["instantiations"].as_u64(),
+        Some(1),
+        "{node_status}"
     );
 }
 
@@ -302,6 +336,19 @@ async fn idle_wasi_03_instances_end_when_their_version_changes() {
     .await;
     // The function serves on, from a new instance that sees the change.
     assert_eq!(node.call("/shared/env/MODE").await, (200, "changed".into()));
+}
+
+/// A call to the node's data plane that owns what it needs, for a task of its own:
+/// its status and body.
+fn call_owned(node: &Node, path: &str) -> impl Future<Output = (u16, String)> + 'static {
+    let (client, url) = (glint_e2e::http_client(), format!("{}{path}", node.data_url));
+    async move {
+        let resp = client.get(url).send().await.unwrap();
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    }
 }
 
 /// N from "request N of this instance".

@@ -84,6 +84,51 @@ struct VersionWorkers {
     budget: Arc<IdleBudget>,
     /// Set when the version's pool drops these workers.
     closed: Arc<AtomicBool>,
+    room: Arc<Room>,
+}
+
+/// Tells a request waiting for an instance slot that one of the version's instances has
+/// room for it after all.
+///
+/// wasmtime's handler starts a new instance for a request whenever none of the
+/// version's instances says it is ready at that moment, which a busy one does not for
+/// the instant it takes to start a request. On a node whose slots are all taken, that
+/// new instance would wait for a slot for the whole queue time while the instance
+/// already running could serve the request an instant later; so the wait also ends
+/// when an instance of the version takes requests again, and the request goes back to
+/// the handler's queue.
+///
+/// An instance says it has room when its driver asks it whether to take requests, so a
+/// request that starts to wait wakes the version's instances to ask them again: one
+/// that became ready just after it last said so, and has had nothing to do since,
+/// would otherwise not say it until its next timer.
+#[derive(Default)]
+struct Room {
+    /// Requests waiting for a slot.
+    waiting: AtomicUsize,
+    notify: tokio::sync::Notify,
+    /// The version's live instances.
+    instances: Mutex<Vec<Weak<Serving>>>,
+}
+
+impl Room {
+    fn add(&self, serving: &Arc<Serving>) {
+        if let Ok(mut instances) = self.instances.lock() {
+            instances.retain(|s| s.strong_count() > 0);
+            instances.push(Arc::downgrade(serving));
+        }
+    }
+
+    /// Wakes the drivers of the version's live instances.
+    fn wake_instances(&self) {
+        let live: Vec<Arc<Serving>> = match self.instances.lock() {
+            Ok(instances) => instances.iter().filter_map(Weak::upgrade).collect(),
+            Err(_) => return,
+        };
+        for serving in live {
+            serving.driver.wake();
+        }
+    }
 }
 
 /// The requests one instance is serving, for the CPU time it spends and the lines it
@@ -97,6 +142,8 @@ pub(crate) struct Serving {
     pending: Mutex<Usage>,
     peak_memory: Arc<AtomicUsize>,
     max_ticks: u64,
+    /// The task that drives the instance (registered by its [`Expiry`]).
+    driver: AtomicWaker,
 }
 
 struct Running {
@@ -246,6 +293,7 @@ impl Workers {
                 stats: runtime.stats.clone(),
                 budget: runtime.idle_budget.clone(),
                 closed: Arc::new(AtomicBool::new(false)),
+                room: Arc::default(),
             }),
         }
     }
@@ -279,7 +327,11 @@ impl Workers {
                 .map_err(|never| -> wasmtime_wasi_http::Error { match never {} })
                 .boxed_unsync()
         });
-        let answered = self.handler.handle(meter.clone(), request).await;
+        let mut answered = self.handler.handle(meter.clone(), request).await;
+        if let Err(e) = answered {
+            // Boxed: only a request that waited for a slot takes this path.
+            answered = Box::pin(self.requeue(e, meter.started)).await;
+        }
         let error = match answered {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
@@ -297,6 +349,37 @@ impl Workers {
         Err(error)
     }
 
+    /// A request that waited for a slot while an instance of its version had room again
+    /// goes back to the handler, to be taken by that instance, within the queue time
+    /// from `started`. Each time is an instance saying it has room, not a spin.
+    async fn requeue(
+        &self,
+        mut e: wasmtime::Error,
+        started: Instant,
+    ) -> Result<wasmtime_wasi_http::handler::Response, wasmtime::Error> {
+        let queue_until = started + self.handler.state().queue_timeout;
+        loop {
+            let failed = match e.downcast::<InstantiationError<Arc<Meter>>>() {
+                Ok(failed)
+                    if failed.error.downcast_ref::<HasRoom>().is_some()
+                        && Instant::now() < queue_until =>
+                {
+                    failed
+                }
+                Ok(failed) => return Err(failed.into()),
+                Err(e) => return Err(e),
+            };
+            let request = match failed.request.into_inner() {
+                Ok(request) => request,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            e = match self.handler.handle(failed.request_data, request).await {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+        }
+    }
+
     /// What a failed request tells its caller.
     async fn failure(
         &self,
@@ -308,7 +391,9 @@ impl Workers {
             return InvokeError::Timeout(limits.timeout_ms);
         }
         if let Some(failed) = e.downcast_ref::<InstantiationError<Arc<Meter>>>() {
-            if failed.error.downcast_ref::<NoSlot>().is_some() {
+            if failed.error.downcast_ref::<NoSlot>().is_some()
+                || failed.error.downcast_ref::<HasRoom>().is_some()
+            {
                 return InvokeError::NoInstanceSlot(self.handler.state().max_instances);
             }
             return InvokeError::Instantiate(format!("{:#}", failed.error));
@@ -330,16 +415,22 @@ impl Workers {
 #[error("no instance slot came free in time")]
 struct NoSlot;
 
+/// An instance of the version has room for the request that waited for a slot: it goes
+/// back to the handler's queue (see [`Room`]).
+#[derive(Debug, thiserror::Error)]
+#[error("an instance of the version has room again")]
+struct HasRoom;
+
 impl HandlerState for VersionWorkers {
     type StoreData = GuestState;
     type WorkerExpiration = Expiry;
     type WorkerState = InstanceWorker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiry, InstanceWorker>> {
-        let waiting = self.slots.clone().acquire_owned();
-        let slot = match tokio::time::timeout(self.queue_timeout, waiting).await {
-            Ok(Ok(slot)) => slot,
-            _ => return Err(wasmtime::Error::new(NoSlot)),
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            // Boxed: only a request that waits carries the wait's state.
+            Err(_) => Box::pin(self.wait_for_slot()).await?,
         };
         let serving = Arc::new(Serving {
             requests: Mutex::new(Vec::new()),
@@ -347,7 +438,9 @@ impl HandlerState for VersionWorkers {
             pending: Mutex::new(Usage::default()),
             peak_memory: Arc::new(AtomicUsize::new(0)),
             max_ticks: self.limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64),
+            driver: AtomicWaker::new(),
         });
+        self.room.add(&serving);
         let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
         let mut store = build_store(
             &self.engine,
@@ -393,8 +486,32 @@ impl HandlerState for VersionWorkers {
                 stats: self.stats.clone(),
                 served: AtomicUsize::new(0),
                 slot: Mutex::new(Some(slot)),
+                room: self.room.clone(),
             },
         })
+    }
+}
+
+impl VersionWorkers {
+    /// A slot of the pooling allocator within the queue time, unless an instance of the
+    /// version has room for the request first.
+    async fn wait_for_slot(&self) -> wasmtime::Result<tokio::sync::OwnedSemaphorePermit> {
+        let room = self.room.notify.notified();
+        let mut room = std::pin::pin!(room);
+        // Registered before the count says anyone waits, so no notice is missed.
+        room.as_mut().enable();
+        self.room.waiting.fetch_add(1, Ordering::SeqCst);
+        self.room.wake_instances();
+        let waiting = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned());
+        let got = tokio::select! {
+            slot = waiting => match slot {
+                Ok(Ok(slot)) => Ok(slot),
+                _ => Err(wasmtime::Error::new(NoSlot)),
+            },
+            () = room => Err(wasmtime::Error::new(HasRoom)),
+        };
+        self.room.waiting.fetch_sub(1, Ordering::SeqCst);
+        got
     }
 }
 
@@ -413,6 +530,7 @@ struct InstanceWorker {
     served: AtomicUsize,
     /// Its slot in the pooling allocator, freed after the store is dropped.
     slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    room: Arc<Room>,
 }
 
 impl WorkerState for InstanceWorker {
@@ -426,6 +544,9 @@ impl WorkerState for InstanceWorker {
         {
             ShouldAccept::Never
         } else if concurrent < self.max_concurrent {
+            if self.room.waiting.load(Ordering::SeqCst) > 0 {
+                self.room.notify.notify_waiters();
+            }
             ShouldAccept::Yes
         } else {
             ShouldAccept::No
@@ -545,6 +666,7 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        self.serving.driver.register(cx.waker());
         match status {
             WorkerStatus::Idle => {
                 if self.closed.load(Ordering::Relaxed) {
