@@ -257,7 +257,7 @@ async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
 
     // A long request holds the one instance (and so the node's one slot) for longer
     // than the queue time.
-    let long = tokio::spawn(call_owned(&node, "/full/wait?ms=4000"));
+    let long = tokio::spawn(call_owned(&node, "/full/wait?ms=8000"));
     wait_until(
         "the long request waiting in the instance",
         Duration::from_secs(10),

@@ -144,6 +144,12 @@ pub(crate) struct Serving {
     max_ticks: u64,
     /// The task that drives the instance (registered by its [`Expiry`]).
     driver: AtomicWaker,
+    /// A request started since the instance's event loop last waited: wasmtime's
+    /// driver offers the instance no more requests until it has (it assumes the new
+    /// one is busy with the CPU), whatever `should_accept_request` says. Set by
+    /// `on_request_start`, cleared by [`Expiry`] (polled each time the loop waits); both
+    /// run on the driver's task.
+    just_started: AtomicBool,
 }
 
 struct Running {
@@ -350,14 +356,16 @@ impl Workers {
     }
 
     /// A request that waited for a slot while an instance of its version had room again
-    /// goes back to the handler, to be taken by that instance, within the queue time
-    /// from `started`. Each time is an instance saying it has room, not a spin.
+    /// goes back to the handler, to be taken by that instance. Each time is an instance
+    /// saying it has room, when its driver offers it requests, not a spin; and it goes
+    /// back only while it has waited less than twice the queue time (each wait for a
+    /// slot is at most the queue time, and one may start just before the first ends).
     async fn requeue(
         &self,
         mut e: wasmtime::Error,
         started: Instant,
     ) -> Result<wasmtime_wasi_http::handler::Response, wasmtime::Error> {
-        let queue_until = started + self.handler.state().queue_timeout;
+        let queue_until = started + 2 * self.handler.state().queue_timeout;
         loop {
             let failed = match e.downcast::<InstantiationError<Arc<Meter>>>() {
                 Ok(failed)
@@ -439,6 +447,7 @@ impl HandlerState for VersionWorkers {
             peak_memory: Arc::new(AtomicUsize::new(0)),
             max_ticks: self.limits.cpu_ms.div_ceil(EPOCH_TICK.as_millis() as u64),
             driver: AtomicWaker::new(),
+            just_started: AtomicBool::new(false),
         });
         self.room.add(&serving);
         let log: Arc<dyn LogSink> = Arc::new(RoutedLog(serving.clone()));
@@ -474,6 +483,7 @@ impl HandlerState for VersionWorkers {
                 serving: serving.clone(),
                 // Fires at once, and then sets itself.
                 sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+                driver_known: false,
             },
             state: InstanceWorker {
                 closed: self.closed.clone(),
@@ -544,7 +554,11 @@ impl WorkerState for InstanceWorker {
         {
             ShouldAccept::Never
         } else if concurrent < self.max_concurrent {
-            if self.room.waiting.load(Ordering::SeqCst) > 0 {
+            // Only when the driver will offer the instance requests now: a notice
+            // before then would send the waiting ones back to start instances again.
+            if self.room.waiting.load(Ordering::SeqCst) > 0
+                && (concurrent == 0 || !self.serving.just_started.load(Ordering::Relaxed))
+            {
                 self.room.notify.notify_waiters();
             }
             ShouldAccept::Yes
@@ -559,6 +573,7 @@ impl WorkerState for InstanceWorker {
         meter: Arc<Meter>,
         task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        self.serving.just_started.store(true, Ordering::Relaxed);
         let state = store.data_mut();
         // What the capabilities counted so far is charged to the next request to end;
         // their counts and the instance's CPU budget (for work outside any request)
@@ -657,6 +672,7 @@ struct Expiry {
     aged: Arc<AtomicBool>,
     serving: Arc<Serving>,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    driver_known: bool,
 }
 
 impl WorkerExpiration for Expiry {
@@ -666,7 +682,13 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
-        self.serving.driver.register(cx.waker());
+        // The driver's task, whose waker does not change: registered once.
+        if !self.driver_known {
+            self.serving.driver.register(cx.waker());
+            self.driver_known = true;
+        }
+        // The event loop waits: the driver offers the instance requests again.
+        self.serving.just_started.store(false, Ordering::Relaxed);
         match status {
             WorkerStatus::Idle => {
                 if self.closed.load(Ordering::Relaxed) {
