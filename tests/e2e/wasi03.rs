@@ -290,6 +290,44 @@ async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
     );
 }
 
+/// With `--data-plane-threads 2`, two open connections are served on different
+/// threads, each by a shared instance of its own thread: a request never leaves its
+/// connection's thread. WASI 0.2 functions are served there too.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_plane_threads_keep_each_connection_on_instances_of_its_own_thread() {
+    let node = Node::start_with_args(&["--data-plane-threads", "2"]);
+    let admin = node.admin();
+    let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 16\n";
+    admin.deploy_ok("counted", shared, guest("p3")).await;
+    admin.deploy_ok("hello", "", guest("hello")).await;
+
+    // Two clients, one keep-alive connection each, both open at once.
+    let (first, second) = (glint_e2e::http_client(), glint_e2e::http_client());
+    let url = format!("{}/counted/count", node.data_url);
+    let count = |client: &reqwest::Client| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let resp = client.get(&url).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            served(&resp.text().await.unwrap())
+        }
+    };
+    let mut seen = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        seen.0.push(count(&first).await);
+        seen.1.push(count(&second).await);
+    }
+    // Each connection's instance counted only that connection's requests.
+    assert_eq!(seen, (vec![1, 2, 3], vec![1, 2, 3]));
+    let resp = second
+        .get(format!("{}/hello", node.data_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Hello"));
+}
+
 /// A kept WASI 0.3 instance sits idle (holding a pooling slot) until its version lets
 /// go of it: an env change starts new instances, and the old idle ones end within
 /// seconds, not at their age.

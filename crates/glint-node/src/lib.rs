@@ -76,6 +76,9 @@ pub struct NodeConfig {
     pub edge: listener::EdgeLimits,
     /// DNS servers for guests' outbound requests; empty means the system's.
     pub dns_servers: Vec<SocketAddr>,
+    /// Threads of the data plane's own, one runtime each (see `listener::Cores`); 0
+    /// serves it on the node's shared, work-stealing runtime.
+    pub data_plane_threads: usize,
 }
 
 /// Warns, once at start, about a listener that strangers may reach in clear text.
@@ -305,6 +308,7 @@ impl Server {
             config.edge,
             data_service,
             stop_rx.clone(),
+            config.data_plane_threads,
         ));
         let admin_service = TowerToHyperService::new(admin::router(node.clone()));
         let admin = tokio::spawn(listener::serve(
@@ -313,6 +317,7 @@ impl Server {
             config.edge,
             move |_| admin_service.clone(),
             stop_rx.clone(),
+            0,
         ));
         tracing::info!(%data_url, %admin_url, "glint node ready");
         Ok(Server {

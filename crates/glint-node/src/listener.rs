@@ -132,12 +132,15 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 
 /// Accepts connections until `stop` flips, then waits for open connections to finish
 /// their in-flight requests. `service` makes the service of one connection, knowing it.
+/// With `threads` > 0 the connections are served on that many threads of their own
+/// (see [`Cores`]); with 0, on the shared runtime.
 pub async fn serve<M, S>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: EdgeLimits,
     service: M,
     mut stop: watch::Receiver<bool>,
+    threads: usize,
 ) where
     M: Fn(Connection) -> S,
     S: ConnectionService,
@@ -146,6 +149,7 @@ pub async fn serve<M, S>(
     let builders = Arc::new(Builders::new(&limits));
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut last_refusal_logged: Option<std::time::Instant> = None;
+    let cores = (threads > 0).then(|| Cores::start(threads)).flatten();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -183,34 +187,139 @@ pub async fn serve<M, S>(
             tls.clone(),
             graceful.watcher(),
         );
+        if let Some(cores) = &cores {
+            // The socket moves to the thread's own reactor, so its wakes stay there.
+            let Ok(std_stream) = stream.into_std() else {
+                continue;
+            };
+            cores.deal(move || async move {
+                let _slot = slot;
+                if let Ok(stream) = TcpStream::from_std(std_stream) {
+                    serve_connection(stream, tls, builders, service, watcher).await;
+                }
+            });
+            continue;
+        }
         tokio::spawn(async move {
             let _slot = slot;
-            let header_time = builders.header_read_timeout;
-            match tls {
-                None => {
-                    // What the client speaks, from its first bytes; one that sends
-                    // none within the header time is closed.
-                    let Ok(Ok(protocol)) =
-                        tokio::time::timeout(header_time, Protocol::sniff(&stream)).await
-                    else {
-                        return;
-                    };
-                    builders.serve(protocol, stream, service, watcher).await;
-                }
-                Some(acceptor) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let protocol = Protocol::negotiated(stream.get_ref().1.alpn_protocol());
-                    builders.serve(protocol, stream, service, watcher).await;
-                }
-            }
+            serve_connection(stream, tls, builders, service, watcher).await;
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One accepted connection, from its protocol (TLS's ALPN, or its first bytes) to its
+/// end.
+async fn serve_connection<S: ConnectionService>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    builders: Arc<Builders>,
+    service: S,
+    watcher: Watcher,
+) {
+    let header_time = builders.header_read_timeout;
+    match tls {
+        None => {
+            // What the client speaks, from its first bytes; one that sends
+            // none within the header time is closed.
+            let Ok(Ok(protocol)) =
+                tokio::time::timeout(header_time, Protocol::sniff(&stream)).await
+            else {
+                return;
+            };
+            builders.serve(protocol, stream, service, watcher).await;
+        }
+        Some(acceptor) => {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            else {
+                return;
+            };
+            let protocol = Protocol::negotiated(stream.get_ref().1.alpn_protocol());
+            builders.serve(protocol, stream, service, watcher).await;
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The data plane's threads with `--data-plane-threads N`: one current-thread runtime
+/// each, and each accepted connection dealt to the thread with the fewest open, where
+/// it stays. A request then never leaves its thread: its connection, its guest's
+/// instance (the WASI 0.3 workers are kept per thread, see
+/// [`glint_runtime::reuse::bind_thread`]) and every wake between them. The price is
+/// work stealing: a busy guest delays the other connections of its thread (by at most
+/// an epoch tick, when it yields), where tokio's shared runtime would move them.
+struct Cores {
+    threads: Vec<Core>,
+}
+
+struct Core {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cores {
+    /// `n` threads; `None` (served on the shared runtime) if one cannot be started.
+    fn start(n: usize) -> Option<Self> {
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a data-plane thread's runtime; serving on the shared runtime");
+                    return None;
+                }
+            };
+            let started = std::thread::Builder::new()
+                .name(format!("glint-data-{i}"))
+                .spawn(move || {
+                    glint_runtime::reuse::bind_thread(i + 1);
+                    // Ends once the listener has stopped and its connections have
+                    // finished (the senders are dropped after the graceful shutdown).
+                    runtime.block_on(async move {
+                        while let Some(job) = rx.recv().await {
+                            job();
+                        }
+                    });
+                });
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "cannot start a data-plane thread; serving on the shared runtime");
+                return None;
+            }
+            threads.push(Core {
+                jobs,
+                open: Arc::default(),
+            });
+        }
+        Some(Self { threads })
+    }
+
+    /// Runs `connection` on the thread with the fewest open connections; it counts as
+    /// open there until it ends.
+    fn deal<F>(&self, connection: impl FnOnce() -> F + Send + 'static)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(core) = self.threads.iter().min_by_key(|c| c.open.load(Relaxed)) else {
+            return;
+        };
+        core.open.fetch_add(1, Relaxed);
+        let open = core.open.clone();
+        let _ = core.jobs.send(Box::new(move || {
+            let running = connection();
+            tokio::spawn(async move {
+                running.await;
+                open.fetch_sub(1, Relaxed);
+            });
+        }));
+    }
 }
 
 /// The HTTP version a connection speaks.

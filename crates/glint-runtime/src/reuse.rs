@@ -41,7 +41,20 @@ pub struct InstancePool {
     scaling: Scaling,
     /// A WASI 0.3 version's instances, made on its first request: they keep themselves
     /// (see [`crate::workers`]).
-    wasi03: Mutex<Option<Arc<Workers>>>,
+    /// One per data-plane thread (index 0: any other thread).
+    wasi03: Mutex<Vec<Option<Arc<Workers>>>>,
+}
+
+thread_local! {
+    /// The data-plane thread this is (`--data-plane-threads`), from 1; 0 elsewhere.
+    static THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks this thread as data-plane thread `i` (from 1): a WASI 0.3 version keeps
+/// workers of its own for each such thread, so a request served there runs on an
+/// instance driven there.
+pub fn bind_thread(i: usize) {
+    THREAD.with(|c| c.set(i));
 }
 
 impl InstancePool {
@@ -50,14 +63,19 @@ impl InstancePool {
             idle: Mutex::new(Vec::new()),
             budget,
             scaling: *scaling,
-            wasi03: Mutex::new(None),
+            wasi03: Mutex::new(Vec::new()),
         }
     }
 
     /// The version's WASI 0.3 workers, made by `make` the first time.
     pub(crate) fn workers(&self, make: impl FnOnce(&Scaling) -> Workers) -> Arc<Workers> {
-        let mut slot = self.wasi03.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert_with(|| Arc::new(make(&self.scaling)))
+        let core = THREAD.with(|c| c.get());
+        let mut slots = self.wasi03.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() <= core {
+            slots.resize(core + 1, None);
+        }
+        slots[core]
+            .get_or_insert_with(|| Arc::new(make(&self.scaling)))
             .clone()
     }
 
@@ -104,7 +122,7 @@ impl InstancePool {
     pub fn clear(&self) {
         self.drop_where(|_| true);
         if let Ok(mut workers) = self.wasi03.lock() {
-            workers.take();
+            workers.clear();
         }
     }
 
