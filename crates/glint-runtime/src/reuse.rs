@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
 
@@ -41,8 +42,11 @@ pub struct InstancePool {
     scaling: Scaling,
     /// A WASI 0.3 version's instances, made on its first request: they keep themselves
     /// (see [`crate::workers`]).
-    /// One per data-plane thread (index 0: any other thread).
-    wasi03: Mutex<Vec<Option<Arc<Workers>>>>,
+    /// One per data-plane thread (index 0: any other thread), read without a lock:
+    /// with `--data-plane-threads` every request of every thread looks here.
+    wasi03: ArcSwap<Vec<Option<Arc<Workers>>>>,
+    /// Held while workers are made or cleared, so two first requests make one.
+    making: Mutex<()>,
 }
 
 thread_local! {
@@ -63,20 +67,30 @@ impl InstancePool {
             idle: Mutex::new(Vec::new()),
             budget,
             scaling: *scaling,
-            wasi03: Mutex::new(Vec::new()),
+            wasi03: ArcSwap::default(),
+            making: Mutex::new(()),
         }
     }
 
     /// The version's WASI 0.3 workers, made by `make` the first time.
     pub(crate) fn workers(&self, make: impl FnOnce(&Scaling) -> Workers) -> Arc<Workers> {
-        let core = THREAD.with(|c| c.get());
-        let mut slots = self.wasi03.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() <= core {
-            slots.resize(core + 1, None);
+        let thread = THREAD.with(|c| c.get());
+        if let Some(Some(workers)) = self.wasi03.load().get(thread) {
+            return workers.clone();
         }
-        slots[core]
-            .get_or_insert_with(|| Arc::new(make(&self.scaling)))
-            .clone()
+        let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.wasi03.load_full();
+        if let Some(Some(workers)) = current.get(thread) {
+            return workers.clone();
+        }
+        let workers = Arc::new(make(&self.scaling));
+        let mut next = (*current).clone();
+        if next.len() <= thread {
+            next.resize(thread + 1, None);
+        }
+        next[thread] = Some(workers.clone());
+        self.wasi03.store(Arc::new(next));
+        workers
     }
 
     fn expired(&self, warm: &Warm, now: Instant) -> bool {
@@ -121,9 +135,8 @@ impl InstancePool {
     /// instances already running finish what they serve and then end.
     pub fn clear(&self) {
         self.drop_where(|_| true);
-        if let Ok(mut workers) = self.wasi03.lock() {
-            workers.clear();
-        }
+        let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
+        self.wasi03.store(Arc::default());
     }
 
     fn drop_where(&self, retire: impl Fn(&Warm) -> bool) {
