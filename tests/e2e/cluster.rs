@@ -387,6 +387,88 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
     );
 }
 
+/// NATS authorization for the test below: every client is user `glint`, which may not
+/// make consumers of the registry bucket while `registry_watch` is false.
+fn watch_permission(registry_watch: bool) -> String {
+    let deny = if registry_watch {
+        String::new()
+    } else {
+        r#", deny: ["$JS.API.CONSUMER.CREATE.KV_glint_registry", "$JS.API.CONSUMER.CREATE.KV_glint_registry.>"]"#
+            .to_string()
+    };
+    format!(
+        r#"authorization {{
+  users = [ {{ user: glint, password: glint-test-password, permissions: {{ publish: {{ allow: [">"] {deny} }} }} }} ]
+}}
+no_auth_user: glint
+"#
+    )
+}
+
+/// A node whose watch of the registry cannot start (as when JetStream is slow to make
+/// its consumer) serves what it loaded, and once the watch starts it loads what was
+/// deployed meanwhile and says it serves it, so a deploy waiting for it returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_registry_watch_starts_late_says_what_it_serves() {
+    let nats = NatsCluster::start_with(3, &watch_permission(false));
+    let url = format!("{}?ns=glint", nats.url());
+    let nodes: Vec<Node> = ["n1", "n2"]
+        .iter()
+        .map(|id| Node::start_with(KEY, &["--store", &url, "--node-id", id]))
+        .collect();
+    let admin = nodes[0].admin();
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", hello_manifest("late"))
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(guest("hello")).file_name("c.wasm"),
+        );
+    let (status, body) = admin
+        .send(
+            admin
+                .request(
+                    Method::POST,
+                    "/api/v1/functions/hello/versions?wait_seconds=2",
+                )
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rollout"]["not_ready"], json!(["n2"]), "{body}");
+
+    nats.reconfigure(&watch_permission(true));
+    let n2_ready = |info: &Value| {
+        info["regions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["nodes"].as_array().into_iter().flatten())
+            .any(|n| n["id"] == "n2" && n["ready"] == true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut info = admin.get("/api/v1/functions/hello/status").await.1;
+    while !n2_ready(&info) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        info = admin.get("/api/v1/functions/hello/status").await.1;
+    }
+    assert!(
+        n2_ready(&info),
+        "n2 never said it serves hello: {info}\n{}",
+        nodes[1].log()
+    );
+    assert_eq!(
+        nodes[1].call("/hello").await,
+        (200, "late from Glint!\n".into())
+    );
+    // And what is deployed now reaches n2 through its watch.
+    let body = admin.deploy_hello("watched").await;
+    assert_eq!(body["rollout"]["not_ready"], json!([]), "{body}");
+    assert_eq!(
+        nodes[1].call("/hello").await,
+        (200, "watched from Glint!\n".into())
+    );
+}
+
 /// A node cut off from NATS still stops when told to (SIGTERM), with log lines it can
 /// no longer store: it waits a bounded time for the store, then exits cleanly.
 #[tokio::test(flavor = "multi_thread")]

@@ -52,6 +52,8 @@ pub struct NatsServer {
     pub cluster_port: u16,
     pub monitor_port: u16,
     config: PathBuf,
+    /// The configuration before what a test adds ([`NatsCluster::start_with`]).
+    base_config: String,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -158,19 +160,17 @@ impl NatsCluster {
             let name = format!("glint-test-{i}");
             let store = dir.path().join(&name);
             let config = dir.path().join(format!("{name}.conf"));
-            std::fs::write(
-                &config,
-                server_config(
-                    &name,
-                    client_port,
-                    cluster_port,
-                    monitor_port,
-                    &store,
-                    &routes,
-                ) + extra,
-            )
-            .unwrap();
+            let base_config = server_config(
+                &name,
+                client_port,
+                cluster_port,
+                monitor_port,
+                &store,
+                &routes,
+            );
+            std::fs::write(&config, base_config.clone() + extra).unwrap();
             servers.push(NatsServer {
+                base_config,
                 log: dir.path().join(format!("{name}.log")),
                 name,
                 client_port,
@@ -205,6 +205,18 @@ impl NatsCluster {
         self.kill9(i);
         self.servers[i].spawn();
         self.wait_ready(i);
+    }
+
+    /// Replaces what [`NatsCluster::start_with`] added to each server's configuration
+    /// with `extra`, and tells the running servers to reload it (SIGHUP). The servers
+    /// apply it on their own time; wait for its effect.
+    pub fn reconfigure(&self, extra: &str) {
+        for server in &self.servers {
+            std::fs::write(&server.config, server.base_config.clone() + extra).unwrap();
+            // SAFETY: kill only sends a signal to the server's process.
+            let sent = unsafe { libc::kill(server.pid(), libc::SIGHUP) };
+            assert_eq!(sent, 0, "cannot signal nats-server {}", server.name);
+        }
     }
 
     /// Kills every server at once.
@@ -410,7 +422,7 @@ gateway {{
                         ingress = port(listener),
                         others = others.join(", "),
                     );
-                std::fs::write(&config, text).unwrap();
+                std::fs::write(&config, &text).unwrap();
                 let proxy = Proxy::start_on(
                     listener.try_clone().unwrap(),
                     std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
@@ -424,6 +436,7 @@ gateway {{
                     cluster_port,
                     monitor_port,
                     config,
+                    base_config: text,
                     child: None,
                 });
             }

@@ -61,6 +61,8 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
         } else if let Err(e) = node.load_all().await {
             tracing::error!(error = %e, "cannot reload the functions after a reset of the change feed; trying again");
             failed.push(Change::Reset);
+        } else {
+            node.report_all_ready().await;
         }
         return failed;
     }
@@ -142,6 +144,9 @@ pub struct Rollout {
     /// The region of each live node, by id, as its heartbeat says.
     pub region_of: std::collections::BTreeMap<String, String>,
 }
+
+/// How many functions' readiness a node reports at once after a reset of the change feed.
+const REPORTS_AT_ONCE: usize = 32;
 
 /// How often a deploy looks again for nodes serving its version.
 const ROLLOUT_POLL: Duration = Duration::from_millis(25);
@@ -253,6 +258,24 @@ impl Node {
             self.report_ready(tenant, &f.name).await;
         }
         Ok(())
+    }
+
+    /// Says which versions this node serves, for every function it routes. After a reset
+    /// of the change feed (a watch that could only start late), the functions reloaded may
+    /// include a deploy made meanwhile, which waits for this node to say so.
+    async fn report_all_ready(&self) {
+        use futures::StreamExt;
+        let functions: Vec<(TenantId, FunctionName)> = self
+            .routes
+            .load()
+            .functions()
+            .map(|f| (f.tenant.clone(), f.name.clone()))
+            .collect();
+        futures::stream::iter(functions)
+            .for_each_concurrent(REPORTS_AT_ONCE, |(tenant, name)| async move {
+                self.report_ready(&tenant, &name).await
+            })
+            .await;
     }
 
     /// Says, for each version of the function compiled and in the route table, that this
