@@ -201,11 +201,21 @@ pub(crate) async fn messages(
     if consumer.cached_info().num_pending == 0 {
         return Ok(());
     }
+    let name = consumer.cached_info().name.clone();
     let mut messages = consumer
         .messages()
         .await
         .map_err(|e| backend("reading events", e))?;
-    while let Some(message) = messages.next().await {
+    loop {
+        // The message the server counted as the last may be removed before it comes
+        // (a line past its age while a long read runs): when none comes for a while,
+        // the server says whether any is left to read.
+        let next = match tokio::time::timeout(SCAN_IDLE, messages.next()).await {
+            Ok(next) => next,
+            Err(_) if caught_up(stream, &name).await? => break,
+            Err(_) => continue,
+        };
+        let Some(message) = next else { break };
         let message = message.map_err(|e| backend("reading events", e))?;
         let info = message.info().map_err(|e| backend("reading events", e))?;
         let (pending, at_ms) = (
@@ -217,4 +227,22 @@ pub(crate) async fn messages(
         }
     }
     Ok(())
+}
+
+/// How long a scan waits for its next message before it asks whether any is left.
+const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether the scan's consumer has nothing left to deliver. An ordered consumer that
+/// was made again (after a gap) has another name, so its first one is gone: the scan
+/// then ends with what it read, as the server can no longer say what is left.
+async fn caught_up(stream: &stream::Stream, consumer: &str) -> Result<bool> {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind as Kind;
+    match stream.consumer_info(consumer).await {
+        Ok(info) => Ok(info.num_pending == 0),
+        Err(e) if matches!(e.kind(), Kind::NotFound) => {
+            tracing::warn!("a scan's consumer is gone; ending the scan with what it read");
+            Ok(true)
+        }
+        Err(e) => Err(backend("reading events", e)),
+    }
 }
