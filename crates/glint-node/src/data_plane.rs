@@ -325,7 +325,15 @@ async fn run(
             strip_glint_cookies(response.headers_mut());
             // The timer lives as long as the body, which streams while the guest still
             // runs.
-            Ok(response.map(|body| TimedBody { body, timer }.boxed_unsync()))
+            let (parts, body) = response.into_parts();
+            let mut body = TimedBody {
+                body,
+                timer,
+                ahead: std::collections::VecDeque::new(),
+                ended: false,
+            };
+            body.gather().await;
+            Ok(Response::from_parts(parts, body.boxed_unsync()))
         }
     }
 }
@@ -398,10 +406,84 @@ async fn wait_for_permit(
         .ok()
 }
 
+/// A frame of a guest's response body, as the guest's body gives it.
+type GuestFrame =
+    Result<http_body::Frame<Bytes>, <glint_runtime::GuestBody as http_body::Body>::Error>;
+
 /// A guest's response body, counted by the request's timer until it ends.
 struct TimedBody {
     body: glint_runtime::GuestBody,
     timer: RequestTimer,
+    /// Frames taken from the guest before the response was handed to hyper.
+    ahead: std::collections::VecDeque<GuestFrame>,
+    /// The guest's body has ended (after the frames ahead).
+    ended: bool,
+}
+
+/// How much of a response body is gathered before its head goes out.
+const GATHER_BYTES: usize = 16 * 1024;
+/// How many turns of the scheduler a response waits for more of its body, at most
+/// (measured with 0, 1, 2 and 4: bench/RESULTS.md, "WASI 0.3: gathering the response").
+const GATHER_TURNS: usize = 2;
+
+impl TimedBody {
+    /// Takes what the guest has of its body, letting its instance run a few turns more,
+    /// so that a small response leaves in one write: head, body and end together. The
+    /// guest hands over each chunk, and then the end, as its instance runs, which is
+    /// after hyper has sent the head if the response goes to hyper at once (measured:
+    /// 1.7 sends a response instead of 1). A body still coming after those turns, or
+    /// beyond [`GATHER_BYTES`], streams as it comes; no timer is involved.
+    async fn gather(&mut self) {
+        let (mut turns, mut bytes) = (0, 0);
+        while !self.ended && bytes < GATHER_BYTES {
+            if self.body.is_end_stream() {
+                self.ended = true;
+                break;
+            }
+            let polled = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(std::pin::Pin::new(&mut self.body).poll_frame(cx))
+            })
+            .await;
+            match polled {
+                std::task::Poll::Ready(Some(frame)) => {
+                    let failed = match &frame {
+                        Ok(frame) => {
+                            bytes += frame.data_ref().map_or(0, |d| d.len());
+                            false
+                        }
+                        Err(_) => true,
+                    };
+                    self.ahead.push_back(frame);
+                    if failed {
+                        break;
+                    }
+                }
+                std::task::Poll::Ready(None) => self.ended = true,
+                std::task::Poll::Pending if turns < GATHER_TURNS => {
+                    turns += 1;
+                    // Behind the tasks woken meanwhile: the guest's instance, which
+                    // hands over the rest of the body as it runs.
+                    tokio::task::yield_now().await;
+                }
+                std::task::Poll::Pending => break,
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        frame: GuestFrame,
+    ) -> Result<http_body::Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>> {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    self.timer.bytes_out += data.len() as u64;
+                }
+                Ok(frame)
+            }
+            Err(e) => Err(format!("the function's response body failed: {e:?}").into()),
+        }
+    }
 }
 
 impl http_body::Body for TimedBody {
@@ -412,26 +494,38 @@ impl http_body::Body for TimedBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(frame) = self.ahead.pop_front() {
+            return std::task::Poll::Ready(Some(self.count(frame)));
+        }
+        if self.ended {
+            return std::task::Poll::Ready(None);
+        }
         let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
-        polled.map(|frame| {
-            frame.map(|frame| match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        self.timer.bytes_out += data.len() as u64;
-                    }
-                    Ok(frame)
-                }
-                Err(e) => Err(format!("the function's response body failed: {e:?}").into()),
-            })
-        })
+        polled.map(|frame| frame.map(|frame| self.count(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.ahead.is_empty() && (self.ended || self.body.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+        let ahead: u64 = self
+            .ahead
+            .iter()
+            .filter_map(|f| f.as_ref().ok()?.data_ref())
+            .map(|d| d.len() as u64)
+            .sum();
+        if self.ended {
+            // All of it is here: hyper sends a content-length, not chunks.
+            return http_body::SizeHint::with_exact(ahead);
+        }
+        let rest = self.body.size_hint();
+        let mut hint = http_body::SizeHint::new();
+        hint.set_lower(rest.lower() + ahead);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + ahead);
+        }
+        hint
     }
 }
 
