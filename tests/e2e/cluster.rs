@@ -417,20 +417,12 @@ async fn a_node_whose_registry_watch_starts_late_says_what_it_serves() {
         .map(|id| Node::start_with(KEY, &["--store", &url, "--node-id", id]))
         .collect();
     let admin = nodes[0].admin();
-    let form = reqwest::multipart::Form::new()
-        .text("manifest", hello_manifest("late"))
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(guest("hello")).file_name("c.wasm"),
-        );
     let (status, body) = admin
-        .send(
-            admin
-                .request(
-                    Method::POST,
-                    "/api/v1/functions/hello/versions?wait_seconds=2",
-                )
-                .multipart(form),
+        .deploy_with(
+            "hello",
+            "?wait_seconds=2",
+            &hello_manifest("late"),
+            guest("hello"),
         )
         .await;
     assert_eq!(status, 201, "{body}");

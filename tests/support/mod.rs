@@ -439,13 +439,25 @@ impl Admin {
 
     /// Deploys `component` with `manifest` as function `name`.
     pub async fn deploy(&self, name: &str, manifest: &str, component: Vec<u8>) -> (u16, Value) {
+        self.deploy_with(name, "", manifest, component).await
+    }
+
+    /// Deploys as [`Admin::deploy`] does, with `query` (`?wait_seconds=2`, say) added to
+    /// the deploy's URL.
+    pub async fn deploy_with(
+        &self,
+        name: &str,
+        query: &str,
+        manifest: &str,
+        component: Vec<u8>,
+    ) -> (u16, Value) {
         let form = Form::new()
             .text("manifest", manifest.to_string())
             .part("component", Part::bytes(component).file_name("c.wasm"));
         self.send(
             self.request(
                 reqwest::Method::POST,
-                &format!("/api/v1/functions/{name}/versions"),
+                &format!("/api/v1/functions/{name}/versions{query}"),
             )
             .multipart(form),
         )
