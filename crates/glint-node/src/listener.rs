@@ -311,14 +311,24 @@ impl Cores {
             return;
         };
         core.open.fetch_add(1, Relaxed);
-        let open = core.open.clone();
+        let open = Open(core.open.clone());
         let _ = core.jobs.send(Box::new(move || {
             let running = connection();
             tokio::spawn(async move {
+                let _open = open;
                 running.await;
-                open.fetch_sub(1, Relaxed);
             });
         }));
+    }
+}
+
+/// A connection counted as open on its thread until it ends, however it ends (a
+/// connection task that panics, or a job its thread never ran, still leaves the count).
+struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
