@@ -100,7 +100,7 @@ impl Bucket {
             )),
             (_, e) => e,
         })?;
-        let mut origin = match (origin, make) {
+        let origin = match (origin, make) {
             (Some(found), _) => found,
             (None, None) => {
                 return Err(StoreError::NotFound(format!(
@@ -114,12 +114,18 @@ impl Bucket {
                 });
                 // A cluster that just started may still be electing the leaders the new
                 // stream needs: such a failure is tried again, within the patience.
-                super::again_while(cluster_not_ready, super::PATIENCE, || async {
+                let made = super::again_while(settling, super::PATIENCE, || async {
                     match js.create_stream(config.clone()).await {
                         Ok(made) => Ok(made),
                         Err(not_made) => match js.get_stream(&origin_stream).await {
                             // Another node made it first.
                             Ok(found) => Ok(found),
+                            // Made by another node a moment ago, and not set up yet on
+                            // the server that answered.
+                            Err(e) if e.to_string().contains("not found") => Err(backend(
+                                &format!("creating the bucket {name}"),
+                                format!("{not_made}; and the stream is {NOT_YET}"),
+                            )),
                             // Neither made nor there: why it was not made is the error.
                             Err(_) => {
                                 Err(backend(&format!("creating the bucket {name}"), not_made))
@@ -127,14 +133,14 @@ impl Bucket {
                         },
                     }
                 })
-                .await?
+                .await?;
+                led(js, name, made).await?
             }
         };
-        let info = origin
-            .info()
-            .await
-            .map_err(|e| backend(&format!("reading the bucket {name}"), e))?
-            .clone();
+        // What the server said when it made or found the stream: asking again right after
+        // a create can reach a server that has not set the new stream up yet, and that
+        // answers "stream not found".
+        let info = origin.cached_info().clone();
         let origin_region = info.cluster.as_ref().and_then(|c| c.name.clone());
         let store = kv_over(name, &origin_stream, origin.clone());
         match region {
@@ -179,9 +185,42 @@ impl Bucket {
 
 /// Whether making a stream failed because the cluster is not ready for it yet: busy, or
 /// short of the servers its replicas need while they join (JetStream's "insufficient
-/// resources", 10023).
-fn cluster_not_ready(e: &StoreError) -> bool {
-    super::transient(e) || e.to_string().contains("insufficient resources")
+/// resources", 10023), or the stream was made a moment ago and is not set up yet.
+fn settling(e: &StoreError) -> bool {
+    let text = e.to_string();
+    super::transient(e) || text.contains("insufficient resources") || text.contains(NOT_YET)
+}
+
+/// How an error says that a stream made a moment ago is not set up yet.
+const NOT_YET: &str = "not set up yet";
+
+/// The stream `made`, once it has a leader. A stream made a moment ago has none until its
+/// servers elect one, and until then a server that has not set it up yet answers
+/// "stream not found" to a question about it: a node's next reads and watches would
+/// fail at random. Waits for the leader within the patience.
+async fn led(js: &jetstream::Context, name: &str, made: stream::Stream) -> Result<stream::Stream> {
+    // One server alone, or a cluster that has elected it: nothing to wait for.
+    let has_leader = |info: &stream::Info| {
+        info.cluster
+            .as_ref()
+            .is_none_or(|c| c.leader.as_deref().is_some_and(|l| !l.is_empty()))
+    };
+    if has_leader(made.cached_info()) {
+        return Ok(made);
+    }
+    let stream_name = made.cached_info().config.name.clone();
+    let reading = format!("opening the bucket {name}");
+    super::again_while(settling, super::PATIENCE, || async {
+        match js.get_stream(&stream_name).await {
+            Ok(found) if has_leader(found.cached_info()) => Ok(found),
+            Ok(_) => Err(backend(&reading, format!("it has no leader, {NOT_YET}"))),
+            Err(e) if e.to_string().contains("not found") => {
+                Err(backend(&reading, format!("{e}: {NOT_YET}")))
+            }
+            Err(e) => Err(backend(&reading, e)),
+        }
+    })
+    .await
 }
 
 /// Makes the mirror of the stream described by `info` in region `here`, and waits until
