@@ -99,7 +99,7 @@ pub struct ServeArgs {
     /// connection staying on the thread with the fewest open when it came (0: on the
     /// node's shared, work-stealing runtime). Faster under load (no request leaves its
     /// thread); a busy guest delays the other connections of its thread.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "GLINT_DATA_PLANE_THREADS")]
     data_plane_threads: usize,
     /// Open connections each listener accepts; more are closed at once.
     #[arg(long, default_value_t = glint_node::listener::EdgeLimits::default().max_connections)]
