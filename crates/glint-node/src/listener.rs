@@ -310,8 +310,7 @@ impl Cores {
         let Some(core) = self.threads.iter().min_by_key(|c| c.open.load(Relaxed)) else {
             return;
         };
-        core.open.fetch_add(1, Relaxed);
-        let open = Open(core.open.clone());
+        let open = Open::count(&core.open);
         let _ = core.jobs.send(Box::new(move || {
             let running = connection();
             tokio::spawn(async move {
@@ -325,6 +324,13 @@ impl Cores {
 /// A connection counted as open on its thread until it ends, however it ends (a
 /// connection task that panics, or a job its thread never ran, still leaves the count).
 struct Open(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Open {
+    fn count(open: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
