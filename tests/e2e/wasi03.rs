@@ -298,13 +298,38 @@ async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
 #[tokio::test(flavor = "multi_thread")]
 async fn data_plane_threads_keep_each_connection_on_instances_of_its_own_thread() {
     let node = Node::start_with_args(&["--data-plane-threads", "2"]);
+    each_connection_is_served_on_its_own_thread(&node).await;
+}
+
+/// `GLINT_DATA_PLANE_THREADS` sets `--data-plane-threads` too (so a whole test run can
+/// put its nodes in that mode).
+#[tokio::test(flavor = "multi_thread")]
+async fn data_plane_threads_come_from_the_environment_too() {
+    let node = Node::start_with_env(&[("GLINT_DATA_PLANE_THREADS", "2")]);
+    each_connection_is_served_on_its_own_thread(&node).await;
+}
+
+/// Two keep-alive connections, each counted by a shared instance of its own (on the
+/// shared runtime, one instance counts both: 1, 3, 5 and 2, 4, 6), and a WASI 0.2
+/// function served too.
+async fn each_connection_is_served_on_its_own_thread(node: &Node) {
     let admin = node.admin();
     let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 16\n";
     admin.deploy_ok("counted", shared, guest("p3")).await;
     admin.deploy_ok("hello", "", guest("hello")).await;
 
-    // Two clients, one keep-alive connection each, both open at once.
-    let (first, second) = (glint_e2e::http_client(), glint_e2e::http_client());
+    // Two clients, one connection each, both open at once. HTTP/2, so that every request
+    // of a client goes over its one connection: an HTTP/1 client opens another when a
+    // request starts before its last connection is back in its pool, and the node deals
+    // that connection to a thread of its own choosing.
+    let one_connection = || {
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    };
+    let (first, second) = (one_connection(), one_connection());
     let url = format!("{}/counted/count", node.data_url);
     let count = |client: &reqwest::Client| {
         let (client, url) = (client.clone(), url.clone());
@@ -321,7 +346,8 @@ async fn data_plane_threads_keep_each_connection_on_instances_of_its_own_thread(
     }
     // Each connection's instance counted only that connection's requests.
     assert_eq!(seen, (vec![1, 2, 3], vec![1, 2, 3]));
-    let resp = second
+    // And over HTTP/1.
+    let resp = glint_e2e::http_client()
         .get(format!("{}/hello", node.data_url))
         .send()
         .await

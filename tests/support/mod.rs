@@ -121,20 +121,20 @@ impl Node {
     /// Starts a node whose admin key comes from `GLINT_ADMIN_KEY`.
     pub fn start_with_admin_key(key: &str) -> Node {
         let tmp = tempfile::tempdir().unwrap();
-        let mut node = Node::launch(tmp.path(), Some(key), &[]);
+        let mut node = Node::launch(tmp.path(), Some(key), &[], &[]);
         node._tmp = Some(tmp);
         node
     }
 
     /// Starts a node on `data_dir`, on free loopback ports, and waits until it serves.
     pub fn start_in(data_dir: &Path) -> Node {
-        Node::launch(data_dir, None, &[])
+        Node::launch(data_dir, None, &[], &[])
     }
 
     /// Starts a node with extra `glint serve` arguments, such as TLS files.
     pub fn start_with_args(args: &[&str]) -> Node {
         let tmp = tempfile::tempdir().unwrap();
-        let mut node = Node::launch(tmp.path(), None, args);
+        let mut node = Node::launch(tmp.path(), None, args, &[]);
         node._tmp = Some(tmp);
         node
     }
@@ -143,7 +143,15 @@ impl Node {
     /// as one of several nodes on one store.
     pub fn start_with(admin_key: &str, args: &[&str]) -> Node {
         let tmp = tempfile::tempdir().unwrap();
-        let mut node = Node::launch(tmp.path(), Some(admin_key), args);
+        let mut node = Node::launch(tmp.path(), Some(admin_key), args, &[]);
+        node._tmp = Some(tmp);
+        node
+    }
+
+    /// Starts a node with these environment variables set (`GLINT_*` settings).
+    pub fn start_with_env(vars: &[(&str, &str)]) -> Node {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut node = Node::launch(tmp.path(), None, &[], vars);
         node._tmp = Some(tmp);
         node
     }
@@ -173,7 +181,12 @@ impl Node {
         )
     }
 
-    fn launch(data_dir: &Path, admin_key: Option<&str>, extra_args: &[&str]) -> Node {
+    fn launch(
+        data_dir: &Path,
+        admin_key: Option<&str>,
+        extra_args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Node {
         std::fs::create_dir_all(data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -185,6 +198,7 @@ impl Node {
             Some(k) => command.env("GLINT_ADMIN_KEY", k),
             None => command.env_remove("GLINT_ADMIN_KEY"),
         };
+        command.envs(vars.iter().copied());
         command.args([
             "serve",
             "--listen",
@@ -301,7 +315,7 @@ impl Node {
         );
         self.env_key = key.map(str::to_string);
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let fresh = Node::launch(&self.data_dir, key, &args);
+        let fresh = Node::launch(&self.data_dir, key, &args, &[]);
         self.data_url = fresh.data_url.clone();
         self.admin_url = fresh.admin_url.clone();
         self.key = fresh.key.clone();
