@@ -457,13 +457,26 @@ fn served(body: &str) -> u32 {
 /// Whether a short request to `function` ran in the instance where a long one waits:
 /// the long one waits 3 s, and short ones are sent one after another meanwhile (an
 /// instance busy starting the long one is not offered more until the guest waits).
+/// All go over one HTTP/2 connection, so that with `--data-plane-threads` they are
+/// served on one thread, by that thread's instances.
 async fn overlaps(node: &Node, function: &str) -> bool {
-    let long_path = format!("/{function}/wait?ms=3000");
-    let long = node.call(&long_path);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let call = |path: String| {
+        let request = client.get(format!("{}{path}", node.data_url));
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let long = call(format!("/{function}/wait?ms=3000"));
     let probe = async {
         let until = std::time::Instant::now() + std::time::Duration::from_millis(2000);
         while std::time::Instant::now() < until {
-            let (status, body) = node.call(&format!("/{function}/wait?ms=0")).await;
+            let (status, body) = call(format!("/{function}/wait?ms=0")).await;
             assert_eq!(status, 200, "{body}");
             if body.trim() != "peak 1" {
                 return true;

@@ -73,7 +73,7 @@ impl Runtime {
     ) -> Result<GuestResponse, InvokeError> {
         if let HandlerPre::Wasi03(service) = &compiled.pre {
             if let Some(pool) = inv.pool {
-                let workers = pool.workers(|scaling| {
+                let workers = pool.workers(|scaling, room, thread| {
                     let grants = inv.grants.clone();
                     let service = service.clone();
                     crate::workers::Workers::new(
@@ -83,6 +83,7 @@ impl Runtime {
                         grants,
                         inv.limits,
                         inv.queue_timeout,
+                        (room, thread),
                     )
                 });
                 return workers.invoke(request, inv.log, inv.usage, held).await;

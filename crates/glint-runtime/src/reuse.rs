@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use crate::budget::IdleBudget;
 use crate::guest::GuestState;
 use crate::manifest::Scaling;
-use crate::workers::Workers;
+use crate::workers::{Room, Workers};
 
 /// An instance between requests.
 pub(crate) struct Warm {
@@ -35,6 +35,15 @@ pub(crate) struct Warm {
     pub(crate) slot: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// A WASI 0.3 version's workers, one per data-plane thread, and the room they share: a
+/// request that finds no slot free is served by an instance of another thread that has
+/// room. [`InstancePool::clear`] starts a new set.
+#[derive(Default)]
+struct Wasi03 {
+    room: Arc<Room>,
+    by_thread: Vec<Option<Arc<Workers>>>,
+}
+
 /// The idle instances of one version.
 pub struct InstancePool {
     idle: Mutex<Vec<Warm>>,
@@ -44,7 +53,7 @@ pub struct InstancePool {
     /// (see [`crate::workers`]).
     /// One per data-plane thread (index 0: any other thread), read without a lock:
     /// with `--data-plane-threads` every request of every thread looks here.
-    wasi03: ArcSwap<Vec<Option<Arc<Workers>>>>,
+    wasi03: ArcSwap<Wasi03>,
     /// Held while workers are made or cleared, so two first requests make one.
     making: Mutex<()>,
 }
@@ -73,23 +82,31 @@ impl InstancePool {
     }
 
     /// The version's WASI 0.3 workers, made by `make` the first time.
-    pub(crate) fn workers(&self, make: impl FnOnce(&Scaling) -> Workers) -> Arc<Workers> {
+    /// `make` is given the room the version's workers of every thread share, and the
+    /// thread's index.
+    pub(crate) fn workers(
+        &self,
+        make: impl FnOnce(&Scaling, Arc<Room>, usize) -> Workers,
+    ) -> Arc<Workers> {
         let thread = THREAD.with(|c| c.get());
-        if let Some(Some(workers)) = self.wasi03.load().get(thread) {
+        if let Some(Some(workers)) = self.wasi03.load().by_thread.get(thread) {
             return workers.clone();
         }
         let _making = self.making.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.wasi03.load_full();
-        if let Some(Some(workers)) = current.get(thread) {
+        if let Some(Some(workers)) = current.by_thread.get(thread) {
             return workers.clone();
         }
-        let workers = Arc::new(make(&self.scaling));
-        let mut next = (*current).clone();
-        if next.len() <= thread {
-            next.resize(thread + 1, None);
+        let workers = Arc::new(make(&self.scaling, current.room.clone(), thread));
+        let mut by_thread = current.by_thread.clone();
+        if by_thread.len() <= thread {
+            by_thread.resize(thread + 1, None);
         }
-        next[thread] = Some(workers.clone());
-        self.wasi03.store(Arc::new(next));
+        by_thread[thread] = Some(workers.clone());
+        self.wasi03.store(Arc::new(Wasi03 {
+            room: current.room.clone(),
+            by_thread,
+        }));
         workers
     }
 

@@ -10,7 +10,10 @@
 //!   dropped after a trap or a limit: every request it was serving then fails;
 //! - each [`Workers`] belongs to one version of one function of one tenant (the node
 //!   keeps it in the version's [`crate::InstancePool`]), so an instance never serves
-//!   anything else.
+//!   anything else;
+//! - with `--data-plane-threads`, a version has workers per thread, and a request is
+//!   served by its own thread's instances while a slot is free; when none is, it goes
+//!   to an instance of any thread of the version that has room (see [`Room`]).
 //!
 //! What a request is charged, in a shared instance: its CPU time is the epoch ticks
 //! (10 ms) during which the guest ran on its behalf (the component model's call stack
@@ -63,7 +66,9 @@ impl Drop for Workers {
     /// The version's pool let go of its workers: their idle instances end soon, and the
     /// busy ones after what they serve.
     fn drop(&mut self) {
-        self.handler.state().closed.store(true, Ordering::Relaxed);
+        let state = self.handler.state();
+        state.closed.store(true, Ordering::Relaxed);
+        state.room.unregister(state.thread);
     }
 }
 
@@ -85,6 +90,8 @@ struct VersionWorkers {
     /// Set when the version's pool drops these workers.
     closed: Arc<AtomicBool>,
     room: Arc<Room>,
+    /// The data-plane thread whose requests these workers serve first (0: any).
+    thread: usize,
 }
 
 /// Tells a request waiting for an instance slot that one of the version's instances has
@@ -102,16 +109,53 @@ struct VersionWorkers {
 /// request that starts to wait wakes the version's instances to ask them again: one
 /// that became ready just after it last said so, and has had nothing to do since,
 /// would otherwise not say it until its next timer.
+///
+/// With `--data-plane-threads`, the version's workers of every thread share one room:
+/// a request whose thread has no instance with room, and finds no slot free, goes to
+/// the workers of the thread whose instance said it has room.
 #[derive(Default)]
-struct Room {
+pub(crate) struct Room {
     /// Requests waiting for a slot.
     waiting: AtomicUsize,
     notify: tokio::sync::Notify,
     /// The version's live instances.
     instances: Mutex<Vec<Weak<Serving>>>,
+    /// The version's workers, by data-plane thread; each leaves when it is dropped.
+    handlers: Mutex<Vec<Option<ProxyHandler<VersionWorkers>>>>,
+    /// The thread of the instance that last said it has room.
+    ready: AtomicUsize,
 }
 
 impl Room {
+    fn register(&self, thread: usize, handler: &ProxyHandler<VersionWorkers>) {
+        if let Ok(mut handlers) = self.handlers.lock() {
+            if handlers.len() <= thread {
+                handlers.resize(thread + 1, None);
+            }
+            handlers[thread] = Some(handler.clone());
+        }
+    }
+
+    fn unregister(&self, thread: usize) {
+        if let Ok(mut handlers) = self.handlers.lock()
+            && let Some(handler) = handlers.get_mut(thread)
+        {
+            *handler = None;
+        }
+    }
+
+    /// An instance of thread `thread` has room: the requests waiting for a slot go to it.
+    fn has_room(&self, thread: usize) {
+        self.ready.store(thread, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// The workers whose instance last said it has room.
+    fn ready_handler(&self) -> Option<ProxyHandler<VersionWorkers>> {
+        let thread = self.ready.load(Ordering::SeqCst);
+        self.handlers.lock().ok()?.get(thread)?.clone()
+    }
+
     fn add(&self, serving: &Arc<Serving>) {
         if let Ok(mut instances) = self.instances.lock() {
             instances.retain(|s| s.strong_count() > 0);
@@ -282,26 +326,28 @@ impl Workers {
         grants: Arc<Grants>,
         limits: Limits,
         queue_timeout: Duration,
+        (room, thread): (Arc<Room>, usize),
     ) -> Self {
-        Self {
-            handler: ProxyHandler::new(VersionWorkers {
-                engine: runtime.engine.clone(),
-                service,
-                capabilities: runtime.capabilities.clone(),
-                grants,
-                limits,
-                max_requests: scaling.reuse_max_requests as usize,
-                max_age: Duration::from_secs(scaling.reuse_max_seconds),
-                max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
-                slots: runtime.slots.clone(),
-                max_instances: runtime.max_instances,
-                queue_timeout,
-                stats: runtime.stats.clone(),
-                budget: runtime.idle_budget.clone(),
-                closed: Arc::new(AtomicBool::new(false)),
-                room: Arc::default(),
-            }),
-        }
+        let handler = ProxyHandler::new(VersionWorkers {
+            engine: runtime.engine.clone(),
+            service,
+            capabilities: runtime.capabilities.clone(),
+            grants,
+            limits,
+            max_requests: scaling.reuse_max_requests as usize,
+            max_age: Duration::from_secs(scaling.reuse_max_seconds),
+            max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
+            slots: runtime.slots.clone(),
+            max_instances: runtime.max_instances,
+            queue_timeout,
+            stats: runtime.stats.clone(),
+            budget: runtime.idle_budget.clone(),
+            closed: Arc::new(AtomicBool::new(false)),
+            room,
+            thread,
+        });
+        handler.state().room.register(thread, &handler);
+        Self { handler }
     }
 
     /// Runs one request on a kept instance (or a new one). Returns once the guest has
@@ -381,7 +427,13 @@ impl Workers {
                 Ok(request) => request,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            e = match self.handler.handle(failed.request_data, request).await {
+            let handler = self
+                .handler
+                .state()
+                .room
+                .ready_handler()
+                .unwrap_or_else(|| self.handler.clone());
+            e = match handler.handle(failed.request_data, request).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
@@ -497,6 +549,7 @@ impl HandlerState for VersionWorkers {
                 served: AtomicUsize::new(0),
                 slot: Mutex::new(Some(slot)),
                 room: self.room.clone(),
+                thread: self.thread,
             },
         })
     }
@@ -541,6 +594,7 @@ struct InstanceWorker {
     /// Its slot in the pooling allocator, freed after the store is dropped.
     slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     room: Arc<Room>,
+    thread: usize,
 }
 
 impl WorkerState for InstanceWorker {
@@ -559,7 +613,7 @@ impl WorkerState for InstanceWorker {
             if self.room.waiting.load(Ordering::SeqCst) > 0
                 && (concurrent == 0 || !self.serving.just_started.load(Ordering::Relaxed))
             {
-                self.room.notify.notify_waiters();
+                self.room.has_room(self.thread);
             }
             ShouldAccept::Yes
         } else {
