@@ -251,13 +251,25 @@ async fn a_shared_instance_times_out_one_request_and_serves_the_others() {
 /// slot that cannot come free while the instance lives.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
-    let node = Node::start_with_args(&["--max-instances", "1"]);
+    wait_for_room(&Node::start_with_args(&["--max-instances", "1"])).await;
+}
+
+/// The same with `--data-plane-threads 2`: the one instance is driven on one thread, and
+/// requests dealt to the other thread (which has no slot for an instance of its own)
+/// join it there.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_of_every_data_plane_thread_wait_for_room_on_a_shared_instance() {
+    let node = Node::start_with_args(&["--max-instances", "1", "--data-plane-threads", "2"]);
+    wait_for_room(&node).await;
+}
+
+async fn wait_for_room(node: &Node) {
     let shared = "[scaling]\nreuse = true\nmax_concurrent_per_instance = 4\nmax_queue_ms = 2000\n";
     node.admin().deploy_ok("full", shared, guest("p3")).await;
 
     // A long request holds the one instance (and so the node's one slot) for longer
     // than the queue time.
-    let long = tokio::spawn(call_owned(&node, "/full/wait?ms=8000"));
+    let long = tokio::spawn(call_owned(node, "/full/wait?ms=8000"));
     wait_until(
         "the long request waiting in the instance",
         Duration::from_secs(10),
@@ -280,7 +292,7 @@ async fn requests_wait_for_room_on_a_shared_instance_when_no_slot_is_free() {
     // Four times as many at once as it has room for beside the long one.
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..12 {
-        calls.spawn(call_owned(&node, "/full/wait?ms=100"));
+        calls.spawn(call_owned(node, "/full/wait?ms=100"));
     }
     for (status, body) in calls.join_all().await {
         assert_eq!(status, 200, "a request waiting for room failed: {body}");
