@@ -270,7 +270,9 @@ async fn killing_a_node_or_a_nats_server_loses_no_acknowledged_write() {
         count >= acked && count <= 600,
         "{count} counted, {acked} acknowledged"
     );
-    // n3 stops heartbeating and drops out of every node's list.
+    // n3 stops heartbeating and drops out of every node's list. (Waited for as the list
+    // of the two: once, under CI's load, n1 itself was missing from one answer while n3
+    // was still listed.)
     let deadline = Instant::now() + Duration::from_secs(30);
     let live = loop {
         let (_, nodes) = cluster.nodes[0].admin().get("/api/v1/nodes").await;
@@ -280,7 +282,7 @@ async fn killing_a_node_or_a_nats_server_loses_no_acknowledged_write() {
             .flatten()
             .filter_map(|n| n["id"].as_str().map(str::to_string))
             .collect();
-        if ids.len() == 2 || Instant::now() > deadline {
+        if ids == ["n1", "n2"] || Instant::now() > deadline {
             break ids;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
