@@ -86,7 +86,9 @@ impl Runtime {
                         (room, thread),
                     )
                 });
-                return workers.invoke(request, inv.log, inv.usage, held).await;
+                return workers
+                    .invoke(request, inv.log, inv.usage, held, pool)
+                    .await;
             }
             let service = service.clone();
             return self.invoke_wasi03(service, request, inv, held).await;

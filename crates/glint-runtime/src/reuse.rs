@@ -81,6 +81,11 @@ impl InstancePool {
         }
     }
 
+    /// The version's WASI 0.3 workers of data-plane thread `thread`, if made.
+    pub(crate) fn workers_on(&self, thread: usize) -> Option<Arc<Workers>> {
+        self.wasi03.load().by_thread.get(thread)?.clone()
+    }
+
     /// The version's WASI 0.3 workers, made by `make` the first time.
     /// `make` is given the room the version's workers of every thread share, and the
     /// thread's index.

@@ -66,9 +66,7 @@ impl Drop for Workers {
     /// The version's pool let go of its workers: their idle instances end soon, and the
     /// busy ones after what they serve.
     fn drop(&mut self) {
-        let state = self.handler.state();
-        state.closed.store(true, Ordering::Relaxed);
-        state.room.unregister(state.thread);
+        self.handler.state().closed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -112,7 +110,8 @@ struct VersionWorkers {
 ///
 /// With `--data-plane-threads`, the version's workers of every thread share one room:
 /// a request whose thread has no instance with room, and finds no slot free, goes to
-/// the workers of the thread whose instance said it has room.
+/// the workers of the thread whose instance said it has room (looked up in the
+/// version's [`crate::InstancePool`]).
 #[derive(Default)]
 pub(crate) struct Room {
     /// Requests waiting for a slot.
@@ -120,40 +119,15 @@ pub(crate) struct Room {
     notify: tokio::sync::Notify,
     /// The version's live instances.
     instances: Mutex<Vec<Weak<Serving>>>,
-    /// The version's workers, by data-plane thread; each leaves when it is dropped.
-    handlers: Mutex<Vec<Option<ProxyHandler<VersionWorkers>>>>,
     /// The thread of the instance that last said it has room.
     ready: AtomicUsize,
 }
 
 impl Room {
-    fn register(&self, thread: usize, handler: &ProxyHandler<VersionWorkers>) {
-        if let Ok(mut handlers) = self.handlers.lock() {
-            if handlers.len() <= thread {
-                handlers.resize(thread + 1, None);
-            }
-            handlers[thread] = Some(handler.clone());
-        }
-    }
-
-    fn unregister(&self, thread: usize) {
-        if let Ok(mut handlers) = self.handlers.lock()
-            && let Some(handler) = handlers.get_mut(thread)
-        {
-            *handler = None;
-        }
-    }
-
     /// An instance of thread `thread` has room: the requests waiting for a slot go to it.
     fn has_room(&self, thread: usize) {
         self.ready.store(thread, Ordering::SeqCst);
         self.notify.notify_waiters();
-    }
-
-    /// The workers whose instance last said it has room.
-    fn ready_handler(&self) -> Option<ProxyHandler<VersionWorkers>> {
-        let thread = self.ready.load(Ordering::SeqCst);
-        self.handlers.lock().ok()?.get(thread)?.clone()
     }
 
     fn add(&self, serving: &Arc<Serving>) {
@@ -328,26 +302,26 @@ impl Workers {
         queue_timeout: Duration,
         (room, thread): (Arc<Room>, usize),
     ) -> Self {
-        let handler = ProxyHandler::new(VersionWorkers {
-            engine: runtime.engine.clone(),
-            service,
-            capabilities: runtime.capabilities.clone(),
-            grants,
-            limits,
-            max_requests: scaling.reuse_max_requests as usize,
-            max_age: Duration::from_secs(scaling.reuse_max_seconds),
-            max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
-            slots: runtime.slots.clone(),
-            max_instances: runtime.max_instances,
-            queue_timeout,
-            stats: runtime.stats.clone(),
-            budget: runtime.idle_budget.clone(),
-            closed: Arc::new(AtomicBool::new(false)),
-            room,
-            thread,
-        });
-        handler.state().room.register(thread, &handler);
-        Self { handler }
+        Self {
+            handler: ProxyHandler::new(VersionWorkers {
+                engine: runtime.engine.clone(),
+                service,
+                capabilities: runtime.capabilities.clone(),
+                grants,
+                limits,
+                max_requests: scaling.reuse_max_requests as usize,
+                max_age: Duration::from_secs(scaling.reuse_max_seconds),
+                max_concurrent: scaling.max_concurrent_per_instance.max(1) as usize,
+                slots: runtime.slots.clone(),
+                max_instances: runtime.max_instances,
+                queue_timeout,
+                stats: runtime.stats.clone(),
+                budget: runtime.idle_budget.clone(),
+                closed: Arc::new(AtomicBool::new(false)),
+                room,
+                thread,
+            }),
+        }
     }
 
     /// Runs one request on a kept instance (or a new one). Returns once the guest has
@@ -358,6 +332,7 @@ impl Workers {
         log: Arc<dyn LogSink>,
         usage: Arc<dyn UsageSink>,
         held: impl Send + 'static,
+        pool: &crate::InstancePool,
     ) -> Result<GuestResponse, InvokeError> {
         use http_body_util::BodyExt;
         let (outcome, ended) = tokio::sync::oneshot::channel();
@@ -382,7 +357,7 @@ impl Workers {
         let mut answered = self.handler.handle(meter.clone(), request).await;
         if let Err(e) = answered {
             // Boxed: only a request that waited for a slot takes this path.
-            answered = Box::pin(self.requeue(e, meter.started)).await;
+            answered = Box::pin(self.requeue(e, meter.started, pool)).await;
         }
         let error = match answered {
             Ok(response) => {
@@ -402,7 +377,7 @@ impl Workers {
     }
 
     /// A request that waited for a slot while an instance of its version had room again
-    /// goes back to the handler, to be taken by that instance. Each time is an instance
+    /// goes back to that instance's workers (in `pool`, by thread), to be taken by it. Each time is an instance
     /// saying it has room, when its driver offers it requests, not a spin; and it goes
     /// back only while it has waited less than twice the queue time (each wait for a
     /// slot is at most the queue time, and one may start just before the first ends).
@@ -410,6 +385,7 @@ impl Workers {
         &self,
         mut e: wasmtime::Error,
         started: Instant,
+        pool: &crate::InstancePool,
     ) -> Result<wasmtime_wasi_http::handler::Response, wasmtime::Error> {
         let queue_until = started + 2 * self.handler.state().queue_timeout;
         loop {
@@ -427,12 +403,9 @@ impl Workers {
                 Ok(request) => request,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            let handler = self
-                .handler
-                .state()
-                .room
-                .ready_handler()
-                .unwrap_or_else(|| self.handler.clone());
+            let ready = self.handler.state().room.ready.load(Ordering::SeqCst);
+            let workers = pool.workers_on(ready);
+            let handler = workers.as_ref().map_or(&self.handler, |w| &w.handler);
             e = match handler.handle(failed.request_data, request).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
