@@ -267,10 +267,7 @@ async fn deploy_without_moving_the_alias_and_http2() {
     assert_eq!(staged.text().await.unwrap(), "Staged from Glint!\n");
 
     // The data plane speaks HTTP/2 too (cleartext, prior knowledge).
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2 = glint_e2e::h2_client();
     let resp = h2
         .get(format!("{}/hello", node.data_url))
         .send()

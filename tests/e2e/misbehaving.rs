@@ -1,7 +1,9 @@
 //! Guests that misbehave end only their own request, with a 5xx and a log line, while
 //! the node goes on serving other functions, including at the same time.
 
-use glint_e2e::{Node, guest};
+use std::time::Duration;
+
+use glint_e2e::{Node, guest, wait_until};
 use serde_json::Value;
 
 const LIMITS: &str = "[limits]\ncpu_ms = 300\nmemory_mb = 32\ntimeout_ms = 1500\n";
@@ -135,7 +137,29 @@ async fn loops_leave_room_for_hello(node: &Node) {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Once all four run in guests (the node's in-flight gauge for the function).
+    wait_until("four loops running", Duration::from_secs(10), || async {
+        let metrics = node
+            .admin()
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("glint_requests_in_flight{") && l.contains("function=\"misbehave\"")
+            })
+            .unwrap_or_default();
+        match line.rsplit(' ').next() {
+            Some("4") => Ok(()),
+            _ => Err(line.to_string()),
+        }
+    })
+    .await;
     // While they spin, hello answers, and before the spinners are stopped.
     for _ in 0..10 {
         assert_eq!(

@@ -334,14 +334,7 @@ async fn each_connection_is_served_on_its_own_thread(node: &Node) {
     // of a client goes over its one connection: an HTTP/1 client opens another when a
     // request starts before its last connection is back in its pool, and the node deals
     // that connection to a thread of its own choosing.
-    let one_connection = || {
-        reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap()
-    };
-    let (first, second) = (one_connection(), one_connection());
+    let (first, second) = (glint_e2e::h2_client(), glint_e2e::h2_client());
     let url = format!("{}/counted/count", node.data_url);
     let count = |client: &reqwest::Client| {
         let (client, url) = (client.clone(), url.clone());
@@ -472,11 +465,7 @@ fn served(body: &str) -> u32 {
 /// All go over one HTTP/2 connection, so that with `--data-plane-threads` they are
 /// served on one thread, by that thread's instances.
 async fn overlaps(node: &Node, function: &str) -> bool {
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
+    let client = glint_e2e::h2_client();
     let call = |path: String| {
         let request = client.get(format!("{}{path}", node.data_url));
         async move {

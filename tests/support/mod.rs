@@ -414,6 +414,16 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// An HTTP client that speaks HTTP/2 over cleartext from the start: all its requests
+/// to a node go over one connection, served on one data-plane thread.
+pub fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
 /// The admin API, as a test talks to it.
 pub struct Admin {
     pub base: String,
