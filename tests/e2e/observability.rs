@@ -25,40 +25,6 @@ async fn eventually<T>(secs: u64, mut check: impl AsyncFnMut() -> Option<T>) -> 
     }
 }
 
-/// `/metrics`, parsed: each sample's value by its name and labels.
-async fn scrape(node: &Node) -> Vec<(String, HashMap<String, String>, f64)> {
-    let text = node
-        .admin()
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
-    scrape
-        .samples
-        .into_iter()
-        .map(|s| {
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                prometheus_parse::Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
-                prometheus_parse::Value::Summary(_) => 0.0,
-            };
-            let labels = s
-                .labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (s.metric, labels, value)
-        })
-        .collect()
-}
-
 fn sample(
     samples: &[(String, HashMap<String, String>, f64)],
     name: &str,
@@ -120,7 +86,7 @@ async fn metrics_and_usage_match_the_requests_sent() {
     // A guest's usage (CPU, KV and outbound calls) is counted when it returns, which can
     // be a moment after its response has reached the client: scrape once none runs.
     let samples = eventually(15, async || {
-        let samples = scrape(&node).await;
+        let samples = node.metrics().await;
         (sample(&samples, "glint_requests_in_flight", &[]) == 0.0).then_some(samples)
     })
     .await

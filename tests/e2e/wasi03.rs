@@ -321,6 +321,134 @@ async fn data_plane_threads_come_from_the_environment_too() {
     each_connection_is_served_on_its_own_thread(&node).await;
 }
 
+/// `--data-plane-pin`: each data-plane thread runs on a core of its own, and a
+/// connection goes to the thread on the core its packets came from. A client on the
+/// second core is served by the second thread although the first has as few open
+/// connections (dealt by count alone, it would go to the first), and then a client on
+/// the first core by the first.
+#[tokio::test(flavor = "multi_thread")]
+async fn pinned_data_plane_threads_serve_each_connection_on_the_core_it_came_from() {
+    let cores = allowed_cores();
+    if cores.len() < 2 {
+        eprintln!("skipped: needs 2 cores, this process may use {cores:?}");
+        return;
+    }
+    let node = Node::start_with_args(&["--data-plane-threads", "2", "--data-plane-pin"]);
+    for (thread, core) in cores.iter().take(2).enumerate() {
+        let name = format!("glint-data-{thread}");
+        // The threads start with the data listener's accept loop, just after the node
+        // says it is ready.
+        wait_until(
+            &format!("{name} pinned to core {core}"),
+            Duration::from_secs(10),
+            || async {
+                let allowed = thread_cores(node.pid(), &name);
+                if allowed.as_deref() == Some(core.to_string().as_str()) {
+                    Ok(())
+                } else {
+                    Err(format!("{allowed:?}"))
+                }
+            },
+        )
+        .await;
+    }
+    let addr = node.data_url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for (core, open) in [(cores[1], [0, 1]), (cores[0], [1, 1])] {
+        held.push(connect_from(core, addr.clone()).await);
+        wait_until(
+            &format!("the connection from core {core} counted on its core's thread"),
+            Duration::from_secs(10),
+            || async {
+                let seen = data_plane_connections(&node).await;
+                if seen == open {
+                    Ok(())
+                } else {
+                    Err(format!("{seen:?}"))
+                }
+            },
+        )
+        .await;
+    }
+    drop(held);
+}
+
+/// The cores this process may run on.
+fn allowed_cores() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most
+    // its size, and CPU_ISSET reads below CPU_SETSIZE.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// The cores thread `name` of process `pid` may run on, as /proc lists them; `None`
+/// while it has no such thread.
+fn thread_cores(pid: i32, name: &str) -> Option<String> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status =
+            std::fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        if status.lines().next() == Some(&format!("Name:\t{name}")) {
+            let line = status.lines().find(|l| l.starts_with("Cpus_allowed_list:"));
+            return Some(
+                line.and_then(|l| l.split_whitespace().nth(1))
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+    }
+    None
+}
+
+/// An HTTP/1 connection made and used from a thread that runs only on `core`, so its
+/// packets arrive there; held open until the returned stream is dropped.
+async fn connect_from(core: usize, addr: String) -> std::net::TcpStream {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        // SAFETY: as in `allowed_cores`; pid 0 is this thread, `core` is an allowed core.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(core, &mut set) };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(
+            unsafe { libc::sched_setaffinity(0, size, &set) },
+            0,
+            "pin to core {core}"
+        );
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .write_all(b"GET /nowhere HTTP/1.1\r\nHost: glint\r\n\r\n")
+            .unwrap();
+        let mut answer = [0u8; 64];
+        let n = stream.read(&mut answer).unwrap();
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 404"),
+            "answered {:?}",
+            String::from_utf8_lossy(&answer[..n])
+        );
+        stream
+    })
+    .await
+    .unwrap()
+}
+
+/// `glint_data_plane_connections` of each data-plane thread, in thread order.
+async fn data_plane_connections(node: &Node) -> Vec<u64> {
+    let mut open: Vec<(String, u64)> = node
+        .metrics()
+        .await
+        .into_iter()
+        .filter(|(name, _, _)| name == "glint_data_plane_connections")
+        .map(|(_, labels, n)| (labels["thread"].clone(), n as u64))
+        .collect();
+    open.sort();
+    open.into_iter().map(|(_, n)| n).collect()
+}
+
 /// Two keep-alive connections, each counted by a shared instance of its own (on the
 /// shared runtime, one instance counts both: 1, 3, 5 and 2, 4, 6), and a WASI 0.2
 /// function served too.

@@ -344,6 +344,40 @@ impl Node {
         std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
     }
 
+    /// `/metrics`, parsed: each sample's value by its name and labels.
+    pub async fn metrics(&self) -> Vec<(String, std::collections::HashMap<String, String>, f64)> {
+        let text = self
+            .admin()
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+        scrape
+            .samples
+            .into_iter()
+            .map(|s| {
+                let value = match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    prometheus_parse::Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
+                    prometheus_parse::Value::Summary(_) => 0.0,
+                };
+                let labels = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (s.metric, labels, value)
+            })
+            .collect()
+    }
+
     /// A client that sends this node's admin key.
     pub fn admin(&self) -> Admin {
         Admin {

@@ -145,7 +145,7 @@ async fn run_locally(options: RunOptions, shutdown: impl Future<Output = ()>) ->
         },
         edge: glint_node::listener::EdgeLimits::default(),
         dns_servers: Vec::new(),
-        data_plane_threads: 0,
+        data_plane_threads: Default::default(),
     })
     .await?;
     let client = Client::new(&server.admin_url, read_key(&data_dir), None)?;

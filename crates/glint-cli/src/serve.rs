@@ -101,6 +101,12 @@ pub struct ServeArgs {
     /// thread); a busy guest delays the other connections of its thread.
     #[arg(long, default_value_t = 0, env = "GLINT_DATA_PLANE_THREADS")]
     data_plane_threads: usize,
+    /// Pin data-plane thread i to the i-th core the node may run on, and deal each
+    /// connection to the thread on the core its packets arrive on (thread per core).
+    /// Needs a core for each thread; give nodes that share a machine their own cores
+    /// (taskset, cgroups).
+    #[arg(long, env = "GLINT_DATA_PLANE_PIN")]
+    data_plane_pin: bool,
     /// Open connections each listener accepts; more are closed at once.
     #[arg(long, default_value_t = glint_node::listener::EdgeLimits::default().max_connections)]
     max_connections: usize,
@@ -146,6 +152,11 @@ pub enum LogFormat {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     init_tracing_at("info,wasmtime=warn,cranelift=warn", args.log_format);
+    if args.data_plane_pin && args.data_plane_threads == 0 {
+        anyhow::bail!(
+            "--data-plane-pin pins the data plane's own threads, and there are none: add --data-plane-threads N (say, the number of cores)"
+        );
+    }
     let store = match args.store.map(|url| *url) {
         Some(glint_store::StoreUrl::Nats(mut url)) => {
             url.auth = glint_store::nats::NatsAuth {
@@ -200,7 +211,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             ..Default::default()
         },
         dns_servers: args.dns_servers,
-        data_plane_threads: args.data_plane_threads,
+        data_plane_threads: glint_node::listener::DataPlaneThreads {
+            count: args.data_plane_threads,
+            pin: args.data_plane_pin,
+        },
     };
     glint_node::run(config, shutdown_signal()).await
 }

@@ -76,9 +76,10 @@ pub struct NodeConfig {
     pub edge: listener::EdgeLimits,
     /// DNS servers for guests' outbound requests; empty means the system's.
     pub dns_servers: Vec<SocketAddr>,
-    /// Threads of the data plane's own, one runtime each (see `listener::Cores`); 0
-    /// serves it on the node's shared, work-stealing runtime.
-    pub data_plane_threads: usize,
+    /// Threads of the data plane's own, one runtime each, and whether they are pinned to
+    /// cores (see `listener::cores`); 0 threads serve it on the node's shared,
+    /// work-stealing runtime.
+    pub data_plane_threads: listener::DataPlaneThreads,
 }
 
 /// Warns, once at start, about a listener that strangers may reach in clear text.
@@ -245,8 +246,10 @@ impl Server {
         let (log_pipe, log_writer) =
             logs::start_writer(stores.logs.clone(), identity, stop_rx.clone());
         let routed = Arc::new(std::sync::OnceLock::<std::sync::Weak<Node>>::new());
+        let threads_load = Arc::new(listener::ThreadsLoad::default());
         let collector = metrics::NodeCollector {
             runtime: runtime.clone(),
+            data_plane: threads_load.clone(),
             log_lines_dropped: log_pipe.dropped.clone(),
             functions: {
                 let routed = routed.clone();
@@ -308,7 +311,7 @@ impl Server {
             config.edge,
             data_service,
             stop_rx.clone(),
-            config.data_plane_threads,
+            (config.data_plane_threads, threads_load.clone()),
         ));
         let admin_service = TowerToHyperService::new(admin::router(node.clone()));
         let admin = tokio::spawn(listener::serve(
@@ -317,7 +320,7 @@ impl Server {
             config.edge,
             move |_| admin_service.clone(),
             stop_rx.clone(),
-            0,
+            Default::default(),
         ));
         tracing::info!(%data_url, %admin_url, "glint node ready");
         Ok(Server {

@@ -27,7 +27,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+mod cores;
 mod idle;
+
+use cores::Cores;
+pub use cores::{DataPlaneThreads, ThreadsLoad};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,15 +136,16 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
 
 /// Accepts connections until `stop` flips, then waits for open connections to finish
 /// their in-flight requests. `service` makes the service of one connection, knowing it.
-/// With `threads` > 0 the connections are served on that many threads of their own
-/// (see [`Cores`]); with 0, on the shared runtime.
+/// With `threads.count` > 0 the connections are served on that many threads of their
+/// own (see [`Cores`]), whose open connections `load` reports; with 0, on the shared
+/// runtime.
 pub async fn serve<M, S>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     limits: EdgeLimits,
     service: M,
     mut stop: watch::Receiver<bool>,
-    threads: usize,
+    (threads, load): (DataPlaneThreads, Arc<ThreadsLoad>),
 ) where
     M: Fn(Connection) -> S,
     S: ConnectionService,
@@ -149,7 +154,9 @@ pub async fn serve<M, S>(
     let builders = Arc::new(Builders::new(&limits));
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut last_refusal_logged: Option<std::time::Instant> = None;
-    let cores = (threads > 0).then(|| Cores::start(threads)).flatten();
+    let cores = (threads.count > 0)
+        .then(|| Cores::start(threads, &load))
+        .flatten();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -188,11 +195,15 @@ pub async fn serve<M, S>(
             graceful.watcher(),
         );
         if let Some(cores) = &cores {
+            let cpu = cores
+                .steers()
+                .then(|| cores::incoming_cpu(&stream))
+                .flatten();
             // The socket moves to the thread's own reactor, so its wakes stay there.
             let Ok(std_stream) = stream.into_std() else {
                 continue;
             };
-            cores.deal(move || async move {
+            cores.deal(cpu, move || async move {
                 let _slot = slot;
                 if let Ok(stream) = TcpStream::from_std(std_stream) {
                     serve_connection(stream, tls, builders, service, watcher).await;
@@ -239,102 +250,6 @@ async fn serve_connection<S: ConnectionService>(
             let protocol = Protocol::negotiated(stream.get_ref().1.alpn_protocol());
             builders.serve(protocol, stream, service, watcher).await;
         }
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The data plane's threads with `--data-plane-threads N`: one current-thread runtime
-/// each, and each accepted connection dealt to the thread with the fewest open, where
-/// it stays. A request then never leaves its thread: its connection, its guest's
-/// instance (the WASI 0.3 workers are kept per thread, see
-/// [`glint_runtime::reuse::bind_thread`]) and every wake between them. The price is
-/// work stealing: a busy guest delays the other connections of its thread (by at most
-/// an epoch tick, when it yields), where tokio's shared runtime would move them.
-struct Cores {
-    threads: Vec<Core>,
-}
-
-struct Core {
-    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
-    open: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Cores {
-    /// `n` threads; `None` (served on the shared runtime) if one cannot be started.
-    fn start(n: usize) -> Option<Self> {
-        let mut threads = Vec::with_capacity(n);
-        for i in 0..n {
-            let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let runtime = match runtime {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start a data-plane thread's runtime; serving on the shared runtime");
-                    return None;
-                }
-            };
-            let started = std::thread::Builder::new()
-                .name(format!("glint-data-{i}"))
-                .spawn(move || {
-                    glint_runtime::reuse::bind_thread(i + 1);
-                    // Ends once the listener has stopped and its connections have
-                    // finished (the senders are dropped after the graceful shutdown).
-                    runtime.block_on(async move {
-                        while let Some(job) = rx.recv().await {
-                            job();
-                        }
-                    });
-                });
-            if let Err(e) = started {
-                tracing::warn!(error = %e, "cannot start a data-plane thread; serving on the shared runtime");
-                return None;
-            }
-            threads.push(Core {
-                jobs,
-                open: Arc::default(),
-            });
-        }
-        Some(Self { threads })
-    }
-
-    /// Runs `connection` on the thread with the fewest open connections; it counts as
-    /// open there until it ends.
-    fn deal<F>(&self, connection: impl FnOnce() -> F + Send + 'static)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        use std::sync::atomic::Ordering::Relaxed;
-        let Some(core) = self.threads.iter().min_by_key(|c| c.open.load(Relaxed)) else {
-            return;
-        };
-        let open = Open::count(&core.open);
-        let _ = core.jobs.send(Box::new(move || {
-            let running = connection();
-            tokio::spawn(async move {
-                let _open = open;
-                running.await;
-            });
-        }));
-    }
-}
-
-/// A connection counted as open on its thread until it ends, however it ends (a
-/// connection task that panics, or a job its thread never ran, still leaves the count).
-struct Open(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Open {
-    fn count(open: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(open.clone())
-    }
-}
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

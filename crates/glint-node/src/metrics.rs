@@ -96,6 +96,8 @@ impl Metrics {
 /// Node-wide values read at scrape time.
 pub struct NodeCollector {
     pub runtime: Arc<Runtime>,
+    /// The data plane's own threads (`--data-plane-threads`), if any.
+    pub data_plane: Arc<crate::listener::ThreadsLoad>,
     pub log_lines_dropped: Arc<AtomicU64>,
     pub functions: Arc<dyn Fn() -> usize + Send + Sync>,
 }
@@ -239,8 +241,30 @@ impl Collector for NodeCollector {
                 p.start_time_seconds,
             )?;
         }
+        let threads = self.data_plane.read();
+        if !threads.is_empty() {
+            let mut m = e.encode_descriptor(
+                "glint_data_plane_connections",
+                "Open connections on each of the data plane's own threads (--data-plane-threads), with the core it is pinned to (--data-plane-pin; \"none\" when not)",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (thread, (open, cpu)) in threads.into_iter().enumerate() {
+                let labels = ThreadLabels {
+                    thread: thread.to_string(),
+                    cpu: cpu.map_or_else(|| "none".to_string(), |c| c.to_string()),
+                };
+                m.encode_family(&labels)?.encode_gauge(&(open as i64))?;
+            }
+        }
         Ok(())
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadLabels {
+    thread: String,
+    cpu: String,
 }
 
 /// The process gauges Prometheus clients conventionally export, read from `/proc`.
