@@ -139,24 +139,18 @@ async fn loops_leave_room_for_hello(node: &Node) {
         .collect();
     // Once all four run in guests (the node's in-flight gauge for the function).
     wait_until("four loops running", Duration::from_secs(10), || async {
-        let metrics = node
-            .admin()
-            .request(reqwest::Method::GET, "/metrics")
-            .send()
+        let running = node
+            .metrics()
             .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        let line = metrics
-            .lines()
-            .find(|l| {
-                l.starts_with("glint_requests_in_flight{") && l.contains("function=\"misbehave\"")
+            .into_iter()
+            .find(|(name, labels, _)| {
+                name == "glint_requests_in_flight" && labels["function"] == "misbehave"
             })
-            .unwrap_or_default();
-        match line.rsplit(' ').next() {
-            Some("4") => Ok(()),
-            _ => Err(line.to_string()),
+            .map(|(_, _, n)| n);
+        if running == Some(4.0) {
+            Ok(())
+        } else {
+            Err(format!("{running:?}"))
         }
     })
     .await;

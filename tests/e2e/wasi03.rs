@@ -438,12 +438,12 @@ async fn connect_from(core: usize, addr: String) -> std::net::TcpStream {
 
 /// `glint_data_plane_connections` of each data-plane thread, in thread order.
 async fn data_plane_connections(node: &Node) -> Vec<u64> {
-    let mut open: Vec<(String, u64)> = node
+    let mut open: Vec<(u64, u64)> = node
         .metrics()
         .await
         .into_iter()
         .filter(|(name, _, _)| name == "glint_data_plane_connections")
-        .map(|(_, labels, n)| (labels["thread"].clone(), n as u64))
+        .map(|(_, labels, n)| (labels["thread"].parse().unwrap(), n as u64))
         .collect();
     open.sort();
     open.into_iter().map(|(_, n)| n).collect()

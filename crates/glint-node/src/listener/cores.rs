@@ -52,7 +52,6 @@ impl ThreadsLoad {
 /// "WASI 0.3 at one connection").
 pub(super) struct Cores {
     threads: Vec<Core>,
-    pinned: bool,
 }
 
 struct Core {
@@ -121,15 +120,12 @@ impl Cores {
                 .map(|core| (core.open.clone(), core.cpu))
                 .collect(),
         );
-        Some(Self {
-            threads,
-            pinned: cpus.is_some(),
-        })
+        Some(Self { threads })
     }
 
     /// Whether a connection's core decides its thread (so the accept loop asks for it).
     pub(super) fn steers(&self) -> bool {
-        self.pinned
+        self.threads.iter().any(|core| core.cpu.is_some())
     }
 
     /// Runs `connection` on the thread of core `cpu` (the core that received its
