@@ -27,11 +27,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+mod busy_poll;
 mod cores;
 mod idle;
 
+use busy_poll::Marked;
 use cores::Cores;
-pub use cores::{DataPlaneThreads, ThreadsLoad};
+pub use cores::{DataPlaneThreads, ThreadReading, ThreadsLoad};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -203,9 +205,10 @@ pub async fn serve<M, S>(
             let Ok(std_stream) = stream.into_std() else {
                 continue;
             };
-            cores.deal(cpu, move || async move {
+            cores.deal(cpu, move |busy_poll| async move {
                 let _slot = slot;
                 if let Ok(stream) = TcpStream::from_std(std_stream) {
+                    let stream = Marked::new(stream, busy_poll);
                     serve_connection(stream, tls, builders, service, watcher).await;
                 }
             });
@@ -213,6 +216,7 @@ pub async fn serve<M, S>(
         }
         tokio::spawn(async move {
             let _slot = slot;
+            let stream = Marked::new(stream, None);
             serve_connection(stream, tls, builders, service, watcher).await;
         });
     }
@@ -223,7 +227,7 @@ pub async fn serve<M, S>(
 /// One accepted connection, from its protocol (TLS's ALPN, or its first bytes) to its
 /// end.
 async fn serve_connection<S: ConnectionService>(
-    stream: TcpStream,
+    stream: Marked<TcpStream>,
     tls: Option<TlsAcceptor>,
     builders: Arc<Builders>,
     service: S,
@@ -235,7 +239,7 @@ async fn serve_connection<S: ConnectionService>(
             // What the client speaks, from its first bytes; one that sends
             // none within the header time is closed.
             let Ok(Ok(protocol)) =
-                tokio::time::timeout(header_time, Protocol::sniff(&stream)).await
+                tokio::time::timeout(header_time, Protocol::sniff(stream.get_ref())).await
             else {
                 return;
             };

@@ -249,12 +249,23 @@ impl Collector for NodeCollector {
                 None,
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
-            for (thread, (open, cpu)) in threads.into_iter().enumerate() {
-                let labels = ThreadLabels {
-                    thread: thread.to_string(),
-                    cpu: cpu.map_or_else(|| "none".to_string(), |c| c.to_string()),
-                };
-                m.encode_family(&labels)?.encode_gauge(&(open as i64))?;
+            for (thread, reading) in threads.iter().enumerate() {
+                m.encode_family(&thread_labels(thread, reading))?
+                    .encode_gauge(&(reading.open as i64))?;
+            }
+            if threads.iter().any(|t| t.busy_polled.is_some()) {
+                let mut m = e.encode_descriptor(
+                    "glint_data_plane_busy_poll",
+                    "Time each of the data plane's own threads spent polling with nothing to do (--data-plane-busy-poll), instead of sleeping until the next packet",
+                    Some(&Unit::Seconds),
+                    prometheus_client::metrics::MetricType::Counter,
+                )?;
+                for (thread, reading) in threads.iter().enumerate() {
+                    if let Some(polled) = reading.busy_polled {
+                        ConstCounter::new(polled.as_secs_f64())
+                            .encode(m.encode_family(&thread_labels(thread, reading))?)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -265,6 +276,15 @@ impl Collector for NodeCollector {
 struct ThreadLabels {
     thread: String,
     cpu: String,
+}
+
+fn thread_labels(thread: usize, reading: &crate::listener::ThreadReading) -> ThreadLabels {
+    ThreadLabels {
+        thread: thread.to_string(),
+        cpu: reading
+            .cpu
+            .map_or_else(|| "none".to_string(), |c| c.to_string()),
+    }
 }
 
 /// The process gauges Prometheus clients conventionally export, read from `/proc`.

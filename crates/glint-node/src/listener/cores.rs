@@ -2,9 +2,13 @@
 //! core (`--data-plane-pin`), and how accepted connections are dealt to them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
-type Job = Box<dyn FnOnce() + Send>;
+use super::busy_poll::BusyPoll;
+
+/// A connection to start on a thread, given the thread's busy polling (if it does).
+type Job = Box<dyn FnOnce(Option<Arc<BusyPoll>>) + Send>;
 
 /// How the data plane's own threads are laid out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,22 +19,51 @@ pub struct DataPlaneThreads {
     /// Pin thread i to the i-th core the process may run on, and deal each connection to
     /// the thread on the core its packets arrive on.
     pub pin: bool,
+    /// Poll without blocking for this long after a thread's last work, instead of
+    /// sleeping until the next packet (see [`super::busy_poll`]); `None`: never.
+    pub busy_poll: Option<Duration>,
 }
 
-/// The data plane's threads as `/metrics` reads them: each one's open connections and
-/// the core it is pinned to. Empty on the shared runtime.
+/// The data plane's threads as `/metrics` reads them. Empty on the shared runtime.
 #[derive(Debug, Default)]
 pub struct ThreadsLoad {
-    threads: std::sync::OnceLock<Vec<(Arc<AtomicUsize>, Option<usize>)>>,
+    threads: std::sync::OnceLock<Vec<Counters>>,
+}
+
+/// What one thread counts, shared with `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    open: Arc<AtomicUsize>,
+    cpu: Option<usize>,
+    /// Nanoseconds spent busy polling with nothing to do (`None`: it does not).
+    busy_polled: Option<Arc<AtomicU64>>,
+}
+
+/// One data-plane thread, as `/metrics` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadReading {
+    /// Connections open on it.
+    pub open: usize,
+    /// The core it is pinned to (`None`: not pinned).
+    pub cpu: Option<usize>,
+    /// The time it spent busy polling with nothing to do (`None`: it does not).
+    pub busy_polled: Option<Duration>,
 }
 
 impl ThreadsLoad {
-    /// Each thread's open connections and core (`None`: not pinned), in thread order.
-    pub fn read(&self) -> Vec<(usize, Option<usize>)> {
+    /// Each thread's reading, in thread order.
+    pub fn read(&self) -> Vec<ThreadReading> {
         self.threads.get().map_or_else(Vec::new, |threads| {
             threads
                 .iter()
-                .map(|(o, cpu)| (o.load(Relaxed), *cpu))
+                .map(|c| ThreadReading {
+                    open: c.open.load(Relaxed),
+                    cpu: c.cpu,
+                    busy_polled: c
+                        .busy_polled
+                        .as_ref()
+                        .map(|ns| Duration::from_nanos(ns.load(Relaxed))),
+                })
                 .collect()
         })
     }
@@ -74,11 +107,21 @@ impl Cores {
             None
         };
         let mut threads = Vec::with_capacity(layout.count);
+        let mut counters = Vec::with_capacity(layout.count);
         for i in 0..layout.count {
             let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            let busy_polled = layout.busy_poll.map(|_| Arc::new(AtomicU64::new(0)));
+            let busy_poll = layout
+                .busy_poll
+                .zip(busy_polled.clone())
+                .map(|(window, spent)| BusyPoll::new(window, spent));
+            if let Some(poll) = &busy_poll {
+                let park = poll.clone();
+                builder.on_thread_park(move || park.before_park());
+            }
+            let runtime = builder.build();
             let runtime = match runtime {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -99,8 +142,11 @@ impl Cores {
                     // Ends once the listener has stopped and its connections have
                     // finished (the senders are dropped after the graceful shutdown).
                     runtime.block_on(async move {
+                        if let Some(poll) = &busy_poll {
+                            tokio::spawn(poll.spinner());
+                        }
                         while let Some(job) = rx.recv().await {
-                            job();
+                            job(busy_poll.clone());
                         }
                     });
                 });
@@ -108,18 +154,19 @@ impl Cores {
                 tracing::warn!(error = %e, "cannot start a data-plane thread; serving on the shared runtime");
                 return None;
             }
-            threads.push(Core {
+            let core = Core {
                 jobs,
                 open: Arc::default(),
                 cpu,
+            };
+            counters.push(Counters {
+                open: core.open.clone(),
+                cpu,
+                busy_polled,
             });
+            threads.push(core);
         }
-        let _ = load.threads.set(
-            threads
-                .iter()
-                .map(|core| (core.open.clone(), core.cpu))
-                .collect(),
-        );
+        let _ = load.threads.set(counters);
         Some(Self { threads })
     }
 
@@ -134,7 +181,7 @@ impl Cores {
     pub(super) fn deal<F>(
         &self,
         cpu: Option<usize>,
-        connection: impl FnOnce() -> F + Send + 'static,
+        connection: impl FnOnce(Option<Arc<BusyPoll>>) -> F + Send + 'static,
     ) where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -147,8 +194,8 @@ impl Cores {
             .filter(|own| own.open.load(Relaxed) <= fewest + STEER_SLACK)
             .unwrap_or(least);
         let open = Open::count(&core.open);
-        let _ = core.jobs.send(Box::new(move || {
-            let running = connection();
+        let _ = core.jobs.send(Box::new(move |busy_poll| {
+            let running = connection(busy_poll);
             tokio::spawn(async move {
                 let _open = open;
                 running.await;
