@@ -373,6 +373,98 @@ async fn pinned_data_plane_threads_serve_each_connection_on_the_core_it_came_fro
     drop(held);
 }
 
+/// `--data-plane-busy-poll`: after its connections read or write, a data-plane thread
+/// polls for the window instead of sleeping, and then sleeps again; with no traffic it
+/// does not poll. A node without the flag reports no such time, and one that asks for
+/// it without data-plane threads is refused with what to add.
+#[tokio::test(flavor = "multi_thread")]
+async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = std::process::Command::new(glint_e2e::glint_bin())
+        .args(["serve", "--data-plane-busy-poll", "50", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("add --data-plane-threads N"),
+        "busy polling with no data-plane threads must be refused with what to add: {said}"
+    );
+
+    let plain = Node::start_with_args(&["--data-plane-threads", "1"]);
+    assert_eq!(
+        busy_polled(&plain).await,
+        None,
+        "a node that does not busy-poll reports no polling time"
+    );
+    drop(plain);
+
+    // A 20 ms window, so that each piece of traffic shows as time polled.
+    let node = Node::start_with_args(&[
+        "--data-plane-threads",
+        "1",
+        "--data-plane-busy-poll",
+        "20000",
+    ]);
+    let admin = node.admin();
+    admin.deploy_ok("hello", "", guest("hello")).await;
+    let quiet = settled(&node).await;
+    // The data listener has had no connection: nothing to poll for.
+    assert_eq!(
+        quiet,
+        Duration::ZERO,
+        "a thread with no traffic must not poll"
+    );
+
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{}/hello", node.data_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+    }
+    // It polled after the traffic, and then stopped (the count settles).
+    let after = settled(&node).await;
+    assert!(
+        after > quiet,
+        "the thread should have polled after serving requests: {after:?}"
+    );
+}
+
+/// The time data-plane thread 0 spent busy polling, from `/metrics`; `None` when the
+/// node reports none.
+async fn busy_polled(node: &Node) -> Option<Duration> {
+    node.metrics()
+        .await
+        .into_iter()
+        .find(|(name, labels, _)| {
+            name == "glint_data_plane_busy_poll_seconds_total" && labels["thread"] == "0"
+        })
+        .map(|(_, _, seconds)| Duration::from_secs_f64(seconds))
+}
+
+/// The busy-polling time once it stops moving: the same in two readings in a row
+/// (`wait_until` reads every 50 ms, longer than the test's 20 ms window).
+async fn settled(node: &Node) -> Duration {
+    let last = std::sync::Mutex::new(None);
+    wait_until(
+        "the data-plane thread to stop busy polling",
+        Duration::from_secs(10),
+        || async {
+            let read = busy_polled(node).await;
+            let before = last.lock().unwrap().replace(read);
+            match (before, read) {
+                (Some(Some(before)), Some(read)) if before == read => Ok(read),
+                _ => Err(format!("{before:?} then {read:?}")),
+            }
+        },
+    )
+    .await
+}
+
 /// The cores this process may run on.
 fn allowed_cores() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity writes at most
