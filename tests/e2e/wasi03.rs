@@ -381,6 +381,8 @@ async fn pinned_data_plane_threads_serve_each_connection_on_the_core_it_came_fro
 async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
     let dir = tempfile::tempdir().unwrap();
     let refused = std::process::Command::new(glint_e2e::glint_bin())
+        // Whatever mode the suite runs every node in (GLINT_DATA_PLANE_THREADS).
+        .env("GLINT_DATA_PLANE_THREADS", "0")
         .args(["serve", "--data-plane-busy-poll", "50", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -391,7 +393,10 @@ async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
         "busy polling with no data-plane threads must be refused with what to add: {said}"
     );
 
-    let plain = Node::start_with_args(&["--data-plane-threads", "1"]);
+    let plain = Node::start_with_env(&[
+        ("GLINT_DATA_PLANE_THREADS", "1"),
+        ("GLINT_DATA_PLANE_BUSY_POLL", "0"),
+    ]);
     assert_eq!(
         busy_polled(&plain).await,
         None,
