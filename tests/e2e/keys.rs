@@ -180,22 +180,8 @@ async fn a_new_glint_admin_key_revokes_the_one_before() {
 
 #[test]
 fn a_short_glint_admin_key_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(glint_e2e::glint_bin())
-        .env("GLINT_ADMIN_KEY", "hunter2")
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let no_args: [&str; 0] = [];
+    let err = glint_e2e::serve_refused(&no_args, &[("GLINT_ADMIN_KEY", Some("hunter2"))]);
     assert!(err.contains("at least 32"), "{err}");
     assert!(err.contains("openssl rand"), "{err}");
 }

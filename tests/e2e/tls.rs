@@ -1,6 +1,8 @@
 //! TLS on both listeners: HTTPS with HTTP/2 by ALPN, plain HTTP refused, and the CLI
 //! trusting a self-signed certificate with --ca-cert.
 
+use std::ffi::OsStr;
+
 use glint_e2e::{Node, glint_bin};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,24 +85,15 @@ fn bad_tls_files_stop_the_node_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("bogus.pem");
     std::fs::write(&bogus, "not a certificate").unwrap();
-    let out = std::process::Command::new(glint_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .arg("--tls-cert")
-        .arg(&bogus)
-        .arg("--tls-key")
-        .arg(&bogus)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = glint_e2e::serve_refused(
+        &[
+            OsStr::new("--tls-cert"),
+            bogus.as_os_str(),
+            OsStr::new("--tls-key"),
+            bogus.as_os_str(),
+        ],
+        &[],
+    );
     assert!(
         err.contains("cannot read the TLS certificate") && err.contains("PEM"),
         "{err}"

@@ -379,17 +379,18 @@ async fn pinned_data_plane_threads_serve_each_connection_on_the_core_it_came_fro
 /// it without data-plane threads is refused with what to add.
 #[tokio::test(flavor = "multi_thread")]
 async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
-    let dir = tempfile::tempdir().unwrap();
-    let refused = std::process::Command::new(glint_e2e::glint_bin())
-        // Whatever mode the suite runs every node in (GLINT_DATA_PLANE_THREADS).
-        .env("GLINT_DATA_PLANE_THREADS", "0")
-        .args(["serve", "--data-plane-busy-poll", "50", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&refused.stderr);
+    // Whatever mode the suite runs every node in (GLINT_DATA_PLANE_*).
+    let said = glint_e2e::serve_refused(
+        &["--data-plane-busy-poll", "50"],
+        &[
+            ("GLINT_DATA_PLANE_THREADS", Some("0")),
+            ("GLINT_DATA_PLANE_PIN", None),
+            ("GLINT_DATA_PLANE_BUSY_POLL", None),
+        ],
+    );
     assert!(
-        !refused.status.success() && said.contains("add --data-plane-threads N"),
+        said.contains("--data-plane-busy-poll (or GLINT_DATA_PLANE_BUSY_POLL) keeps")
+            && said.contains("add --data-plane-threads N"),
         "busy polling with no data-plane threads must be refused with what to add: {said}"
     );
 
@@ -397,6 +398,16 @@ async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
         ("GLINT_DATA_PLANE_THREADS", "1"),
         ("GLINT_DATA_PLANE_BUSY_POLL", "0"),
     ]);
+    // Its thread is reported once the data listener has started it.
+    wait_until("the data-plane thread", Duration::from_secs(10), || async {
+        let open = data_plane_connections(&plain).await;
+        if open == [0] {
+            Ok(())
+        } else {
+            Err(format!("{open:?}"))
+        }
+    })
+    .await;
     assert_eq!(
         busy_polled(&plain).await,
         None,
@@ -404,21 +415,21 @@ async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
     );
     drop(plain);
 
-    // A 20 ms window, so that each piece of traffic shows as time polled.
+    // The longest window (10 ms), so that each piece of traffic shows as time polled.
     let node = Node::start_with_args(&[
         "--data-plane-threads",
         "1",
         "--data-plane-busy-poll",
-        "20000",
+        "10000",
     ]);
     let admin = node.admin();
     admin.deploy_ok("hello", "", guest("hello")).await;
     let quiet = settled(&node).await;
-    // The data listener has had no connection: nothing to poll for.
+    // The data listener has had no connection: no window has opened.
     assert_eq!(
         quiet,
         Duration::ZERO,
-        "a thread with no traffic must not poll"
+        "a thread that has had no traffic must not poll"
     );
 
     let client = reqwest::Client::new();
@@ -452,7 +463,7 @@ async fn busy_polled(node: &Node) -> Option<Duration> {
 }
 
 /// The busy-polling time once it stops moving: the same in two readings in a row
-/// (`wait_until` reads every 50 ms, longer than the test's 20 ms window).
+/// (`wait_until` reads every 50 ms, longer than the test's 10 ms window).
 async fn settled(node: &Node) -> Duration {
     let last = std::sync::Mutex::new(None);
     wait_until(

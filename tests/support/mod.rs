@@ -35,6 +35,60 @@ pub fn glint_bin() -> PathBuf {
     bin
 }
 
+/// Runs `glint serve` with `args` (after loopback ports and a data directory of its own)
+/// and the environment changes `vars` (`None` removes one), for a start that must fail:
+/// what it wrote to stderr. Fails the test if it is still running after 60 s, having
+/// started after all.
+pub fn serve_refused<A: AsRef<std::ffi::OsStr>>(
+    args: &[A],
+    vars: &[(&str, Option<&str>)],
+) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(glint_bin());
+    for (name, value) in vars {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut child = command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start glint serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!(
+                "glint serve {:?} started when it should have refused to",
+                args.iter().map(|a| a.as_ref()).collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(
+        !status.success(),
+        "glint serve should have failed, and exited with {status}: {said}"
+    );
+    said
+}
+
 /// A guest component built from `examples/` or `tests/fixtures/`.
 pub fn guest(name: &str) -> Vec<u8> {
     let path = repo_root().join(format!("target/wasm32-wasip2/release/{name}.wasm"));

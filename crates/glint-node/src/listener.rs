@@ -31,7 +31,7 @@ mod busy_poll;
 mod cores;
 mod idle;
 
-use busy_poll::Marked;
+use busy_poll::TrafficCounted;
 use cores::Cores;
 pub use cores::{DataPlaneThreads, ThreadReading, ThreadsLoad};
 
@@ -208,7 +208,7 @@ pub async fn serve<M, S>(
             cores.deal(cpu, move |busy_poll| async move {
                 let _slot = slot;
                 if let Ok(stream) = TcpStream::from_std(std_stream) {
-                    let stream = Marked::new(stream, busy_poll);
+                    let stream = TrafficCounted::new(stream, busy_poll);
                     serve_connection(stream, tls, builders, service, watcher).await;
                 }
             });
@@ -216,7 +216,7 @@ pub async fn serve<M, S>(
         }
         tokio::spawn(async move {
             let _slot = slot;
-            let stream = Marked::new(stream, None);
+            let stream = TrafficCounted::new(stream, None);
             serve_connection(stream, tls, builders, service, watcher).await;
         });
     }
@@ -227,7 +227,7 @@ pub async fn serve<M, S>(
 /// One accepted connection, from its protocol (TLS's ALPN, or its first bytes) to its
 /// end.
 async fn serve_connection<S: ConnectionService>(
-    stream: Marked<TcpStream>,
+    stream: TrafficCounted<TcpStream>,
     tls: Option<TlsAcceptor>,
     builders: Arc<Builders>,
     service: S,

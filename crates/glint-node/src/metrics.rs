@@ -256,7 +256,7 @@ impl Collector for NodeCollector {
             if threads.iter().any(|t| t.busy_polled.is_some()) {
                 let mut m = e.encode_descriptor(
                     "glint_data_plane_busy_poll",
-                    "Time each of the data plane's own threads spent polling with nothing to do (--data-plane-busy-poll), instead of sleeping until the next packet",
+                    "Time each of the data plane's own threads spent in busy-poll windows with no read or write (--data-plane-busy-poll): polling instead of sleeping until the next packet, and whatever else it ran meanwhile",
                     Some(&Unit::Seconds),
                     prometheus_client::metrics::MetricType::Counter,
                 )?;

@@ -19,23 +19,25 @@ pub struct DataPlaneThreads {
     /// Pin thread i to the i-th core the process may run on, and deal each connection to
     /// the thread on the core its packets arrive on.
     pub pin: bool,
-    /// Poll without blocking for this long after a thread's last work, instead of
-    /// sleeping until the next packet (see [`super::busy_poll`]); `None`: never.
+    /// Poll without blocking for this long after a thread's connections last read or
+    /// wrote, instead of sleeping until the next packet (see [`super::busy_poll`]);
+    /// `None` or zero: never.
     pub busy_poll: Option<Duration>,
 }
 
 /// The data plane's threads as `/metrics` reads them. Empty on the shared runtime.
 #[derive(Debug, Default)]
 pub struct ThreadsLoad {
-    threads: std::sync::OnceLock<Vec<Counters>>,
+    threads: std::sync::OnceLock<Vec<ThreadCounters>>,
 }
 
 /// What one thread counts, shared with `/metrics`.
 #[derive(Debug, Default)]
-struct Counters {
+struct ThreadCounters {
     open: Arc<AtomicUsize>,
     cpu: Option<usize>,
-    /// Nanoseconds spent busy polling with nothing to do (`None`: it does not).
+    /// Nanoseconds in busy-poll windows with no read or write (`None`: it does not
+    /// busy-poll).
     busy_polled: Option<Arc<AtomicU64>>,
 }
 
@@ -46,7 +48,8 @@ pub struct ThreadReading {
     pub open: usize,
     /// The core it is pinned to (`None`: not pinned).
     pub cpu: Option<usize>,
-    /// The time it spent busy polling with nothing to do (`None`: it does not).
+    /// The time it spent in busy-poll windows with no read or write (`None`: it does
+    /// not busy-poll).
     pub busy_polled: Option<Duration>,
 }
 
@@ -112,11 +115,11 @@ impl Cores {
             let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
             let mut builder = tokio::runtime::Builder::new_current_thread();
             builder.enable_all();
-            let busy_polled = layout.busy_poll.map(|_| Arc::new(AtomicU64::new(0)));
             let busy_poll = layout
                 .busy_poll
-                .zip(busy_polled.clone())
-                .map(|(window, spent)| BusyPoll::new(window, spent));
+                .filter(|window| !window.is_zero())
+                .map(BusyPoll::new);
+            let busy_polled = busy_poll.as_ref().map(|p| p.busy_polled.clone());
             if let Some(poll) = &busy_poll {
                 let park = poll.clone();
                 builder.on_thread_park(move || park.before_park());
@@ -159,7 +162,7 @@ impl Cores {
                 open: Arc::default(),
                 cpu,
             };
-            counters.push(Counters {
+            counters.push(ThreadCounters {
                 open: core.open.clone(),
                 cpu,
                 busy_polled,
