@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use glint_e2e::{Node, built, custom_section, guest};
+use glint_e2e::{Node, built, custom_section, guest, wait_until};
 
 const REUSE: &str = "[scaling]\nreuse = true\n";
 
@@ -176,10 +176,13 @@ async fn a_reused_instance_logs_under_each_request_s_own_execution_id() {
 async fn python_and_js_instances_are_reused_when_asked() {
     let node = Node::start();
     let admin = node.admin();
-    for (name, component) in [
+    for (kept_before, (name, component)) in [
         ("caps-py", built("tests/fixtures/caps-python", "caps-py")),
         ("caps-js", built("tests/fixtures/caps-js", "caps-js")),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         admin
             .deploy_ok(
                 name,
@@ -189,8 +192,17 @@ async fn python_and_js_instances_are_reused_when_asked() {
             .await;
         let fresh = format!("{name}-fresh");
         admin.deploy_ok(&fresh, "", component).await;
+        // The node's kept instances once this function's is back in its pool: the
+        // Python one's, then the JS one's too. Each request below waits for it, as a
+        // client quicker than the instance's return would get a fresh one.
+        let kept = kept_before + 1;
 
-        assert_eq!(counts(&node, name, 3).await, ["1", "2", "3"], "{name}");
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(count(&node, name).await);
+            wait_for_idle(&node, kept).await;
+        }
+        assert_eq!(seen, ["1", "2", "3"], "{name}");
         assert_eq!(counts(&node, &fresh, 2).await, ["1", "1"], "{fresh}");
         // Host calls, request bodies and error answers work on a kept instance as on a
         // fresh one.
@@ -198,17 +210,44 @@ async fn python_and_js_instances_are_reused_when_asked() {
             let path = format!("/{name}/kv/counters/{name}-hits/increment");
             let (status, body) = node.send(reqwest::Method::POST, &path, Vec::new()).await;
             assert_eq!((status, body.as_str()), (200, expected), "{name}");
+            wait_for_idle(&node, kept).await;
         }
         let path = format!("/{name}/kv/counters/{name}-greeting");
         let put = node
             .send(reqwest::Method::PUT, &path, b"hello, body".to_vec())
             .await;
         assert_eq!(put.0, 204, "{name}: {}", put.1);
+        wait_for_idle(&node, kept).await;
         assert_eq!(node.call(&path).await, (200, "hello, body".to_string()));
+        wait_for_idle(&node, kept).await;
         assert_eq!(node.call(&format!("/{name}/no-such-route")).await.0, 404);
+        wait_for_idle(&node, kept).await;
         // The same instance served every request in between (they do not count).
         assert_eq!(count(&node, name).await, "4", "{name}");
     }
+}
+
+/// Waits until the node has `idle` instances kept for reuse (`glint_instances_idle`):
+/// a kept instance goes back to its pool just after its response has gone out.
+async fn wait_for_idle(node: &Node, idle: usize) {
+    wait_until(
+        &format!("{idle} instance(s) kept idle"),
+        Duration::from_secs(10),
+        || async {
+            let seen = node
+                .metrics()
+                .await
+                .into_iter()
+                .find(|(name, _, _)| name == "glint_instances_idle")
+                .map(|(_, _, n)| n as usize);
+            if seen == Some(idle) {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        },
+    )
+    .await;
 }
 
 /// A JS component that answers through StarlingMonkey's built-in fetch event hangs on a
