@@ -453,13 +453,10 @@ async fn busy_polling_threads_poll_after_traffic_and_then_sleep() {
 /// The time data-plane thread 0 spent busy polling, from `/metrics`; `None` when the
 /// node reports none.
 async fn busy_polled(node: &Node) -> Option<Duration> {
-    node.metrics()
+    by_thread(node, "glint_data_plane_busy_poll_seconds_total")
         .await
-        .into_iter()
-        .find(|(name, labels, _)| {
-            name == "glint_data_plane_busy_poll_seconds_total" && labels["thread"] == "0"
-        })
-        .map(|(_, _, seconds)| Duration::from_secs_f64(seconds))
+        .first()
+        .map(|&seconds| Duration::from_secs_f64(seconds))
 }
 
 /// The busy-polling time once it stops moving: the same in two readings in a row
@@ -546,15 +543,24 @@ async fn connect_from(core: usize, addr: String) -> std::net::TcpStream {
 
 /// `glint_data_plane_connections` of each data-plane thread, in thread order.
 async fn data_plane_connections(node: &Node) -> Vec<u64> {
-    let mut open: Vec<(u64, u64)> = node
+    by_thread(node, "glint_data_plane_connections")
+        .await
+        .into_iter()
+        .map(|n| n as u64)
+        .collect()
+}
+
+/// The samples of the per-thread metric `metric` in `/metrics`, in thread order.
+async fn by_thread(node: &Node, metric: &str) -> Vec<f64> {
+    let mut samples: Vec<(u64, f64)> = node
         .metrics()
         .await
         .into_iter()
-        .filter(|(name, _, _)| name == "glint_data_plane_connections")
-        .map(|(_, labels, n)| (labels["thread"].parse().unwrap(), n as u64))
+        .filter(|(name, _, _)| name == metric)
+        .map(|(_, labels, n)| (labels["thread"].parse().unwrap(), n))
         .collect();
-    open.sort();
-    open.into_iter().map(|(_, n)| n).collect()
+    samples.sort_by_key(|&(thread, _)| thread);
+    samples.into_iter().map(|(_, n)| n).collect()
 }
 
 /// Two keep-alive connections, each counted by a shared instance of its own (on the
