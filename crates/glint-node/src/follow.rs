@@ -62,7 +62,7 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
             tracing::error!(error = %e, "cannot reload the functions after a reset of the change feed; trying again");
             failed.push(Change::Reset);
         } else {
-            node.report_all_ready().await;
+            failed.extend(node.report_all_ready().await);
         }
         return failed;
     }
@@ -246,8 +246,8 @@ impl Node {
             Ok(_) => {
                 self.rebuild_locked(tenant, name).await?;
                 self.warm(tenant, name).await;
-                self.report_ready(tenant, name).await;
-                Ok(())
+                // Not said is tried again with the change: a deploy waits for it.
+                Ok(self.report_ready(tenant, name).await?)
             }
         }
     }
@@ -255,15 +255,16 @@ impl Node {
     async fn follow_tenant(&self, tenant: &TenantId) -> Result<(), crate::error::ApiError> {
         self.rebuild_tenant_locked(tenant).await?;
         for f in self.store.functions(tenant).await? {
-            self.report_ready(tenant, &f.name).await;
+            self.report_ready(tenant, &f.name).await?;
         }
         Ok(())
     }
 
     /// Says which versions this node serves, for every function it routes. After a reset
     /// of the change feed (a watch that could only start late), the functions reloaded may
-    /// include a deploy made meanwhile, which waits for this node to say so.
-    async fn report_all_ready(&self) {
+    /// include a deploy made meanwhile, which waits for this node to say so. Returns the
+    /// functions not said, to be tried again.
+    async fn report_all_ready(&self) -> Vec<Change> {
         use futures::StreamExt;
         let functions: Vec<(TenantId, FunctionName)> = self
             .routes
@@ -272,17 +273,26 @@ impl Node {
             .map(|f| (f.tenant.clone(), f.name.clone()))
             .collect();
         futures::stream::iter(functions)
-            .for_each_concurrent(REPORTS_AT_ONCE, |(tenant, name)| async move {
-                self.report_ready(&tenant, &name).await
+            .map(|(tenant, name)| async move {
+                let said = self.report_ready(&tenant, &name).await;
+                said.err().map(|_| Change::Function { tenant, name })
             })
-            .await;
+            .buffer_unordered(REPORTS_AT_ONCE)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
     }
 
     /// Says, for each version of the function compiled and in the route table, that this
-    /// node serves it.
-    pub(crate) async fn report_ready(&self, tenant: &TenantId, name: &FunctionName) {
+    /// node serves it. Each version the store could not take is logged; the last such
+    /// error is returned, for the caller to try again.
+    pub(crate) async fn report_ready(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+    ) -> Result<(), StoreError> {
         let Some(entry) = self.entry(tenant, name) else {
-            return;
+            return Ok(());
         };
         // All at once: each is a write to the store, a round trip to another region's
         // origin away, and a function may keep many versions loaded.
@@ -297,10 +307,13 @@ impl Node {
                     .await;
                 (*version, said)
             });
+        let mut result = Ok(());
         for (version, said) in futures::future::join_all(said).await {
             if let Err(e) = said {
-                tracing::warn!(function = %name, %version, error = %e, "cannot say the version is ready here");
+                tracing::warn!(function = %name, %version, error = %e, "cannot say the version is ready here; trying again");
+                result = Err(e);
             }
         }
+        result
     }
 }

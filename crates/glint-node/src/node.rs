@@ -222,7 +222,8 @@ impl Node {
             tracing::error!(function = %name, version = %record.version, error = %e, "deployed, but the route table was not updated; the version serves after the next change or restart");
         }
         drop(_guard);
-        self.report_ready(tenant, name).await;
+        // Should the store not take it now, the follower says it again with this change.
+        let _ = self.report_ready(tenant, name).await;
         tracing::info!(
             function = %name,
             version = %record.version,
