@@ -534,7 +534,7 @@ pub fn start_flusher(
 }
 
 /// Percentiles and rates of a function's recent requests.
-#[derive(Debug, Default, serde::Serialize, PartialEq)]
+#[derive(Debug, Default, serde::Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Summary {
     pub requests: u64,
     pub errors: u64,

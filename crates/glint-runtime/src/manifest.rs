@@ -124,6 +124,7 @@ pub struct LogsSection {
 }
 
 /// The limits one invocation runs under, after the manifest's overrides.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub memory_mb: u64,
@@ -153,6 +154,7 @@ impl Limits {
 }
 
 /// Per-function scaling on one node.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scaling {
     /// At least 1 pins the version's compiled code in memory; at 0 the node may evict

@@ -229,6 +229,7 @@ pub trait Changes: Send + Sync {
 }
 
 /// A node as it last reported itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct NodeRecord {
     pub id: String,
@@ -246,6 +247,7 @@ pub struct NodeRecord {
 
 /// One region's copy of a shared bucket, as the store reports it (the NATS backend in a
 /// supercluster: a JetStream mirror).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, serde::Serialize, PartialEq)]
 pub struct CopyState {
     /// The region that keeps the copy (its NATS cluster).

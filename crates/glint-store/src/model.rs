@@ -81,8 +81,36 @@ macro_rules! name_type {
                 f.write_str(&self.0)
             }
         }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                name_schema($kind, $max)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $ty {}
     };
 }
+
+/// A name's schema: what [`check_name`] accepts.
+#[cfg(feature = "openapi")]
+fn name_schema(kind: &str, max: usize) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(format!(
+            "A {kind} name: 1 to {max} ASCII letters, digits, '-' or '_', starting with a letter or digit"
+        )))
+        .pattern(Some(NAME_PATTERN))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .into()
+}
+
+/// [`check_name`] as a regular expression.
+#[cfg(feature = "openapi")]
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]*$";
 
 name_type!(
     /// A tenant: owns functions, KV stores, keys and logs.
@@ -118,6 +146,21 @@ impl AliasName {
 #[serde(transparent)]
 pub struct VersionId(pub u32);
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for VersionId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .description(Some("A version's number: 3 for v3"))
+            .minimum(Some(1))
+            .maximum(Some(u32::MAX))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for VersionId {}
+
 impl fmt::Display for VersionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v{}", self.0)
@@ -139,6 +182,7 @@ impl FromStr for VersionId {
 }
 
 /// What an API key may do. Each role includes the ones below it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -180,6 +224,7 @@ impl fmt::Display for Role {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FunctionRecord {
     pub tenant: TenantId,
@@ -190,6 +235,7 @@ pub struct FunctionRecord {
     pub updated_at_ms: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct VersionRecord {
     pub tenant: TenantId,
@@ -211,12 +257,14 @@ pub struct VersionRecord {
 pub const OLDEST_WORLD: &str = "wasi-0.2";
 
 /// One version an alias points to, with its share of the traffic.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AliasTarget {
     pub version: VersionId,
     pub weight: f64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AliasRecord {
     pub name: AliasName,
@@ -224,6 +272,7 @@ pub struct AliasRecord {
     pub updated_at_ms: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ApiKeyRecord {
     pub id: String,
@@ -251,6 +300,7 @@ impl ApiKeyRecord {
 }
 
 /// Severity of a log line, parsed from a guest's prefix or given by the host.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -290,6 +340,7 @@ impl FromStr for Level {
 }
 
 /// One line a guest (or the host, about a guest) wrote during one invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LogRecord {
     pub ts_ms: i64,
@@ -328,6 +379,7 @@ pub struct LogQuery {
 }
 
 /// What an invocation used, summed per function, version and minute.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct UsageRecord {
     pub function: FunctionName,
@@ -436,6 +488,7 @@ mod tests {
 }
 
 /// A KV store as `glint kv stores` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct KvStoreRecord {
     pub name: KvStoreName,
@@ -446,6 +499,7 @@ pub struct KvStoreRecord {
 }
 
 /// One page of keys, in key order, and where the next page starts.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeyPage {
     pub keys: Vec<String>,
@@ -483,6 +537,7 @@ impl Default for KvLimits {
 }
 
 /// A secret as the API shows it: its name, never its value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SecretRecord {
     pub name: String,

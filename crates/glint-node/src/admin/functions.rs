@@ -8,60 +8,216 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use glint_runtime::Manifest;
-use glint_store::{AliasName, AliasTarget, FunctionName, VersionId, VersionRecord};
+use glint_runtime::manifest::{Limits, Scaling};
+use glint_store::{
+    AliasName, AliasRecord, AliasTarget, FunctionName, TenantId, VersionId, VersionRecord,
+};
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;
+
+/// The `{name}` of a function's paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct FunctionPath {
+    /// The function's name.
+    #[param(value_type = FunctionName)]
+    pub name: String,
+}
+
+/// The `{name}` and `{version}` of a version's paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VersionPath {
+    /// The function's name.
+    #[param(value_type = FunctionName)]
+    pub name: String,
+    /// The version: `v3` or `3`.
+    #[param(pattern = "^v?[0-9]+$")]
+    pub version: String,
+}
+
+/// The `{name}` and `{alias}` of an alias's paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AliasPath {
+    /// The function's name.
+    #[param(value_type = FunctionName)]
+    pub name: String,
+    /// The alias, such as `latest`, `live` or `canary`.
+    #[param(value_type = AliasName)]
+    pub alias: String,
+}
+
+/// The `{name}` and `{key}` of an env var's paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EnvPath {
+    /// The function's name.
+    #[param(value_type = FunctionName)]
+    pub name: String,
+    /// The env var: letters, digits and '_', not starting with a digit.
+    #[param(pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
+    pub key: String,
+}
+
+/// The errors of an operation on a function by name.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only: ApiError is what handlers answer
+pub enum FunctionErrors {
+    /// The name is invalid (`invalid_name`)
+    #[response(status = 400)]
+    InvalidName(ErrorBody),
+    /// No such function (`function_not_found`)
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// The errors of an operation on a version.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only: ApiError is what handlers answer
+pub enum VersionErrors {
+    /// The name or version is invalid (`invalid_name`)
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// No such function or version (`function_not_found`, `not_found`)
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// A version as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct VersionInfo {
+    /// Such as `v3`.
+    pub version: String,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    /// The component's size in bytes.
+    pub size: u64,
+    /// The HTTP world the component speaks: `wasi-0.2` or `wasi-0.3`.
+    pub world: String,
+    pub created_at_ms: i64,
+    /// The limits its manifest sets, with the defaults filled in.
+    pub limits: Option<Limits>,
+    /// Where the data plane runs this exact version.
+    pub url: String,
+    /// The manifest (`glint.toml`) it was deployed with; on the one-version read only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+}
 
 fn function_name(raw: &str) -> Result<FunctionName, ApiError> {
     Ok(raw.parse()?)
 }
 
-fn version_json(node: &Node, v: &VersionRecord) -> Value {
+fn version_info(node: &Node, v: &VersionRecord) -> VersionInfo {
     let limits = Manifest::parse(&v.manifest)
         .ok()
         .and_then(|m| m.config(&v.function).ok())
-        .map(|c| json!(c.limits));
-    json!({
-        "version": v.version.to_string(),
-        "sha256": v.sha256,
-        "size": v.size,
-        "world": v.world,
-        "created_at_ms": v.created_at_ms,
-        "limits": limits,
-        "url": format!("{}/api/faas/v1/execute/{}/{}", node.public_url, v.function, v.version),
-    })
+        .map(|c| c.limits);
+    VersionInfo {
+        version: v.version.to_string(),
+        sha256: v.sha256.clone(),
+        size: v.size,
+        world: v.world.clone(),
+        created_at_ms: v.created_at_ms,
+        limits,
+        url: format!(
+            "{}/api/faas/v1/execute/{}/{}",
+            node.public_url, v.function, v.version
+        ),
+        manifest: None,
+    }
 }
 
-pub async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+/// The functions of a tenant.
+#[derive(Serialize, ToSchema)]
+pub struct FunctionList {
+    pub functions: Vec<FunctionSummary>,
+}
+
+/// A function as listed.
+#[derive(Serialize, ToSchema)]
+pub struct FunctionSummary {
+    pub name: FunctionName,
+    /// The path prefix the data plane serves it under, such as `/hello`.
+    pub route: String,
+    pub url: String,
+    /// The versions its `latest` alias weighs.
+    pub latest: Option<Vec<AliasTarget>>,
+    pub updated_at_ms: i64,
+}
+
+/// The caller's functions, each with its route, URL and `latest` alias.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions",
+    tag = "functions",
+    responses((status = 200, description = "The functions", body = FunctionList)),
+)]
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<Json<FunctionList>, ApiError> {
+    let mut functions = Vec::new();
     for f in node.store.functions(&caller.tenant).await? {
         let aliases = node.store.aliases(&caller.tenant, &f.name).await?;
         let latest = aliases
             .iter()
             .find(|a| a.name.as_str() == glint_store::LATEST_ALIAS)
             .map(|a| a.targets.clone());
-        out.push(json!({
-            "name": f.name,
-            "route": f.route,
-            "url": format!("{}{}", node.public_url, f.route),
-            "latest": latest,
-            "updated_at_ms": f.updated_at_ms,
-        }));
+        functions.push(FunctionSummary {
+            url: format!("{}{}", node.public_url, f.route),
+            name: f.name,
+            route: f.route,
+            latest,
+            updated_at_ms: f.updated_at_ms,
+        });
     }
-    Ok(Json(json!({ "functions": out })))
+    Ok(Json(FunctionList { functions }))
 }
 
+/// A function with its versions, aliases, limits and env var names.
+#[derive(Serialize, ToSchema)]
+pub struct FunctionInfo {
+    pub name: FunctionName,
+    pub tenant: TenantId,
+    pub route: String,
+    pub url: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub versions: Vec<VersionInfo>,
+    pub aliases: Vec<AliasRecord>,
+    /// The newest version's limits.
+    pub limits: Option<Limits>,
+    /// The newest version's scaling.
+    pub scaling: Option<Scaling>,
+    /// The names of its env vars, from the API and the newest manifest; never values.
+    pub env: Vec<String>,
+}
+
+/// One function: its versions, aliases, newest limits and scaling, and env var names.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 200, description = "The function", body = FunctionInfo),
+        FunctionErrors,
+    ),
+)]
 pub async fn info(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(FunctionPath { name }): Path<FunctionPath>,
+) -> Result<Json<FunctionInfo>, ApiError> {
     let name = function_name(&name)?;
     let t = &caller.tenant;
     let f = node.store.function(t, &name).await?;
@@ -78,52 +234,91 @@ pub async fn info(
     }
     env_names.sort();
     env_names.dedup();
-    Ok(Json(json!({
-        "name": f.name,
-        "tenant": f.tenant,
-        "route": f.route,
-        "url": format!("{}{}", node.public_url, f.route),
-        "created_at_ms": f.created_at_ms,
-        "updated_at_ms": f.updated_at_ms,
-        "versions": versions.iter().map(|v| version_json(&node, v)).collect::<Vec<_>>(),
-        "aliases": aliases,
-        "limits": newest_manifest.as_ref().map(|c| json!(c.limits)),
-        "scaling": newest_manifest.as_ref().map(|c| json!(c.scaling)),
-        "env": env_names,
-    })))
+    Ok(Json(FunctionInfo {
+        url: format!("{}{}", node.public_url, f.route),
+        name: f.name,
+        tenant: f.tenant,
+        route: f.route,
+        created_at_ms: f.created_at_ms,
+        updated_at_ms: f.updated_at_ms,
+        versions: versions.iter().map(|v| version_info(&node, v)).collect(),
+        aliases,
+        limits: newest_manifest.as_ref().map(|c| c.limits),
+        scaling: newest_manifest.as_ref().map(|c| c.scaling),
+        env: env_names,
+    }))
 }
 
+/// A function's versions, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct VersionList {
+    pub versions: Vec<VersionInfo>,
+}
+
+/// A function's versions, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/versions",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 200, description = "The versions", body = VersionList),
+        FunctionErrors,
+    ),
+)]
 pub async fn versions(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(FunctionPath { name }): Path<FunctionPath>,
+) -> Result<Json<VersionList>, ApiError> {
     let name = function_name(&name)?;
     let versions = node.store.versions(&caller.tenant, &name).await?;
-    Ok(Json(
-        json!({ "versions": versions.iter().map(|v| version_json(&node, v)).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(VersionList {
+        versions: versions.iter().map(|v| version_info(&node, v)).collect(),
+    }))
 }
 
+/// One version, with the manifest it was deployed with.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/versions/{version}",
+    tag = "functions",
+    params(VersionPath),
+    responses(
+        (status = 200, description = "The version", body = VersionInfo),
+        VersionErrors,
+    ),
+)]
 pub async fn version(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    Path(VersionPath { name, version }): Path<VersionPath>,
+) -> Result<Json<VersionInfo>, ApiError> {
     let name = function_name(&name)?;
     let v = node
         .store
         .version(&caller.tenant, &name, version.parse()?)
         .await?;
-    let mut body = version_json(&node, &v);
-    body["manifest"] = json!(v.manifest);
-    Ok(Json(body))
+    let mut info = version_info(&node, &v);
+    info.manifest = Some(v.manifest);
+    Ok(Json(info))
 }
 
+/// A version's component, as deployed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/versions/{version}/wasm",
+    tag = "functions",
+    params(VersionPath),
+    responses(
+        (status = 200, description = "The component's bytes", body = Vec<u8>, content_type = "application/wasm"),
+        VersionErrors,
+    ),
+)]
 pub async fn download(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, version)): Path<(String, String)>,
+    Path(VersionPath { name, version }): Path<VersionPath>,
 ) -> Result<Response, ApiError> {
     let name = function_name(&name)?;
     let v = node
@@ -142,7 +337,8 @@ pub async fn download(
         .into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeployQuery {
     /// The alias to move to the new version; `latest` unless given.
     pub alias: Option<String>,
@@ -152,8 +348,58 @@ pub struct DeployQuery {
     /// Answer once stored, without waiting for every node to serve the version.
     #[serde(default)]
     pub no_wait: bool,
-    /// How long to wait for every node, in seconds (60 unless given).
+    /// How long to wait for every node, in seconds (60 unless given, at most 600).
     pub wait_seconds: Option<u64>,
+}
+
+/// A deploy as a form: the component, and optionally its manifest.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only: the handler reads the form field by field
+pub struct DeployForm {
+    /// The manifest (`glint.toml`) as text.
+    manifest: Option<String>,
+    /// The component (`.wasm`).
+    #[schema(value_type = String, format = Binary, content_media_type = "application/wasm")]
+    component: Vec<u8>,
+}
+
+/// A new version, where it serves, and which alias moved to it.
+#[derive(Serialize, ToSchema)]
+pub struct Deployed {
+    #[serde(flatten)]
+    pub version: VersionInfo,
+    pub function: FunctionName,
+    pub route: String,
+    /// The function's URL on the data plane.
+    pub function_url: String,
+    /// The alias moved to the new version, unless `no_alias`.
+    pub alias: Option<AliasName>,
+    /// Which nodes and regions serve it; absent with `no_wait` or `no_alias`.
+    pub rollout: Option<Rollout>,
+}
+
+/// Which nodes and regions serve a new version, and after how long.
+#[derive(Serialize, ToSchema)]
+pub struct Rollout {
+    pub ready: Vec<RolloutNode>,
+    /// Live nodes that did not serve it within the wait.
+    pub not_ready: Vec<String>,
+    pub regions: Vec<RolloutRegion>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RolloutNode {
+    pub node: String,
+    pub region: Option<String>,
+    /// From the deploy's start.
+    pub after_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RolloutRegion {
+    pub region: String,
+    /// When its first node served it, from the deploy's start; null if none did in time.
+    pub after_ms: Option<i64>,
 }
 
 /// Reads a deploy: multipart with a `component` part and an optional `manifest` part, or
@@ -230,13 +476,34 @@ async fn read_upload(req: Request) -> Result<(String, Vec<u8>), ApiError> {
     Ok((manifest, component))
 }
 
+/// Deploys a new version: stores it, moves the alias (`latest` unless told otherwise) to
+/// it, and waits until every live node serves it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/functions/{name}/versions",
+    tag = "functions",
+    params(FunctionPath, DeployQuery),
+    request_body(
+        description = "The component and its manifest as a form, or the bare component",
+        content(
+            (DeployForm = "multipart/form-data"),
+            (Vec<u8> = "application/wasm"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Deployed", body = Deployed),
+        (status = 400, description = "The upload, manifest or component is invalid; the code says which", body = ErrorBody),
+        (status = 409, description = "The route belongs to another function (`conflict`)", body = ErrorBody),
+        (status = 413, description = "The upload is above the limit (`upload_too_large`)", body = ErrorBody),
+    ),
+)]
 pub async fn deploy(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
+    Path(FunctionPath { name }): Path<FunctionPath>,
     Query(query): Query<DeployQuery>,
     req: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     // The upload is read before anything is checked: answering while the client is still
     // sending would reset the connection, and it would never see the error.
     let (manifest, component) = read_upload(req).await?;
@@ -258,53 +525,87 @@ pub async fn deploy(
             let rollout = node
                 .wait_ready(&caller.tenant, &name, record.version, limit)
                 .await?;
-            Some(rollout_json(&rollout, started))
+            Some(rollout_info(&rollout, started))
         }
         _ => None,
     };
     let f = node.store.function(&caller.tenant, &name).await?;
-    let mut body = version_json(&node, &record);
-    body["function"] = json!(name);
-    body["route"] = json!(f.route);
-    body["function_url"] = json!(format!("{}{}", node.public_url, f.route));
-    body["alias"] = json!(alias);
-    body["rollout"] = json!(rollout);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Deployed {
+            version: version_info(&node, &record),
+            function: name,
+            function_url: format!("{}{}", node.public_url, f.route),
+            route: f.route,
+            alias,
+            rollout,
+        }),
+    ))
 }
 
 /// Which nodes and regions serve the new version, and after how long (ms from the
 /// deploy's start; a region's is its first node's).
-fn rollout_json(rollout: &crate::follow::Rollout, started_ms: i64) -> Value {
+fn rollout_info(rollout: &crate::follow::Rollout, started_ms: i64) -> Rollout {
     let after = |at: i64| (at - started_ms).max(0);
-    let ready: Vec<Value> = rollout
-        .ready
-        .iter()
-        .map(|(node, at)| {
-            json!({ "node": node, "region": rollout.region_of.get(node), "after_ms": after(*at) })
-        })
-        .collect();
-    let regions: Vec<Value> = rollout
-        .regions()
-        .into_iter()
-        .map(|(region, first)| json!({ "region": region, "after_ms": first.map(after) }))
-        .collect();
-    json!({ "ready": ready, "not_ready": rollout.not_ready, "regions": regions })
+    Rollout {
+        ready: rollout
+            .ready
+            .iter()
+            .map(|(node, at)| RolloutNode {
+                node: node.clone(),
+                region: rollout.region_of.get(node).cloned(),
+                after_ms: after(*at),
+            })
+            .collect(),
+        not_ready: rollout.not_ready.clone(),
+        regions: rollout
+            .regions()
+            .into_iter()
+            .map(|(region, first)| RolloutRegion {
+                region: region.to_string(),
+                after_ms: first.map(after),
+            })
+            .collect(),
+    }
 }
 
+/// Deletes a function with all its versions, aliases and env vars.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/functions/{name}",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        FunctionErrors,
+    ),
+)]
 pub async fn delete_function(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
+    Path(FunctionPath { name }): Path<FunctionPath>,
 ) -> Result<StatusCode, ApiError> {
     let name = function_name(&name)?;
     node.delete_function(&caller.tenant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes a version no alias points to.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/functions/{name}/versions/{version}",
+    tag = "functions",
+    params(VersionPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        VersionErrors,
+        (status = 409, description = "An alias points to it (`conflict`); move the alias first", body = ErrorBody),
+    ),
+)]
 pub async fn delete_version(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, version)): Path<(String, String)>,
+    Path(VersionPath { name, version }): Path<VersionPath>,
 ) -> Result<StatusCode, ApiError> {
     let name = function_name(&name)?;
     let version: VersionId = version.parse()?;
@@ -317,18 +618,36 @@ pub async fn delete_version(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A function's aliases.
+#[derive(Serialize, ToSchema)]
+pub struct AliasList {
+    pub aliases: Vec<AliasRecord>,
+}
+
+/// A function's aliases, each with its weighted versions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/aliases",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 200, description = "The aliases", body = AliasList),
+        FunctionErrors,
+    ),
+)]
 pub async fn aliases(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(FunctionPath { name }): Path<FunctionPath>,
+) -> Result<Json<AliasList>, ApiError> {
     let name = function_name(&name)?;
-    Ok(Json(
-        json!({ "aliases": node.store.aliases(&caller.tenant, &name).await? }),
-    ))
+    Ok(Json(AliasList {
+        aliases: node.store.aliases(&caller.tenant, &name).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// Where an alias sends traffic.
+#[derive(Deserialize, ToSchema)]
 pub struct AliasBody {
     /// Version to weight, e.g. `{"v1": 0.9, "v2": 0.1}`.
     pub versions: BTreeMap<String, f64>,
@@ -362,12 +681,25 @@ impl AliasBody {
     }
 }
 
+/// Points an alias at one version, or splits its traffic between versions by weight.
+#[utoipa::path(
+    put,
+    path = "/api/v1/functions/{name}/aliases/{alias}",
+    tag = "functions",
+    params(AliasPath),
+    request_body = AliasBody,
+    responses(
+        (status = 200, description = "The alias as it is now", body = AliasRecord),
+        (status = 400, description = "A name, version or weight is invalid; the code says which", body = ErrorBody),
+        (status = 404, description = "No such function or version", body = ErrorBody),
+    ),
+)]
 pub async fn set_alias(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, alias)): Path<(String, String)>,
+    Path(AliasPath { name, alias }): Path<AliasPath>,
     Json(body): Json<AliasBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AliasRecord>, ApiError> {
     let name = function_name(&name)?;
     let alias: AliasName = alias.parse()?;
     let targets = body.targets()?;
@@ -378,13 +710,25 @@ pub async fn set_alias(
             store.set_alias(&tenant, &n, &a, targets).await
         })
         .await?;
-    Ok(Json(json!(record)))
+    Ok(Json(record))
 }
 
+/// Deletes an alias; `latest`, which the data plane serves, cannot be.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/functions/{name}/aliases/{alias}",
+    tag = "functions",
+    params(AliasPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "A name is invalid, or the alias is `latest` (`alias_required`)", body = ErrorBody),
+        (status = 404, description = "No such function or alias", body = ErrorBody),
+    ),
+)]
 pub async fn delete_alias(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, alias)): Path<(String, String)>,
+    Path(AliasPath { name, alias }): Path<AliasPath>,
 ) -> Result<StatusCode, ApiError> {
     let name = function_name(&name)?;
     let alias: AliasName = alias.parse()?;
@@ -403,21 +747,47 @@ pub async fn delete_alias(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The env vars set through the API.
+#[derive(Serialize, ToSchema)]
+pub struct EnvList {
+    pub env: Vec<EnvVar>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+/// The env vars set on a function through the API (those of its manifest are in its
+/// versions' manifests).
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/env",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 200, description = "The env vars", body = EnvList),
+        FunctionErrors,
+    ),
+)]
 pub async fn env(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(FunctionPath { name }): Path<FunctionPath>,
+) -> Result<Json<EnvList>, ApiError> {
     let name = function_name(&name)?;
     let env = node.store.env(&caller.tenant, &name).await?;
-    let vars: Vec<_> = env
-        .into_iter()
-        .map(|(k, v)| json!({ "name": k, "value": v }))
-        .collect();
-    Ok(Json(json!({ "env": vars })))
+    Ok(Json(EnvList {
+        env: env
+            .into_iter()
+            .map(|(name, value)| EnvVar { name, value })
+            .collect(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// An env var's value.
+#[derive(Deserialize, ToSchema)]
 pub struct EnvBody {
     pub value: String,
 }
@@ -436,10 +806,23 @@ pub fn check_env_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Sets an env var on every version of a function, over its manifest's.
+#[utoipa::path(
+    put,
+    path = "/api/v1/functions/{name}/env/{key}",
+    tag = "functions",
+    params(EnvPath),
+    request_body = EnvBody,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "A name is invalid (`invalid_name`)", body = ErrorBody),
+        (status = 404, description = "No such function (`function_not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn set_env(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, key)): Path<(String, String)>,
+    Path(EnvPath { name, key }): Path<EnvPath>,
     Json(body): Json<EnvBody>,
 ) -> Result<StatusCode, ApiError> {
     let name = function_name(&name)?;
@@ -453,10 +836,22 @@ pub async fn set_env(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Removes an env var set through the API.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/functions/{name}/env/{key}",
+    tag = "functions",
+    params(EnvPath),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "The name is invalid (`invalid_name`)", body = ErrorBody),
+        (status = 404, description = "No such function or env var", body = ErrorBody),
+    ),
+)]
 pub async fn unset_env(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path((name, key)): Path<(String, String)>,
+    Path(EnvPath { name, key }): Path<EnvPath>,
 ) -> Result<StatusCode, ApiError> {
     let name = function_name(&name)?;
     let tenant = caller.tenant.clone();
@@ -468,40 +863,87 @@ pub async fn unset_env(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Where a function serves, as this node sees it.
+#[derive(Serialize, ToSchema)]
+pub struct FunctionStatus {
+    pub name: FunctionName,
+    pub route: String,
+    pub url: String,
+    /// Whether this node serves its `latest` alias.
+    pub ready: bool,
+    /// The newest version `latest` points to, such as `v3`.
+    pub latest: Option<String>,
+    /// Each region, with which of its live nodes serve `latest`'s newest version.
+    pub regions: Vec<RegionReadiness>,
+    /// Each version this node has in its route table.
+    pub versions: Vec<VersionState>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegionReadiness {
+    pub region: String,
+    pub this_region: bool,
+    /// Whether any of its nodes serves the version.
+    pub ready: bool,
+    pub nodes: Vec<NodeReadiness>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NodeReadiness {
+    pub id: String,
+    pub ready: bool,
+    pub this_node: bool,
+}
+
+/// A version on this node.
+#[derive(Serialize, ToSchema)]
+pub struct VersionState {
+    /// Such as `v3`.
+    pub version: String,
+    /// Whether its compiled code is in memory.
+    pub loaded: bool,
+    pub in_flight: usize,
+    pub max_concurrency: usize,
+}
+
 /// Whether the function is served on this node, and each version's state here.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/status",
+    tag = "functions",
+    params(FunctionPath),
+    responses(
+        (status = 200, description = "Where it serves", body = FunctionStatus),
+        FunctionErrors,
+    ),
+)]
 pub async fn status(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    Path(FunctionPath { name }): Path<FunctionPath>,
+) -> Result<Json<FunctionStatus>, ApiError> {
     let name = function_name(&name)?;
     let f = node.store.function(&caller.tenant, &name).await?;
     let routes = node.routes.load();
     let entry = routes.function(caller.tenant.as_str(), name.as_str());
-    let mut versions: Vec<Value> = entry
+    let mut versions: Vec<(VersionId, VersionState)> = entry
         .map(|e| {
             e.versions
                 .values()
                 .map(|slot| {
                     let limit = slot.config.scaling.max_concurrency as usize;
-                    json!({
-                        "version": slot.version.to_string(),
-                        "loaded": slot.compiled.initialized(),
-                        "in_flight": limit.saturating_sub(slot.concurrency.available_permits()),
-                        "max_concurrency": limit,
-                    })
+                    let state = VersionState {
+                        version: slot.version.to_string(),
+                        loaded: slot.compiled.initialized(),
+                        in_flight: limit.saturating_sub(slot.concurrency.available_permits()),
+                        max_concurrency: limit,
+                    };
+                    (slot.version, state)
                 })
                 .collect()
         })
         .unwrap_or_default();
-    versions.sort_by_key(|v| {
-        v["version"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches('v')
-            .parse::<u32>()
-            .unwrap_or(0)
-    });
+    versions.sort_by_key(|(version, _)| *version);
     let ready = entry
         .and_then(|e| e.alias(glint_store::LATEST_ALIAS))
         .is_some();
@@ -516,15 +958,15 @@ pub async fn status(
         Some(version) => where_ready(&node, &caller.tenant, &name, version, ready).await,
         None => Vec::new(),
     };
-    Ok(Json(json!({
-        "name": name,
-        "route": f.route,
-        "url": format!("{}{}", node.public_url, f.route),
-        "ready": ready,
-        "latest": latest.map(|v| v.to_string()),
-        "regions": regions,
-        "versions": versions,
-    })))
+    Ok(Json(FunctionStatus {
+        name,
+        url: format!("{}{}", node.public_url, f.route),
+        route: f.route,
+        ready,
+        latest: latest.map(|v| v.to_string()),
+        regions,
+        versions: versions.into_iter().map(|(_, state)| state).collect(),
+    }))
 }
 
 /// Each region, with which of its live nodes serve `version` (as their readiness in
@@ -536,7 +978,7 @@ async fn where_ready(
     name: &glint_store::FunctionName,
     version: VersionId,
     ready_here: bool,
-) -> Vec<Value> {
+) -> Vec<RegionReadiness> {
     let asked = async {
         let serving = node.store.ready(tenant, name, version).await?;
         Ok::<_, glint_store::StoreError>((serving, node.store.nodes().await?))
@@ -548,7 +990,7 @@ async fn where_ready(
             (Vec::new(), Vec::new())
         }
     };
-    let mut by_region: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut by_region: std::collections::BTreeMap<String, Vec<NodeReadiness>> = Default::default();
     for n in &live {
         let this = n.id == *node.node_id;
         let ready = if this {
@@ -559,19 +1001,29 @@ async fn where_ready(
         by_region
             .entry(n.region.clone())
             .or_default()
-            .push(json!({ "id": n.id, "ready": ready, "this_node": this }));
+            .push(NodeReadiness {
+                id: n.id.clone(),
+                ready,
+                this_node: this,
+            });
     }
     if !live.iter().any(|n| n.id == *node.node_id) {
         by_region
             .entry(node.region.to_string())
             .or_default()
-            .push(json!({ "id": &*node.node_id, "ready": ready_here, "this_node": true }));
+            .push(NodeReadiness {
+                id: node.node_id.to_string(),
+                ready: ready_here,
+                this_node: true,
+            });
     }
     by_region
         .into_iter()
-        .map(|(region, nodes)| {
-            let ready = nodes.iter().any(|n| n["ready"] == true);
-            json!({ "region": region, "this_region": region == *node.region, "ready": ready, "nodes": nodes })
+        .map(|(region, nodes)| RegionReadiness {
+            this_region: region == *node.region,
+            ready: nodes.iter().any(|n| n.ready),
+            region,
+            nodes,
         })
         .collect()
 }

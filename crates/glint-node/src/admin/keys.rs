@@ -4,20 +4,50 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use glint_store::Role;
+use glint_store::{ApiKeyRecord, Role};
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::keys::{generate_key, hash_key, key_prefix};
 use crate::node::Node;
 
-#[derive(Deserialize)]
+/// A key to make.
+#[derive(Deserialize, ToSchema)]
 pub struct NewKey {
+    /// What the key is for, 1 to 100 characters.
     pub name: String,
+    /// `admin`, `deploy` or `read`.
+    #[schema(value_type = Role)]
     pub role: String,
+}
+
+/// A new key: shown once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key itself; it is shown only this once.
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub note: String,
+}
+
+/// The tenant's keys, never the keys themselves.
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<ApiKeyRecord>,
+}
+
+/// The `{id}` of a key's path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key's id, such as `key_0123456789ab`.
+    pub id: String,
 }
 
 impl NewKey {
@@ -34,11 +64,22 @@ impl NewKey {
     }
 }
 
+/// Makes an API key of the caller's tenant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The new key, shown this once", body = CreatedKey),
+        (status = 400, description = "The name or role is invalid (`invalid_name`)", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Json(new): Json<NewKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let (role, _) = new.checked()?;
     let key = generate_key();
     let record = node
@@ -54,21 +95,47 @@ pub async fn create(
     node.keys.reload(node.store.as_ref()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "key": key, "id": record.id, "name": record.name, "role": record.role, "note": "the key is shown only once; store it now" }),
-        ),
+        Json(CreatedKey {
+            key,
+            id: record.id,
+            name: record.name,
+            role: record.role,
+            note: "the key is shown only once; store it now".to_string(),
+        }),
     ))
 }
 
-pub async fn list(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// The tenant's API keys: names, roles and prefixes, never the keys.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    responses((status = 200, description = "The keys", body = KeyList)),
+)]
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
     let keys = node.store.keys(&caller.tenant).await?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
+/// Revokes a key; at once on this node, and on the others as they follow the change.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(KeyPath),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The key making the call (`revoking_own_key`)", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(KeyPath { id }): Path<KeyPath>,
 ) -> Result<StatusCode, ApiError> {
     if id == caller.key_id {
         return Err(ApiError::new(

@@ -10,34 +10,51 @@ use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use glint_store::{FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::functions::{FunctionErrors, FunctionPath};
+use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;
 
 /// With no time range, a read covers the last hour.
 const DEFAULT_RANGE_MS: i64 = 3_600_000;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// Only this function's lines (on `/api/v1/logs`).
     pub function: Option<String>,
+    /// Only this version's: `v3` or `3`.
     pub version: Option<String>,
+    /// How many lines, 1 to 10000 (100 unless given).
     pub lines: Option<usize>,
     /// Epoch milliseconds, or a duration back from now (`90s`, `10m`, `2h`, `1d`).
     pub start: Option<String>,
     /// The same as `start`; the CLI's `--since`.
     pub since: Option<String>,
+    /// Before this time: epoch milliseconds, or a duration back from now.
     pub end: Option<String>,
     /// Oldest lines first instead of the newest.
     #[serde(default)]
     pub asc: bool,
+    /// Only one invocation's lines.
     pub execution_id: Option<String>,
+    /// This level and above: `trace`, `debug`, `info`, `warn` or `error`.
     pub level: Option<String>,
+    /// Only lines from nodes of this region.
     pub region: Option<String>,
+    /// Only lines from this node.
     pub node: Option<String>,
+}
+
+/// Log lines, in time order: the newest that match, or the oldest with `asc`.
+#[derive(Serialize, ToSchema)]
+pub struct LogLines {
+    pub lines: Vec<LogRecord>,
 }
 
 /// `10m` → that long ago, in epoch milliseconds; plain digits are epoch milliseconds.
@@ -178,36 +195,61 @@ impl LogsQuery {
     }
 }
 
-/// `GET /api/v1/logs`: the tenant's lines, filtered.
+/// The tenant's log lines, filtered; the last hour's unless a range is given.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs",
+    tag = "logs",
+    params(LogsQuery),
+    responses(
+        (status = 200, description = "The lines", body = LogLines),
+        (status = 400, description = "A filter is invalid; the code says which", body = ErrorBody),
+    ),
+)]
 pub async fn tenant_logs(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Query(q): Query<LogsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogLines>, ApiError> {
     let query = q.into_query(None)?;
     let lines = node.store.logs(&caller.tenant, query).await?;
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Json(LogLines { lines }))
 }
 
-/// `GET /api/v1/functions/{name}/logs`: one function's lines, filtered.
+/// One function's log lines, filtered; the last hour's unless a range is given.
+#[utoipa::path(
+    get,
+    path = "/api/v1/functions/{name}/logs",
+    tag = "logs",
+    params(FunctionPath, LogsQuery),
+    responses(
+        (status = 200, description = "The lines", body = LogLines),
+        FunctionErrors,
+    ),
+)]
 pub async fn function_logs(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    Path(name): Path<String>,
+    Path(FunctionPath { name }): Path<FunctionPath>,
     Query(q): Query<LogsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogLines>, ApiError> {
     let name: FunctionName = name.parse()?;
     node.store.function(&caller.tenant, &name).await?;
     let query = q.into_query(Some(name))?;
     let lines = node.store.logs(&caller.tenant, query).await?;
-    Ok(Json(json!({ "lines": lines })))
+    Ok(Json(LogLines { lines }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FollowQuery {
+    /// Only this function's lines.
     pub function: Option<String>,
+    /// Only this version's: `v3` or `3`.
     pub version: Option<String>,
+    /// This level and above: `trace`, `debug`, `info`, `warn` or `error`.
     pub level: Option<String>,
+    /// Only one invocation's lines.
     pub execution_id: Option<String>,
 }
 
@@ -239,6 +281,18 @@ impl Follow {
 /// `GET /api/v1/logs/stream`: lines as they are written, as Server-Sent Events. Each
 /// event's data is one line's JSON; a follower that falls behind gets a `skipped` event
 /// saying how many lines it missed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs/stream",
+    tag = "logs",
+    params(FollowQuery),
+    responses(
+        (status = 200, description = "Server-Sent Events until the client goes or its key is revoked: each \
+            unnamed event's data is a log line's JSON (LogRecord); `skipped` says how many lines a slow \
+            follower missed; `revoked` ends the stream", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A filter is invalid; the code says which", body = ErrorBody),
+    ),
+)]
 pub async fn follow(
     State(node): State<Arc<Node>>,
     caller: Caller,

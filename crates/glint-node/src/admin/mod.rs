@@ -11,6 +11,7 @@ mod logs;
 pub use functions::{AliasBody, EnvBody, check_env_key};
 pub use keys::NewKey;
 pub use logs::parse_time;
+mod openapi;
 mod secrets;
 mod usage;
 
@@ -20,11 +21,13 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use glint_store::{Role, TenantId};
 use http::StatusCode;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -136,93 +139,69 @@ pub fn router(node: Arc<Node>) -> Router {
     let kv_body_limit = axum::extract::DefaultBodyLimit::max(
         node.kv.limits().max_value_bytes.saturating_mul(2) + 4096,
     );
-    let read = Router::new()
-        .route("/api/v1/node", get(node_status))
-        .route("/api/v1/nodes", get(nodes))
-        .route("/api/v1/regions", get(regions))
-        .route("/api/v1/functions", get(functions::list))
-        .route("/api/v1/functions/{name}", get(functions::info))
-        .route(
-            "/api/v1/functions/{name}/versions",
-            get(functions::versions),
-        )
-        .route(
-            "/api/v1/functions/{name}/versions/{version}",
-            get(functions::version),
-        )
-        .route(
-            "/api/v1/functions/{name}/versions/{version}/wasm",
-            get(functions::download),
-        )
-        .route("/api/v1/functions/{name}/aliases", get(functions::aliases))
-        .route("/api/v1/functions/{name}/env", get(functions::env))
-        .route("/api/v1/functions/{name}/logs", get(logs::function_logs))
-        .route("/api/v1/logs", get(logs::tenant_logs))
-        .route("/api/v1/logs/stream", get(logs::follow))
-        .route("/api/v1/usage", get(usage::usage))
-        .route("/api/v1/stats", get(usage::stats))
-        .route("/api/v1/stats/series", get(usage::series))
-        .route("/metrics", get(usage::metrics))
-        .route("/api/v1/functions/{name}/status", get(functions::status))
-        .route("/api/v1/kv", get(kv::stores))
-        .route("/api/v1/kv/{store}/keys", get(kv::keys))
-        .route("/api/v1/kv/{store}/keys/{*key}", get(kv::get))
-        .route("/api/v1/secrets", get(secrets::list))
-        .route_layer(middleware::from_fn_with_state(
-            (node.clone(), Role::Read),
-            auth,
-        ));
-    let deploy = Router::new()
-        .route(
-            "/api/v1/functions/{name}",
-            delete(functions::delete_function),
-        )
-        .route(
-            "/api/v1/functions/{name}/versions",
-            post(functions::deploy).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES)),
-        )
-        .route(
-            "/api/v1/functions/{name}/versions/{version}",
-            delete(functions::delete_version),
-        )
-        .route(
-            "/api/v1/functions/{name}/aliases/{alias}",
-            put(functions::set_alias).delete(functions::delete_alias),
-        )
-        .route(
-            "/api/v1/functions/{name}/env/{key}",
-            put(functions::set_env).delete(functions::unset_env),
-        )
-        .route("/api/v1/kv/{store}", put(kv::create_store))
-        .route(
-            "/api/v1/kv/{store}/keys/{*key}",
-            put(kv::set).delete(kv::delete).layer(kv_body_limit),
-        )
-        .route(
-            "/api/v1/secrets/{name}",
-            put(secrets::set).delete(secrets::delete),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            (node.clone(), Role::Deploy),
-            auth,
-        ));
-    let admin = Router::new()
-        .route("/api/v1/keys", get(keys::list).post(keys::create))
-        .route("/api/v1/keys/{id}", delete(keys::revoke))
-        .route_layer(middleware::from_fn_with_state(
-            (node.clone(), Role::Admin),
-            auth,
-        ));
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route(
-            "/version",
-            get(|| async { Json(json!({ "version": env!("CARGO_PKG_VERSION") })) }),
-        )
-        .merge(read)
-        .merge(deploy)
-        .merge(admin)
+    let read = OpenApiRouter::new()
+        .routes(routes!(node_status))
+        .routes(routes!(nodes))
+        .routes(routes!(regions))
+        .routes(routes!(functions::list))
+        .routes(routes!(functions::info))
+        .routes(routes!(functions::versions))
+        .routes(routes!(functions::version))
+        .routes(routes!(functions::download))
+        .routes(routes!(functions::aliases))
+        .routes(routes!(functions::env))
+        .routes(routes!(functions::status))
+        .routes(routes!(logs::function_logs))
+        .routes(routes!(logs::tenant_logs))
+        .routes(routes!(logs::follow))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::stats))
+        .routes(routes!(usage::series))
+        .routes(routes!(usage::metrics))
+        .routes(routes!(kv::stores))
+        .routes(routes!(kv::keys))
+        .routes(routes!(kv::get))
+        .routes(routes!(secrets::list));
+    let (schemas, paths, upload) = routes!(functions::deploy);
+    let upload = upload.layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES));
+    let (kv_schemas, kv_paths, kv_write) = routes!(kv::set, kv::delete);
+    let kv_write = kv_write.layer(kv_body_limit);
+    let deploy = OpenApiRouter::new()
+        .routes((schemas, paths, upload))
+        .routes(routes!(functions::delete_function))
+        .routes(routes!(functions::delete_version))
+        .routes(routes!(functions::set_alias, functions::delete_alias))
+        .routes(routes!(functions::set_env, functions::unset_env))
+        .routes(routes!(kv::create_store))
+        .routes((kv_schemas, kv_paths, kv_write))
+        .routes(routes!(secrets::set, secrets::delete));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke));
+    let public = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(version))
+        .routes(routes!(openapi::document));
+    // The document is made from the routes as they are served: each group's operations
+    // state the role its key check needs.
+    let (mut router, public_api) = public.split_for_parts();
+    let mut api = openapi::ApiDoc::openapi();
+    api.merge(public_api);
+    for (role, group) in [
+        (Role::Read, read),
+        (Role::Deploy, deploy),
+        (Role::Admin, admin),
+    ] {
+        let (group_router, mut group_api) = group
+            .route_layer(middleware::from_fn_with_state((node.clone(), role), auth))
+            .split_for_parts();
+        openapi::secure(&mut group_api, role);
+        router = router.merge(group_router);
+        api.merge(group_api);
+    }
+    openapi::rename_paths(&mut api);
+    router
         .merge(crate::dashboard::router(node.clone()))
         .fallback(|| async {
             ApiError::new(
@@ -231,52 +210,170 @@ pub fn router(node: Arc<Node>) -> Router {
                 "no such admin API route; the API lives under /api/v1",
             )
         })
+        .layer(Extension(openapi::Document::new(&api)))
         .with_state(node)
+}
+
+/// Whether this process answers at all.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "node",
+    responses((status = 200, description = "The node is up", body = String, content_type = "text/plain")),
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Glint's version.
+#[derive(Serialize, ToSchema)]
+pub struct VersionBody {
+    pub version: String,
+}
+
+/// The version of Glint this node runs.
+#[utoipa::path(
+    get,
+    path = "/version",
+    tag = "node",
+    responses((status = 200, description = "Glint's version", body = VersionBody)),
+)]
+async fn version() -> Json<VersionBody> {
+    Json(VersionBody {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Whether this node can serve.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Why not, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Whether a load balancer should send this node traffic: 503, with the reason, while it
 /// cannot reach its store. It still serves what it has meanwhile.
-async fn readyz(State(node): State<Arc<Node>>) -> axum::response::Response {
-    use axum::response::IntoResponse;
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "node",
+    responses(
+        (status = 200, description = "The node reaches its store", body = Readiness),
+        (status = 503, description = "The node cannot reach its store now; it serves what it has", body = Readiness),
+    ),
+)]
+async fn readyz(State(node): State<Arc<Node>>) -> (StatusCode, Json<Readiness>) {
     match node.store.health().await {
-        Ok(()) => Json(json!({ "ready": true })).into_response(),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Readiness {
+                ready: true,
+                reason: None,
+            }),
+        ),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "reason": reason })),
-        )
-            .into_response(),
+            Json(Readiness {
+                ready: false,
+                reason: Some(reason),
+            }),
+        ),
     }
 }
 
+/// The nodes that share a store.
+#[derive(Serialize, ToSchema)]
+pub struct NodeList {
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// A node, as its heartbeat says.
+#[derive(Serialize, ToSchema)]
+pub struct NodeInfo {
+    pub id: String,
+    pub region: String,
+    /// Where its admin API answers.
+    pub address: String,
+    /// The Glint version it runs.
+    pub version: String,
+    pub uptime_seconds: i64,
+    pub last_seen_ms_ago: i64,
+    /// Functions in its route table.
+    pub functions: usize,
+    /// Whether this is the node answering.
+    pub this_node: bool,
+}
+
 /// The nodes that share this node's store, as their heartbeats say.
-async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/nodes",
+    tag = "node",
+    responses((status = 200, description = "The live nodes", body = NodeList)),
+)]
+async fn nodes(State(node): State<Arc<Node>>, _caller: Caller) -> Result<Json<NodeList>, ApiError> {
     let now = glint_store::now_ms();
-    let nodes: Vec<serde_json::Value> = node
+    let nodes = node
         .store
         .nodes()
         .await?
         .into_iter()
-        .map(|n| {
-            json!({
-                "id": n.id,
-                "region": n.region,
-                "address": n.address,
-                "version": n.version,
-                "uptime_seconds": (now - n.started_at_ms).max(0) / 1000,
-                "last_seen_ms_ago": (now - n.seen_at_ms).max(0),
-                "functions": n.functions,
-                "this_node": n.id == *node.node_id,
-            })
+        .map(|n| NodeInfo {
+            uptime_seconds: (now - n.started_at_ms).max(0) / 1000,
+            last_seen_ms_ago: (now - n.seen_at_ms).max(0),
+            this_node: n.id == *node.node_id,
+            id: n.id,
+            region: n.region,
+            address: n.address,
+            version: n.version,
+            functions: n.functions,
         })
         .collect();
-    Ok(Json(json!({ "nodes": nodes })))
+    Ok(Json(NodeList { nodes }))
+}
+
+/// The regions of the nodes that share a store.
+#[derive(Serialize, ToSchema)]
+pub struct RegionList {
+    pub regions: Vec<RegionInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegionInfo {
+    pub region: String,
+    /// Whether the answering node is in it.
+    pub this_region: bool,
+    pub nodes: Vec<RegionNode>,
+    /// Since its newest heartbeat.
+    pub last_heard_ms_ago: i64,
+    /// Its copies of what the regions share, with how far behind each is.
+    pub copies: Vec<glint_store::CopyState>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegionNode {
+    pub id: String,
+    pub address: String,
+    pub functions: usize,
+    pub last_seen_ms_ago: i64,
 }
 
 /// The regions of the nodes that share this node's store, each with its nodes, when it
 /// was last heard (its newest heartbeat), and its copies of what the regions share with
 /// how far behind each is. A region whose nodes all stopped heartbeating drops out with
 /// them.
-async fn regions(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/regions",
+    tag = "node",
+    responses((status = 200, description = "The regions of the live nodes", body = RegionList)),
+)]
+async fn regions(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+) -> Result<Json<RegionList>, ApiError> {
     let now = glint_store::now_ms();
     let mut by_region: std::collections::BTreeMap<String, Vec<glint_store::NodeRecord>> =
         Default::default();
@@ -288,44 +385,80 @@ async fn regions(State(node): State<Arc<Node>>) -> Result<Json<serde_json::Value
         tracing::warn!(error = %e, "cannot read the regions' copies");
         Vec::new()
     });
-    let regions: Vec<serde_json::Value> = by_region
+    let regions = by_region
         .into_iter()
         .map(|(region, nodes)| {
             let last_seen = nodes.iter().map(|n| n.seen_at_ms).max().unwrap_or(0);
-            json!({
-                "region": region,
-                "this_region": region == *node.region,
-                "nodes": nodes.iter().map(|n| json!({
-                    "id": n.id,
-                    "address": n.address,
-                    "functions": n.functions,
-                    "last_seen_ms_ago": (now - n.seen_at_ms).max(0),
-                })).collect::<Vec<_>>(),
-                "last_heard_ms_ago": (now - last_seen).max(0),
-                "copies": copies.iter().filter(|c| c.region == region).collect::<Vec<_>>(),
-            })
+            RegionInfo {
+                this_region: region == *node.region,
+                nodes: nodes
+                    .iter()
+                    .map(|n| RegionNode {
+                        id: n.id.clone(),
+                        address: n.address.clone(),
+                        functions: n.functions,
+                        last_seen_ms_ago: (now - n.seen_at_ms).max(0),
+                    })
+                    .collect(),
+                last_heard_ms_ago: (now - last_seen).max(0),
+                copies: copies
+                    .iter()
+                    .filter(|c| c.region == region)
+                    .cloned()
+                    .collect(),
+                region,
+            }
         })
         .collect();
-    Ok(Json(json!({ "regions": regions })))
+    Ok(Json(RegionList { regions }))
 }
 
-async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<serde_json::Value> {
+/// This node: its version, what it serves, and its engine's counters.
+#[derive(Serialize, ToSchema)]
+pub struct NodeStatus {
+    pub version: String,
+    pub uptime_seconds: u64,
+    /// Where the data plane answers, the base of every function's URL.
+    pub data_plane_url: String,
+    /// Functions in the route table.
+    pub functions: usize,
+    pub compiles: u64,
+    pub compile_ms_total: u64,
+    /// Compiled components loaded from the compile cache instead of compiled.
+    pub cache_loads: u64,
+    pub loaded_versions: usize,
+    pub metered_versions: usize,
+    pub evictions: u64,
+    pub instantiations: u64,
+    pub instance_reuses: u64,
+    pub instances_idle: usize,
+    pub log_lines_dropped: u64,
+}
+
+/// This node's version, what it serves, and its engine's counters.
+#[utoipa::path(
+    get,
+    path = "/api/v1/node",
+    tag = "node",
+    responses((status = 200, description = "This node", body = NodeStatus)),
+)]
+async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<NodeStatus> {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &node.runtime.stats;
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": node.started.elapsed().as_secs(),
-        "data_plane_url": node.public_url,
-        "functions": node.routes.load().functions().count(),
-        "compiles": stats.compiles.load(Relaxed),
-        "compile_ms_total": stats.compile_micros.load(Relaxed) / 1000,
-        "cache_loads": stats.cache_loads.load(Relaxed),
-        "loaded_versions": node.routes.load().loaded_versions(),
-        "metered_versions": node.meter.versions_metered(),
-        "evictions": stats.evictions.load(Relaxed),
-        "instantiations": stats.instantiations.load(Relaxed),
-        "instance_reuses": stats.reuses.load(Relaxed),
-        "instances_idle": node.runtime.idle_budget.idle(),
-        "log_lines_dropped": node.logs.dropped.load(Relaxed),
-    }))
+    Json(NodeStatus {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_seconds: node.started.elapsed().as_secs(),
+        data_plane_url: node.public_url.to_string(),
+        functions: node.routes.load().functions().count(),
+        compiles: stats.compiles.load(Relaxed),
+        compile_ms_total: stats.compile_micros.load(Relaxed) / 1000,
+        cache_loads: stats.cache_loads.load(Relaxed),
+        loaded_versions: node.routes.load().loaded_versions(),
+        metered_versions: node.meter.versions_metered(),
+        evictions: stats.evictions.load(Relaxed),
+        instantiations: stats.instantiations.load(Relaxed),
+        instance_reuses: stats.reuses.load(Relaxed),
+        instances_idle: node.runtime.idle_budget.idle(),
+        log_lines_dropped: node.logs.dropped.load(Relaxed),
+    })
 }

@@ -11,15 +11,19 @@ use axum::response::IntoResponse;
 use glint_store::{FunctionName, UsageRecord, now_ms};
 use http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
 use super::logs::parse_time;
+use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::usage::summarize;
+use crate::usage::{Summary, summarize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+/// The length of a usage bucket; months and weeks follow the calendar (UTC; weeks start
+/// on Monday).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     Minute,
@@ -81,7 +85,7 @@ impl Period {
 }
 
 /// Counters summed over a bucket, each also as a rate per second.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, ToSchema)]
 pub struct Totals {
     pub start_ms: i64,
     pub end_ms: i64,
@@ -171,20 +175,58 @@ impl std::str::FromStr for Period {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsageQuery {
+    /// Only this function's usage.
     function: Option<String>,
+    /// `minute`, `hour` (unless given), `day`, `week` or `month`.
     period: Option<String>,
+    /// From: epoch milliseconds, or a duration back from now (`90s`, `10m`, `2h`, `1d`);
+    /// a span of buckets back from `end` unless given.
     start: Option<String>,
+    /// Until: as `start`; now unless given.
     end: Option<String>,
 }
 
-/// `GET /api/v1/usage?function=&period=minute|hour|day|week|month&start=&end=`.
+/// Metered usage in buckets of a period, with the totals.
+#[derive(Serialize, ToSchema)]
+pub struct UsageReport {
+    pub function: Option<FunctionName>,
+    pub period: Period,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The buckets that saw use, oldest first.
+    pub buckets: Vec<Totals>,
+    pub totals: Totals,
+    /// Each region's share, where the store says which region served what.
+    pub regions: Vec<RegionUsage>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegionUsage {
+    pub region: String,
+    pub totals: Totals,
+}
+
+/// What the tenant's functions used: requests, errors, bytes, wall and CPU time, and
+/// GB-seconds, in buckets of a period.
+#[utoipa::path(
+    get,
+    path = "/api/v1/usage",
+    tag = "usage",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The usage", body = UsageReport),
+        (status = 400, description = "A parameter is invalid; the code says which", body = ErrorBody),
+        (status = 404, description = "No such function (`function_not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn usage(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Query(q): Query<UsageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageReport>, ApiError> {
     let function: Option<FunctionName> = q.function.as_deref().map(str::parse).transpose()?;
     if let Some(f) = &function {
         node.store.function(&caller.tenant, f).await?;
@@ -215,40 +257,66 @@ pub async fn usage(
     for r in sorted.iter().filter(|r| !r.region.is_empty()) {
         by_region.entry(&r.region).or_default().push(r.clone());
     }
-    let regions: Vec<Value> = by_region
+    let regions = by_region
         .iter()
         .map(|(region, records)| {
             let (_, totals) = aggregate(records, period, start, end, now);
-            json!({ "region": region, "totals": totals })
+            RegionUsage {
+                region: region.to_string(),
+                totals,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "function": function,
-        "period": period,
-        "start_ms": start,
-        "end_ms": end,
-        "buckets": buckets,
-        "totals": totals,
-        "regions": regions,
-    })))
+    Ok(Json(UsageReport {
+        function,
+        period,
+        start_ms: start,
+        end_ms: end,
+        buckets,
+        totals,
+        regions,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// Seconds back from now.
+    /// Seconds back from now, 1 to 3600 (300 unless given).
     window: Option<u64>,
 }
 
-/// `GET /api/v1/stats?window=300`: each function's recent requests on this node.
+/// Each function's recent requests on this node.
+#[derive(Serialize, ToSchema)]
+pub struct StatsReport {
+    pub window_seconds: u64,
+    pub functions: Vec<FunctionStats>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FunctionStats {
+    pub name: FunctionName,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// Each function's recent requests on this node: rates, errors, latency percentiles and
+/// CPU, for the dashboard.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "usage",
+    params(StatsQuery),
+    responses((status = 200, description = "The statistics", body = StatsReport)),
+)]
 pub async fn stats(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Query(q): Query<StatsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsReport>, ApiError> {
     let window = Duration::from_secs(q.window.unwrap_or(300).clamp(1, 3600));
     let since = now_ms() - window.as_millis() as i64;
     let routes = node.routes.load();
-    let mut functions: Vec<Value> = Vec::new();
+    let mut functions = Vec::new();
     for entry in routes.functions().filter(|f| f.tenant == caller.tenant) {
         let recent = node.meter.recent(&entry.tenant, &entry.name);
         let summary = summarize(
@@ -256,30 +324,65 @@ pub async fn stats(
             &recent.cpu_since(since),
             window,
         );
-        let mut v = json!(summary);
-        v["name"] = json!(entry.name);
-        functions.push(v);
+        functions.push(FunctionStats {
+            name: entry.name.clone(),
+            summary,
+        });
     }
-    functions.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(Json(
-        json!({ "window_seconds": window.as_secs(), "functions": functions }),
-    ))
+    functions.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(StatsReport {
+        window_seconds: window.as_secs(),
+        functions,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
+    /// The function.
+    #[param(value_type = FunctionName)]
     function: String,
+    /// Seconds back from now, 60 to 3600 (3600 unless given).
     window: Option<u64>,
+    /// Seconds per point, 1 to 3600 (60 unless given).
     step: Option<u64>,
 }
 
-/// `GET /api/v1/stats/series?function=&window=3600&step=60`: recent requests of one
-/// function in steps, for charts.
+/// One function's recent requests on this node, in steps.
+#[derive(Serialize, ToSchema)]
+pub struct Series {
+    pub function: FunctionName,
+    pub step_seconds: i64,
+    pub points: Vec<SeriesPoint>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeriesPoint {
+    pub start_ms: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// One function's recent requests on this node in steps, for charts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/series",
+    tag = "usage",
+    params(SeriesQuery),
+    responses(
+        (status = 200, description = "The series", body = Series),
+        (status = 400, description = "The name is invalid (`invalid_name`)", body = ErrorBody),
+        (status = 404, description = "No such function (`function_not_found`)", body = ErrorBody),
+    ),
+)]
 pub async fn series(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Query(q): Query<SeriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Series>, ApiError> {
     let name: FunctionName = q.function.parse()?;
     node.store.function(&caller.tenant, &name).await?;
     let window = q.window.unwrap_or(3600).clamp(60, 3600) as i64 * 1000;
@@ -299,22 +402,31 @@ pub async fn series(
             .copied()
             .collect();
         let s = summarize(&in_step, &[], Duration::from_millis(step as u64));
-        points.push(json!({
-            "start_ms": start,
-            "requests": s.requests,
-            "errors": s.errors,
-            "p50_ms": s.p50_ms,
-            "p95_ms": s.p95_ms,
-            "p99_ms": s.p99_ms,
-        }));
+        points.push(SeriesPoint {
+            start_ms: start,
+            requests: s.requests,
+            errors: s.errors,
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            p99_ms: s.p99_ms,
+        });
         start += step;
     }
-    Ok(Json(
-        json!({ "function": name, "step_seconds": step / 1000, "points": points }),
-    ))
+    Ok(Json(Series {
+        function: name,
+        step_seconds: step / 1000,
+        points,
+    }))
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// This node's metrics, in the OpenMetrics text format Prometheus scrapes.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "usage",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
+)]
 pub async fn metrics(State(node): State<Arc<Node>>, _caller: Caller) -> impl IntoResponse {
     (
         [(
