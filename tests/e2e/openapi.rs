@@ -209,3 +209,61 @@ async fn every_route_outside_the_dashboard_is_documented() {
     // The dashboard's pages are HTML for people, not API: none is in the document.
     assert!(documented.iter().all(|p| !p.starts_with("/dashboard")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_and_parameters_that_do_not_parse_get_the_api_s_json_errors() {
+    let node = Node::start();
+    let admin = node.admin();
+    let cases = [
+        (
+            admin
+                .request(reqwest::Method::PUT, "/api/v1/secrets/TOKEN")
+                .body("{\"value\": \"x\"}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            admin
+                .request(reqwest::Method::PUT, "/api/v1/secrets/TOKEN")
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "invalid_body",
+        ),
+        (
+            admin
+                .request(reqwest::Method::PUT, "/api/v1/secrets/TOKEN")
+                .json(&json!({ "value": 7 })),
+            400,
+            "invalid_body",
+        ),
+        (
+            admin.request(reqwest::Method::GET, "/api/v1/logs?lines=many"),
+            400,
+            "invalid_query",
+        ),
+        (
+            admin.request(reqwest::Method::GET, "/api/v1/stats/series"),
+            400,
+            "invalid_query",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let resp = req.send().await.unwrap();
+        let what = format!(
+            "{} {}",
+            resp.url().path(),
+            resp.url().query().unwrap_or_default()
+        );
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        assert_eq!(resp.headers()["content-type"], "application/json", "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    }
+}

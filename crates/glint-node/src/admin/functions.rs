@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::response::{IntoResponse, Response};
 use glint_runtime::Manifest;
 use glint_runtime::manifest::{Limits, Scaling};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;
@@ -39,7 +39,7 @@ pub struct VersionPath {
     #[param(value_type = FunctionName)]
     pub name: String,
     /// The version: `v3` or `3`.
-    #[param(pattern = "^v?[0-9]+$")]
+    #[param(pattern = "^v?[1-9][0-9]{0,8}$")]
     pub version: String,
 }
 
@@ -341,6 +341,7 @@ pub async fn download(
 #[into_params(parameter_in = Query)]
 pub struct DeployQuery {
     /// The alias to move to the new version; `latest` unless given.
+    #[param(value_type = Option<AliasName>)]
     pub alias: Option<String>,
     /// Deploy without moving any alias.
     #[serde(default)]

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use glint_store::{ApiKeyRecord, Role};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Path};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::keys::{generate_key, hash_key, key_prefix};
@@ -19,6 +19,7 @@ use crate::node::Node;
 #[derive(Deserialize, ToSchema)]
 pub struct NewKey {
     /// What the key is for, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// `admin`, `deploy` or `read`.
     #[schema(value_type = Role)]
@@ -54,7 +55,7 @@ impl NewKey {
     /// The role and the trimmed name, checked.
     pub fn checked(&self) -> Result<(Role, &str), ApiError> {
         let role: Role = self.role.parse()?;
-        if self.name.trim().is_empty() || self.name.len() > 100 {
+        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
             return Err(ApiError::bad_request(
                 "invalid_name",
                 "give the key a name of 1 to 100 characters",

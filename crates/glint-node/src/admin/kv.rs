@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use glint_store::{KeyPage, KvStoreName, KvStoreRecord};
 use http::StatusCode;
@@ -16,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Path, Query};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;

@@ -5,8 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use glint_store::{FunctionName, Level, LogQuery, LogRecord, TenantId, VersionId, now_ms};
@@ -15,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Path, Query};
 use super::functions::{FunctionErrors, FunctionPath};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;

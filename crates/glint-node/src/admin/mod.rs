@@ -4,6 +4,7 @@
 //! <key>`. The [`auth`] middleware checks the key once and hands the handler a
 //! [`Caller`] with the key's tenant and role; routes are grouped by the role they need.
 
+mod extract;
 mod functions;
 mod keys;
 mod kv;
@@ -21,7 +22,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use glint_store::{Role, TenantId};
 use http::StatusCode;
 use serde::Serialize;
@@ -32,6 +33,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::node::Node;
 use crate::session::session_cookie;
+use extract::Json;
 
 /// Largest component upload the API accepts.
 pub const MAX_UPLOAD_BYTES: usize = 256 * 1024 * 1024;
@@ -200,6 +202,7 @@ pub fn router(node: Arc<Node>) -> Router {
         router = router.merge(group_router);
         api.merge(group_api);
     }
+    openapi::state_refusals(&mut api);
     openapi::rename_paths(&mut api);
     router
         .merge(crate::dashboard::router(node.clone()))

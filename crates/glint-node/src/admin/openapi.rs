@@ -112,6 +112,35 @@ pub fn secure(api: &mut OpenApi, role: Role) {
     }
 }
 
+/// States the refusals of the extractors (`extract.rs`) on each operation that has
+/// them: 400 for a parameter that does not parse, and 400 and 415 for a JSON body that
+/// does not.
+pub fn state_refusals(api: &mut OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        for op in operations(item) {
+            let json_body = op.request_body.as_ref().is_some_and(|body| match body {
+                RefOr::T(body) => body.content.contains_key("application/json"),
+                RefOr::Ref(_) => false,
+            });
+            if json_body {
+                add_error(
+                    op,
+                    "415",
+                    "The body is not sent as `application/json` (`unsupported_media_type`)",
+                );
+            }
+            let has_parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            if has_parameters || json_body {
+                add_error(
+                    op,
+                    "400",
+                    "A parameter or the body is invalid (`invalid_query`, `invalid_path`, `invalid_body`, `invalid_name`, ...)",
+                );
+            }
+        }
+    }
+}
+
 /// Each operation a path item has.
 pub fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use glint_store::SecretRecord;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Path};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;

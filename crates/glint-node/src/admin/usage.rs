@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use glint_store::{FunctionName, UsageRecord, now_ms};
 use http::header::CONTENT_TYPE;
@@ -15,6 +14,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
+use super::extract::{Json, Query};
 use super::logs::parse_time;
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
@@ -180,7 +180,8 @@ impl std::str::FromStr for Period {
 pub struct UsageQuery {
     /// Only this function's usage.
     function: Option<String>,
-    /// `minute`, `hour` (unless given), `day`, `week` or `month`.
+    /// `hour` unless given.
+    #[param(value_type = Option<Period>)]
     period: Option<String>,
     /// From: epoch milliseconds, or a duration back from now (`90s`, `10m`, `2h`, `1d`);
     /// a span of buckets back from `end` unless given.
