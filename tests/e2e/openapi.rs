@@ -41,6 +41,7 @@ fn concrete(path: &str) -> String {
         .replace("{store}", "s")
         .replace("{key}", key)
         .replace("{id}", "key_000000000000")
+        .replace("{tenant}", "nobody")
 }
 
 /// The role an operation's security requirement names.
@@ -106,6 +107,7 @@ async fn every_operation_is_served_with_the_role_the_document_states() {
     };
     let read = key_of("read").await;
     let deploy = key_of("deploy").await;
+    let admin_key = key_of("admin").await;
 
     let mut public = BTreeSet::new();
     for (method, path, op) in &ops {
@@ -132,12 +134,12 @@ async fn every_operation_is_served_with_the_role_the_document_states() {
         assert_eq!(status, 401, "{what} without a key: {body}");
         assert_eq!(body["error"]["code"], "unauthorized", "{what}");
         // A key of each role below the stated one is refused; one of that role is not.
-        let ranks = ["read", "deploy", "admin"];
+        let ranks = ["read", "deploy", "admin", "operator"];
         let rank = ranks
             .iter()
             .position(|r| *r == role)
             .unwrap_or_else(|| panic!("{what} states role {role:?}, not one of {ranks:?}"));
-        for (key, key_role) in [(&read, "read"), (&deploy, "deploy")] {
+        for (key, key_role) in [(&read, "read"), (&deploy, "deploy"), (&admin_key, "admin")] {
             let key_rank = ranks.iter().position(|r| *r == key_role).unwrap();
             let (status, body) = send(&node, Some(key), method, &url).await;
             assert!(

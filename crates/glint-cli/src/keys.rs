@@ -38,18 +38,20 @@ async fn create(client: &Client, name: &str, role: &str, format: Format) -> Resu
         .request(Method::POST, "/api/v1/keys")
         .json(&json!({ "name": name, "role": role }));
     let body = client.json(req).await?;
+    print_created(&body, &format!("{role} key '{name}'"), format);
+    Ok(())
+}
+
+/// Prints a key just made, `what` saying which: JSON as the API gave it, or the key
+/// with a reminder that it is shown once.
+pub fn print_created(body: &serde_json::Value, what: &str, format: Format) {
     if format == Format::Json {
-        output::print_json(&body);
-        return Ok(());
+        output::print_json(body);
+        return;
     }
-    println!(
-        "created {} key '{name}' ({})",
-        role,
-        body["id"].as_str().unwrap_or("?")
-    );
+    println!("created {what} ({})", body["id"].as_str().unwrap_or("?"));
     println!("  {}", body["key"].as_str().unwrap_or("?"));
     println!("the key is shown only this once; store it now");
-    Ok(())
 }
 
 async fn list(client: &Client, format: Format) -> Result<()> {

@@ -24,6 +24,7 @@ mod secret;
 mod serve;
 mod spin;
 mod status;
+mod tenants;
 mod toolchain;
 
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ enum Command {
     Login(login::LoginArgs),
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
     /// Print shell completions.
     #[command(after_help = "Example:\n  glint completions bash > /etc/bash_completion.d/glint")]
     Completions {
@@ -175,6 +178,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Execute(args) => return execute::run(args, connect).await,
         Command::Login(_) => login::run(login_url, login_key, login_ca, cli.profile).await?,
         Command::Keys(command) => keys::run(command, connect, format).await?,
+        Command::Tenants(command) => tenants::run(command, connect, format).await?,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "glint", &mut std::io::stdout());
         }

@@ -53,14 +53,38 @@ impl KeyTable {
 pub const MIN_KEY_CHARS: usize = 32;
 
 const ENV_KEY_NAME: &str = "admin (GLINT_ADMIN_KEY)";
+const FIRST_KEY_NAME: &str = "admin (first start)";
 
-/// Makes sure the node has an admin key, as `glint serve` promises, without ever bringing
-/// a revoked key back:
-/// - `GLINT_ADMIN_KEY`, when set, is an admin key (unless it was revoked); a new value
+/// Makes sure the node has an operator key (the role above every tenant's admin), as
+/// `glint serve` promises, without ever bringing a revoked key back:
+/// - `GLINT_ADMIN_KEY`, when set, is an operator key (unless it was revoked); a new value
 ///   revokes the key the previous value made;
 /// - on the very first start (no key was ever made) without it, a new key is made,
 ///   printed once and written to `DIR/admin-key`. Later starts only read the store.
+///
+/// A store from before the operator role has these keys as admins: while no live key
+/// is an operator, they become operators.
 pub async fn bootstrap_admin_key(
+    store: &dyn KeyStore,
+    data_dir: &Path,
+    from_env: Option<String>,
+) -> anyhow::Result<()> {
+    make_node_key(store, data_dir, from_env).await?;
+    let tenant = TenantId::default_tenant();
+    let keys = store.keys(&tenant).await?;
+    if keys.iter().any(|k| k.role == Role::Operator) {
+        return Ok(());
+    }
+    for key in keys.iter().filter(|k| {
+        k.role == Role::Admin && [ENV_KEY_NAME, FIRST_KEY_NAME].contains(&k.name.as_str())
+    }) {
+        store.set_key_role(&tenant, &key.id, Role::Operator).await?;
+        tracing::warn!(key = %key.id, name = %key.name, "this node's own key is now an operator key (the role above every tenant's admin)");
+    }
+    Ok(())
+}
+
+async fn make_node_key(
     store: &dyn KeyStore,
     data_dir: &Path,
     from_env: Option<String>,
@@ -75,7 +99,13 @@ pub async fn bootstrap_admin_key(
         );
         let hash = hash_key(key);
         let made = store
-            .create_key(&tenant, ENV_KEY_NAME, Role::Admin, &hash, &key_prefix(key))
+            .create_key(
+                &tenant,
+                ENV_KEY_NAME,
+                Role::Operator,
+                &hash,
+                &key_prefix(key),
+            )
             .await?;
         for old in store.keys(&tenant).await? {
             if old.name == ENV_KEY_NAME && old.id != made.id {
@@ -104,8 +134,8 @@ pub async fn bootstrap_admin_key(
     store
         .create_key(
             &tenant,
-            "admin (first start)",
-            Role::Admin,
+            FIRST_KEY_NAME,
+            Role::Operator,
             &hash_key(&key),
             &key_prefix(&key),
         )

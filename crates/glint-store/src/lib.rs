@@ -179,6 +179,9 @@ pub trait KeyStore: Send + Sync {
     /// Every live key with its hash, for the node's in-memory auth table.
     async fn all_key_hashes(&self) -> Result<Vec<(String, ApiKeyRecord)>>;
     async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()>;
+    /// Gives a live key another role (a node upgraded to tenants makes its first keys
+    /// the operator's).
+    async fn set_key_role(&self, tenant: &TenantId, id: &str, role: Role) -> Result<()>;
     /// Whether any key was ever stored, revoked ones included.
     async fn any_key_made(&self) -> Result<bool>;
 }
@@ -293,14 +296,45 @@ pub trait Nodes: Send + Sync {
     }
 }
 
+/// The tenants of a store. `default` always exists: a single-user node runs everything
+/// under it, and the operator's keys belong to it.
+#[async_trait]
+pub trait Tenants: Send + Sync {
+    /// Makes a tenant; [`StoreError::Conflict`] if it exists.
+    async fn create_tenant(&self, id: &TenantId) -> Result<TenantRecord>;
+    /// [`StoreError::NotFound`] if there is none by that name.
+    async fn tenant(&self, id: &TenantId) -> Result<TenantRecord>;
+    /// Every tenant, by name.
+    async fn tenants(&self) -> Result<Vec<TenantRecord>>;
+}
+
 /// Everything a node needs from storage, except KV.
 pub trait Store:
-    Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Changes + Nodes + Close
+    Registry
+    + Artifacts
+    + LogStore
+    + KeyStore
+    + Secrets
+    + UsageStore
+    + Changes
+    + Nodes
+    + Tenants
+    + Close
 {
 }
 
-impl<T: Registry + Artifacts + LogStore + KeyStore + Secrets + UsageStore + Changes + Nodes + Close>
-    Store for T
+impl<
+    T: Registry
+        + Artifacts
+        + LogStore
+        + KeyStore
+        + Secrets
+        + UsageStore
+        + Changes
+        + Nodes
+        + Tenants
+        + Close,
+> Store for T
 {
 }
 

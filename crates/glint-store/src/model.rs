@@ -133,6 +133,67 @@ impl TenantId {
     pub fn default_tenant() -> Self {
         Self(DEFAULT_TENANT.to_string())
     }
+
+    /// A new tenant's name, which must also be a DNS label (it names hosts such as
+    /// `<function>.<tenant>.example.com`): 1 to 63 of `a-z`, `0-9` and '-', with no '-'
+    /// at either end. Tenants made before this rule keep their names.
+    pub fn new_tenant(name: &str) -> Result<Self, StoreError> {
+        let ok_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if name.is_empty()
+            || name.len() > 63
+            || !ok_chars
+            || name.starts_with('-')
+            || name.ends_with('-')
+        {
+            return Err(StoreError::InvalidName(format!(
+                "tenant name {name:?} is invalid: use 1 to 63 lowercase letters, digits or '-', \
+                 not starting or ending with '-' (it becomes part of host names)"
+            )));
+        }
+        Ok(Self(name.to_string()))
+    }
+}
+
+/// Whether a tenant's functions serve.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl FromStr for TenantStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "active" => Ok(TenantStatus::Active),
+            "suspended" => Ok(TenantStatus::Suspended),
+            _ => Err(StoreError::Invalid(format!(
+                "tenant status {s:?} is not known"
+            ))),
+        }
+    }
+}
+
+/// A tenant: the owner of functions, KV stores, secrets, keys, logs and usage.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub status: TenantStatus,
+    pub created_at_ms: i64,
 }
 
 impl AliasName {
@@ -192,6 +253,8 @@ pub enum Role {
     Deploy,
     /// Also manage API keys.
     Admin,
+    /// Also manage tenants: the node's own, above every tenant's admin.
+    Operator,
 }
 
 impl Role {
@@ -200,6 +263,7 @@ impl Role {
             Role::Read => "read",
             Role::Deploy => "deploy",
             Role::Admin => "admin",
+            Role::Operator => "operator",
         }
     }
 }
@@ -211,8 +275,9 @@ impl FromStr for Role {
             "read" => Ok(Role::Read),
             "deploy" => Ok(Role::Deploy),
             "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
             _ => Err(StoreError::InvalidName(format!(
-                "role {s:?} is invalid: use admin, deploy or read"
+                "role {s:?} is invalid: use operator, admin, deploy or read"
             ))),
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use glint_store::{ApiKeyRecord, Role};
+use glint_store::{ApiKeyRecord, Role, TenantId};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,9 +21,35 @@ pub struct NewKey {
     /// What the key is for, 1 to 100 characters.
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
-    /// `admin`, `deploy` or `read`.
+    /// `admin`, `deploy` or `read`; `operator` for an operator's key in its own tenant.
+    /// At most the calling key's own role.
     #[schema(value_type = Role)]
     pub role: String,
+}
+
+/// Refuses a key above the calling key's role, and an operator key outside the
+/// operator's tenant.
+pub fn check_role(caller: &Caller, tenant: &TenantId, role: Role) -> Result<(), ApiError> {
+    if role > caller.role {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this API key has role '{}' and can make keys of that role or below, not '{role}'",
+                caller.role
+            ),
+        ));
+    }
+    if role == Role::Operator && tenant.as_str() != glint_store::DEFAULT_TENANT {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "operator keys belong to the operator's tenant 'default', not '{tenant}'; make an admin key for a tenant"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A new key: shown once.
@@ -74,6 +100,7 @@ impl NewKey {
     responses(
         (status = 201, description = "The new key, shown this once", body = CreatedKey),
         (status = 400, description = "The name or role is invalid (`invalid_name`)", body = ErrorBody),
+        (status = 403, description = "The role is above the calling key's (`forbidden`)", body = ErrorBody),
     ),
 )]
 pub async fn create(
@@ -81,29 +108,32 @@ pub async fn create(
     caller: Caller,
     Json(new): Json<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
-    let (role, _) = new.checked()?;
+    let (role, name) = new.checked()?;
+    check_role(&caller, &caller.tenant, role)?;
+    let created = make_key(&node, &caller.tenant, name, role).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Makes a key of `tenant` and puts it to work on this node at once.
+pub async fn make_key(
+    node: &Node,
+    tenant: &TenantId,
+    name: &str,
+    role: Role,
+) -> Result<CreatedKey, ApiError> {
     let key = generate_key();
     let record = node
         .store
-        .create_key(
-            &caller.tenant,
-            new.name.trim(),
-            role,
-            &hash_key(&key),
-            &key_prefix(&key),
-        )
+        .create_key(tenant, name, role, &hash_key(&key), &key_prefix(&key))
         .await?;
     node.keys.reload(node.store.as_ref()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            key,
-            id: record.id,
-            name: record.name,
-            role: record.role,
-            note: "the key is shown only once; store it now".to_string(),
-        }),
-    ))
+    Ok(CreatedKey {
+        key,
+        id: record.id,
+        name: record.name,
+        role: record.role,
+        note: "the key is shown only once; store it now".to_string(),
+    })
 }
 
 /// The tenant's API keys: names, roles and prefixes, never the keys.

@@ -14,6 +14,7 @@ pub use keys::NewKey;
 pub use logs::parse_time;
 mod openapi;
 mod secrets;
+mod tenants;
 mod usage;
 
 use std::sync::Arc;
@@ -163,7 +164,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .routes(routes!(kv::stores))
         .routes(routes!(kv::keys))
         .routes(routes!(kv::get))
-        .routes(routes!(secrets::list));
+        .routes(routes!(secrets::list))
+        .routes(routes!(tenants::own));
     let (schemas, paths, upload) = routes!(functions::deploy);
     let upload = upload.layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES));
     let (kv_schemas, kv_paths, kv_write) = routes!(kv::set, kv::delete);
@@ -180,6 +182,10 @@ pub fn router(node: Arc<Node>) -> Router {
     let admin = OpenApiRouter::new()
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke));
+    let operator = OpenApiRouter::new()
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::show))
+        .routes(routes!(tenants::create_key));
     let public = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -194,6 +200,7 @@ pub fn router(node: Arc<Node>) -> Router {
         (Role::Read, read),
         (Role::Deploy, deploy),
         (Role::Admin, admin),
+        (Role::Operator, operator),
     ] {
         let (group_router, mut group_api) = group
             .route_layer(middleware::from_fn_with_state((node.clone(), role), auth))

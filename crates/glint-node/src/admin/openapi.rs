@@ -27,7 +27,8 @@ pub const BEARER: &str = "bearer";
                        API keys, logs and usage on a Glint node. Every route but the public ones \
                        (`/healthz`, `/readyz`, `/version`, this document) needs \
                        `Authorization: Bearer <key>`; each operation's security requirement names \
-                       the least role its key needs (`read` < `deploy` < `admin`). Errors answer \
+                       the least role its key needs (`read` < `deploy` < `admin` < `operator`). \
+                       Errors answer \
                        `{\"error\": {\"code\", \"message\"}}` with a stable code and a message that \
                        says what to do.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
@@ -42,6 +43,7 @@ pub const BEARER: &str = "bearer";
         (name = "kv", description = "KV stores and their keys"),
         (name = "secrets", description = "Secrets: names and times, never values"),
         (name = "keys", description = "API keys"),
+        (name = "tenants", description = "Tenants: the operator's, and each key's own"),
     ),
 )]
 pub struct ApiDoc;

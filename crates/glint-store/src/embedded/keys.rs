@@ -122,4 +122,23 @@ impl KeyStore for EmbeddedStore {
         .await
         .inspect(|_| self.changed(crate::Change::Keys))
     }
+
+    async fn set_key_role(&self, tenant: &TenantId, id: &str, role: Role) -> Result<()> {
+        let (tenant, id) = (tenant.clone(), id.to_string());
+        self.with(move |conn| {
+            let n = conn.execute(
+                "UPDATE api_keys SET role = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at_ms IS NULL",
+                params![tenant.as_str(), id, role.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "no live API key '{id}'; `glint keys list` shows the keys"
+                ))
+                .into());
+            }
+            Ok(())
+        })
+        .await
+        .inspect(|_| self.changed(crate::Change::Keys))
+    }
 }

@@ -22,6 +22,7 @@ mod logs;
 mod registry;
 mod schema;
 mod secrets;
+mod tenants;
 mod usage;
 
 pub use kv::EmbeddedKv;

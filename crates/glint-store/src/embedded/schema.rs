@@ -11,7 +11,8 @@ use crate::model::{DEFAULT_TENANT, now_ms};
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
-    created_at_ms INTEGER NOT NULL
+    created_at_ms INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active'
 );
 CREATE TABLE IF NOT EXISTS functions (
     tenant TEXT NOT NULL,
@@ -129,6 +130,14 @@ pub(super) fn migrate(conn: &Connection) -> DbResult<()> {
         // Versions from before WASI 0.3 was accepted all speak 0.2.
         conn.execute_batch(
             "ALTER TABLE versions ADD COLUMN world TEXT NOT NULL DEFAULT 'wasi-0.2';",
+        )?;
+    }
+    let has_status: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('tenants') WHERE name = 'status'")?
+        .exists([])?;
+    if !has_status {
+        conn.execute_batch(
+            "ALTER TABLE tenants ADD COLUMN status TEXT NOT NULL DEFAULT 'active';",
         )?;
     }
     conn.execute(

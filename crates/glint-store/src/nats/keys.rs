@@ -19,6 +19,48 @@ struct StoredKey {
 }
 
 impl NatsStore {
+    /// Changes a live key's record with a revision-checked write; `what` names it in
+    /// errors.
+    async fn change_live_key(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        what: &str,
+        change: impl FnOnce(&mut StoredKey),
+    ) -> Result<()> {
+        let not_found = || {
+            StoreError::NotFound(format!(
+                "no live API key '{id}'; `glint keys list` shows the keys"
+            ))
+        };
+        let key = names::api_key_key(tenant, id);
+        let entry = self
+            .registry_entry_at_origin(&key, "reading an API key")
+            .await?
+            .filter(|e| e.operation == kv::Operation::Put)
+            .ok_or_else(not_found)?;
+        let mut stored: StoredKey = from_json("an API key record", &entry.value)?;
+        if stored.revoked_at_ms.is_some() {
+            return Err(not_found());
+        }
+        change(&mut stored);
+        match self
+            .registry
+            .write
+            .update(&key, to_json("an API key", &stored)?, entry.revision)
+            .await
+        {
+            Ok(revision) => {
+                self.registry.settle(&key, revision).await;
+                Ok(())
+            }
+            // Changed by another node meanwhile: revoked, or its role changed, which
+            // only a node's start does, to the same role.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(not_found()),
+            Err(e) => Err(self.registry.unreachable(what, e)),
+        }
+    }
+
     async fn stored_keys(&self, filter: &str) -> Result<Vec<StoredKey>> {
         scan::entries(&self.client, &self.registry.here, filter)
             .await?
@@ -86,36 +128,17 @@ impl KeyStore for NatsStore {
     }
 
     async fn revoke_key(&self, tenant: &TenantId, id: &str) -> Result<()> {
-        let not_found = || {
-            StoreError::NotFound(format!(
-                "no live API key '{id}'; `glint keys list` shows the keys"
-            ))
-        };
-        let key = names::api_key_key(tenant, id);
-        let entry = self
-            .registry_entry_at_origin(&key, "reading an API key")
-            .await?
-            .filter(|e| e.operation == kv::Operation::Put)
-            .ok_or_else(not_found)?;
-        let mut stored: StoredKey = from_json("an API key record", &entry.value)?;
-        if stored.revoked_at_ms.is_some() {
-            return Err(not_found());
-        }
-        stored.revoked_at_ms = Some(now_ms());
-        match self
-            .registry
-            .write
-            .update(&key, to_json("an API key", &stored)?, entry.revision)
-            .await
-        {
-            Ok(revision) => {
-                self.registry.settle(&key, revision).await;
-                Ok(())
-            }
-            // Revoked (the only change a key sees) by another node meanwhile.
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(not_found()),
-            Err(e) => Err(self.registry.unreachable("revoking an API key", e)),
-        }
+        self.change_live_key(tenant, id, "revoking an API key", |stored| {
+            stored.revoked_at_ms = Some(now_ms())
+        })
+        .await
+    }
+
+    async fn set_key_role(&self, tenant: &TenantId, id: &str, role: Role) -> Result<()> {
+        self.change_live_key(tenant, id, "changing an API key's role", |stored| {
+            stored.record.role = role
+        })
+        .await
     }
 
     async fn any_key_made(&self) -> Result<bool> {

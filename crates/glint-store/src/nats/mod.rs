@@ -23,6 +23,7 @@ mod nodes;
 mod registry;
 mod scan;
 mod secrets;
+mod tenants;
 mod url;
 mod usage;
 

@@ -117,6 +117,11 @@ pub(crate) fn route_key(route: &str) -> String {
 }
 
 /// An API key's record, by tenant and id.
+/// A tenant's record in the registry.
+pub(crate) fn tenant_key(tenant: &TenantId) -> String {
+    format!("tenant.{tenant}")
+}
+
 pub(crate) fn api_key_key(tenant: &TenantId, id: &str) -> String {
     format!("apikey.{tenant}.{}", escape_key(id))
 }

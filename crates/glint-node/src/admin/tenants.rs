@@ -1,0 +1,166 @@
+//! `/api/v1/tenants`: the operator makes tenants and their keys; `/api/v1/tenant`: any
+//! key reads its own tenant.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use glint_store::{Role, TenantId, TenantRecord};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Caller;
+use super::extract::{Json, Path};
+use super::keys::{CreatedKey, NewKey, check_role, make_key};
+use super::openapi::ErrorBody;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// The name of the key a new tenant gets.
+const FIRST_KEY_NAME: &str = "admin (first key)";
+
+/// Every tenant.
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<TenantRecord>,
+}
+
+/// Every tenant of the store, by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    responses((status = 200, description = "The tenants", body = TenantList)),
+)]
+pub async fn list(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+) -> Result<Json<TenantList>, ApiError> {
+    Ok(Json(TenantList {
+        tenants: node.store.tenants().await?,
+    }))
+}
+
+/// A tenant to make.
+#[derive(Deserialize, ToSchema)]
+pub struct NewTenant {
+    /// 1 to 63 lowercase letters, digits or '-', not starting or ending with '-': it
+    /// becomes part of host names.
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub name: String,
+}
+
+/// A new tenant and its first admin key.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTenant {
+    pub tenant: TenantId,
+    /// The tenant's first admin key; it is shown only this once.
+    pub key: String,
+    pub key_id: String,
+    pub note: String,
+}
+
+/// Makes a tenant, with an admin key that manages it and nothing else.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The tenant and its first admin key, shown this once", body = CreatedTenant),
+        (status = 400, description = "The name is invalid (`invalid_name`)", body = ErrorBody),
+        (status = 409, description = "A tenant of that name exists (`conflict`)", body = ErrorBody),
+    ),
+)]
+pub async fn create(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Json(new): Json<NewTenant>,
+) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
+    let tenant = TenantId::new_tenant(&new.name)?;
+    node.store.create_tenant(&tenant).await?;
+    // Should this fail, the tenant stays, and `POST /api/v1/tenants/{t}/keys` gives it
+    // a key.
+    let key = make_key(&node, &tenant, FIRST_KEY_NAME, Role::Admin).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedTenant {
+            tenant,
+            key: key.key,
+            key_id: key.id,
+            note: "the key is shown only once; store it now".to_string(),
+        }),
+    ))
+}
+
+/// The `{tenant}` of a tenant's paths.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant's name.
+    #[param(value_type = TenantId)]
+    pub tenant: String,
+}
+
+/// One tenant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn show(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let tenant: TenantId = tenant.parse()?;
+    Ok(Json(node.store.tenant(&tenant).await?))
+}
+
+/// Makes a key of a tenant: its admin's lost key replaced, say.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/keys",
+    tag = "tenants",
+    params(TenantPath),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The new key, shown this once", body = CreatedKey),
+        (status = 403, description = "An operator key outside the operator's tenant (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn create_key(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+    Json(new): Json<NewKey>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let tenant: TenantId = tenant.parse()?;
+    let (role, name) = new.checked()?;
+    check_role(&caller, &tenant, role)?;
+    node.store.tenant(&tenant).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(make_key(&node, &tenant, name, role).await?),
+    ))
+}
+
+/// The tenant of the calling key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenant",
+    tag = "tenants",
+    responses((status = 200, description = "The caller's tenant", body = TenantRecord)),
+)]
+pub async fn own(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> Result<Json<TenantRecord>, ApiError> {
+    Ok(Json(node.store.tenant(&caller.tenant).await?))
+}

@@ -1,0 +1,184 @@
+//! Tenants: the node's first key is the operator's, which makes tenants; a tenant's
+//! admin manages its own functions and keys and sees nothing of anyone else's.
+
+use glint_e2e::{Node, guest};
+use serde_json::{Value, json};
+
+fn manifest(route: &str) -> String {
+    format!("route = \"{route}\"\n")
+}
+
+async fn make_key(admin: &glint_e2e::Admin, path: &str, name: &str, role: &str) -> (u16, Value) {
+    let req = admin
+        .request(reqwest::Method::POST, path)
+        .json(&json!({ "name": name, "role": role }));
+    admin.send(req).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_makes_tenants_whose_admins_manage_only_their_own() {
+    let node = Node::start();
+    let operator = node.admin();
+    let (status, keys) = operator.get("/api/v1/keys").await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys["keys"][0]["role"], "operator", "the first key: {keys}");
+
+    // `glint tenants create NAME --output json` prints the tenant and its key, only.
+    let (ok, out, err) = node.cli(
+        &node.key,
+        &["tenants", "create", "acme", "--output", "json"],
+    );
+    assert!(ok, "{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    let fields: Vec<&String> = made.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["key", "tenant"], "{out}");
+    assert_eq!(made["tenant"], "acme");
+    let acme = node.admin_with_key(made["key"].as_str());
+
+    let (status, own) = acme.get("/api/v1/tenant").await;
+    assert_eq!(
+        (status, own["id"].clone(), own["status"].clone()),
+        (200, json!("acme"), json!("active"))
+    );
+    let (status, acme_keys) = acme.get("/api/v1/keys").await;
+    assert_eq!(status, 200);
+    let acme_keys = acme_keys["keys"].as_array().unwrap().clone();
+    assert_eq!(acme_keys.len(), 1, "{acme_keys:?}");
+    assert_eq!(acme_keys[0]["role"], "admin");
+
+    // Each tenant sees its own functions only, even under the same name.
+    operator
+        .deploy_ok("hello", &manifest("/hello"), guest("hello"))
+        .await;
+    let (status, body) = acme.get("/api/v1/functions/hello").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("function_not_found")),
+        "{body}"
+    );
+    acme.deploy_ok("hello", &manifest("/acme-hello"), guest("hello"))
+        .await;
+    for (who, route) in [(&operator, "/hello"), (&acme, "/acme-hello")] {
+        let (_, list) = who.get("/api/v1/functions").await;
+        let routes: Vec<&str> = list["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["route"].as_str().unwrap())
+            .collect();
+        assert_eq!(routes, [route]);
+    }
+    assert_eq!(node.call("/acme-hello").await.0, 200);
+
+    // A tenant's admin manages its own keys, up to its own role, and no tenants.
+    let (status, body) = make_key(&acme, "/api/v1/keys", "ci", "operator").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    let (status, body) = make_key(&acme, "/api/v1/keys", "ci", "deploy").await;
+    assert_eq!(status, 201, "{body}");
+    for path in [
+        "/api/v1/tenants",
+        "/api/v1/tenants/acme",
+        "/api/v1/tenants/default",
+    ] {
+        let (status, body) = acme.get(path).await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, body) = make_key(&acme, "/api/v1/tenants/acme/keys", "x", "admin").await;
+    assert_eq!(status, 403, "{body}");
+
+    // An admin of the operator's own tenant is not an operator.
+    let (status, body) = make_key(&operator, "/api/v1/keys", "default-admin", "admin").await;
+    assert_eq!(status, 201, "{body}");
+    let default_admin = node.admin_with_key(body["key"].as_str());
+    let (status, body) = default_admin.get("/api/v1/tenants").await;
+    assert_eq!(status, 403, "{body}");
+
+    // The operator lists, shows and gives keys to tenants; names are checked.
+    let (ok, out, err) = node.cli(&node.key, &["tenants", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("acme") && out.contains("default"), "{out}");
+    let (status, shown) = operator.get("/api/v1/tenants/acme").await;
+    assert_eq!((status, shown["id"].clone()), (200, json!("acme")));
+    let (status, body) = operator.get("/api/v1/tenants/nobody").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("not_found")),
+        "{body}"
+    );
+    let (status, body) = make_key(&operator, "/api/v1/tenants/acme/keys", "lost", "admin").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = make_key(&operator, "/api/v1/tenants/acme/keys", "x", "operator").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    let (status, body) = make_key(&operator, "/api/v1/tenants/nobody/keys", "x", "admin").await;
+    assert_eq!(status, 404, "{body}");
+    let create = |name: &'static str| {
+        let req = operator
+            .request(reqwest::Method::POST, "/api/v1/tenants")
+            .json(&json!({ "name": name }));
+        operator.send(req)
+    };
+    let (status, body) = create("acme").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("conflict")),
+        "{body}"
+    );
+    for bad in ["Acme", "-acme", "acme-", "a_b", ""] {
+        let (status, body) = create(bad).await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (400, json!("invalid_name")),
+            "{bad:?}: {body}"
+        );
+    }
+    let (ok, _, err) = node.cli(made["key"].as_str().unwrap(), &["tenants", "list"]);
+    assert!(!ok && err.contains("operator"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_from_before_tenants_makes_its_own_key_the_operators() {
+    if glint_e2e::nats::nodes_on_nats() {
+        return; // the store's file is SQLite's; the NATS pass has no such file
+    }
+    let mut node = Node::start();
+    assert!(node.stop());
+    // The node's key as a node before the operator role made it: an admin.
+    {
+        let url = glint_store::StoreUrl::Sqlite(node.data_dir.clone());
+        let stores = glint_store::Stores::open(&url, Default::default())
+            .await
+            .unwrap();
+        let tenant = glint_store::TenantId::default_tenant();
+        let keys = stores.keys.keys(&tenant).await.unwrap();
+        assert_eq!(keys.len(), 1);
+        stores
+            .keys
+            .set_key_role(&tenant, &keys[0].id, glint_store::Role::Admin)
+            .await
+            .unwrap();
+        assert_eq!(
+            stores.keys.keys(&tenant).await.unwrap()[0].role,
+            glint_store::Role::Admin
+        );
+        stores.close().await.unwrap();
+    }
+    node.restart();
+    let (status, keys) = node.admin().get("/api/v1/keys").await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys["keys"][0]["role"], "operator", "{keys}");
+    let (status, body) = node.admin().get("/api/v1/tenants").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        node.log().contains("is now an operator key"),
+        "{}",
+        node.log()
+    );
+}
