@@ -543,3 +543,48 @@ async fn a_node_reaches_nats_over_tls_with_a_token() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_suspended_on_one_node_is_suspended_on_every_node() {
+    let cluster = Cluster::start(2);
+    let operator = cluster.nodes[0].admin();
+    let req = operator
+        .request(Method::POST, "/api/v1/tenants")
+        .json(&json!({ "name": "acme" }));
+    let (status, made) = operator.send(req).await;
+    assert_eq!(status, 201, "{made}");
+    let acme = cluster.nodes[0].admin_with_key(made["key"].as_str());
+    acme.deploy_ok("hello", "route = \"/acme\"\n", guest("hello"))
+        .await;
+    assert_eq!(cluster.nodes[1].call("/acme").await.0, 200);
+
+    let suspend = |action: &'static str| {
+        let operator = cluster.nodes[0].admin();
+        async move {
+            let path = format!("/api/v1/tenants/acme/{action}");
+            operator.send(operator.request(Method::POST, &path)).await
+        }
+    };
+    let (status, body) = suspend("suspend").await;
+    assert_eq!(status, 200, "{body}");
+    // The other node follows the change: its calls get 403 too.
+    let answer = |want: u16| {
+        let node = &cluster.nodes[1];
+        glint_e2e::wait_until(
+            "n2 answers the tenant's function with the tenant's status",
+            Duration::from_secs(10),
+            move || async move {
+                let (status, body) = node.call("/acme").await;
+                if status == want {
+                    Ok(())
+                } else {
+                    Err(format!("{status} {body}"))
+                }
+            },
+        )
+    };
+    answer(403).await;
+    let (status, body) = suspend("resume").await;
+    assert_eq!(status, 200, "{body}");
+    answer(200).await;
+}

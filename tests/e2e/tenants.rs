@@ -182,3 +182,86 @@ async fn a_node_from_before_tenants_makes_its_own_key_the_operators() {
         node.log()
     );
 }
+
+/// Makes tenant `name` through the API; returns its admin.
+async fn tenant(node: &Node, name: &str) -> glint_e2e::Admin {
+    let operator = node.admin();
+    let req = operator
+        .request(reqwest::Method::POST, "/api/v1/tenants")
+        .json(&json!({ "name": name }));
+    let (status, made) = operator.send(req).await;
+    assert_eq!(status, 201, "{made}");
+    node.admin_with_key(made["key"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_tenants_functions_answer_403_and_keep_their_data() {
+    let node = Node::start();
+    let operator = node.admin();
+    let acme = tenant(&node, "acme").await;
+    let counter =
+        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
+            .unwrap();
+    acme.deploy_ok(
+        "counter",
+        &counter.replace(
+            "name = \"counter\"",
+            "name = \"counter\"\nroute = \"/acme-counter\"",
+        ),
+        guest("counter"),
+    )
+    .await;
+    operator
+        .deploy_ok("hello", &manifest("/hello"), guest("hello"))
+        .await;
+    let count = |method: reqwest::Method| node.send(method, "/acme-counter/hits", Vec::new());
+    assert_eq!(count(reqwest::Method::POST).await, (200, "1\n".into()));
+
+    let (ok, out, err) = node.cli(&node.key, &["tenants", "suspend", "acme"]);
+    assert!(ok && out.contains("suspended"), "{out}{err}");
+    // Its functions answer 403 with the reason; other tenants' serve on.
+    let (status, body) = count(reqwest::Method::GET).await;
+    assert_eq!(status, 403, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "tenant_suspended", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("acme"),
+        "{body}"
+    );
+    assert_eq!(node.call("/hello").await.0, 200);
+    // Its keys read, and change nothing.
+    let (status, functions) = acme.get("/api/v1/functions").await;
+    assert_eq!(status, 200, "{functions}");
+    let (status, value) = acme.get("/api/v1/kv").await;
+    assert_eq!(status, 200, "{value}");
+    let (status, body) = acme
+        .deploy("hello", &manifest("/acme-hello"), guest("hello"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("tenant_suspended")),
+        "{body}"
+    );
+    let (status, body) = acme
+        .put("/api/v1/secrets/TOKEN", json!({ "value": "x" }))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, shown) = operator.get("/api/v1/tenants/acme").await;
+    assert_eq!(shown["status"], "suspended");
+
+    // The operator's own tenant is never suspended; a missing one is not found.
+    for (path, status) in [
+        ("/api/v1/tenants/default/suspend", 409),
+        ("/api/v1/tenants/nobody/suspend", 404),
+    ] {
+        let (got, body) = operator
+            .send(operator.request(reqwest::Method::POST, path))
+            .await;
+        assert_eq!(got, status, "{path}: {body}");
+    }
+
+    // Resumed, it serves with its data as it was.
+    let (ok, out, err) = node.cli(&node.key, &["tenants", "resume", "acme"]);
+    assert!(ok && out.contains("active"), "{out}{err}");
+    assert_eq!(count(reqwest::Method::POST).await, (200, "2\n".into()));
+}

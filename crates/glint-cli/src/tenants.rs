@@ -10,7 +10,7 @@ use crate::output::{self, Format};
 /// Make, list and show tenants (operator).
 #[derive(clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy"
+    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme"
 )]
 pub enum TenantsCommand {
     /// Make a tenant; prints its first admin key, shown once.
@@ -22,6 +22,10 @@ pub enum TenantsCommand {
     List,
     /// Show one tenant.
     Show { name: String },
+    /// Suspend a tenant: its functions answer 403 and its keys only read; its data stays.
+    Suspend { name: String },
+    /// Resume a suspended tenant.
+    Resume { name: String },
     /// Make a key of a tenant (its admin's lost key replaced, say); shown once.
     Key {
         tenant: String,
@@ -38,6 +42,8 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
         TenantsCommand::Create { name } => create(&client, &name, format).await,
         TenantsCommand::List => list(&client, format).await,
         TenantsCommand::Show { name } => show(&client, &name, format).await,
+        TenantsCommand::Suspend { name } => set_status(&client, &name, "suspend", format).await,
+        TenantsCommand::Resume { name } => set_status(&client, &name, "resume", format).await,
         TenantsCommand::Key { tenant, name, role } => {
             key(&client, &tenant, &name, &role, format).await
         }
@@ -90,6 +96,18 @@ async fn show(client: &Client, name: &str, format: Format) -> Result<()> {
     let body = client.get(&format!("/api/v1/tenants/{name}")).await?;
     output::show(format, &body, |body| {
         output::table(&["TENANT", "STATUS", "CREATED"], &[row(body)]);
+    });
+    Ok(())
+}
+
+async fn set_status(client: &Client, name: &str, action: &str, format: Format) -> Result<()> {
+    let req = client.request(Method::POST, &format!("/api/v1/tenants/{name}/{action}"));
+    let body = client.json(req).await?;
+    output::show(format, &body, |body| {
+        println!(
+            "tenant '{name}' is {}",
+            body["status"].as_str().unwrap_or("?")
+        );
     });
     Ok(())
 }

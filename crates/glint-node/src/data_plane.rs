@@ -294,6 +294,7 @@ async fn run(
     guest_path: String,
     arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
+    node.tenants.check_active(&entry.tenant)?;
     let log = Arc::new(InvocationLog {
         context: slot.log_context.clone(),
         execution_id: arrival.execution_id,

@@ -58,6 +58,9 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
         if let Err(e) = node.keys.reload(node.store.as_ref()).await {
             tracing::error!(error = %e, "cannot reload the API keys after a reset of the change feed; trying again");
             failed.push(Change::Reset);
+        } else if let Err(e) = node.tenants.reload(node.store.as_ref()).await {
+            tracing::error!(error = %e, "cannot reload the tenants after a reset of the change feed; trying again");
+            failed.push(Change::Reset);
         } else if let Err(e) = node.load_all().await {
             tracing::error!(error = %e, "cannot reload the functions after a reset of the change feed; trying again");
             failed.push(Change::Reset);
@@ -67,11 +70,13 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
         return failed;
     }
     let mut keys = false;
-    let mut tenants: HashSet<TenantId> = HashSet::new();
+    let mut tenant_changed = false;
+    let mut tenants: HashSet<TenantId> = HashSet::new(); // whose secrets changed
     let mut functions: HashSet<(TenantId, FunctionName)> = HashSet::new();
     for change in batch {
         match change {
             Change::Keys => keys = true,
+            Change::Tenant { .. } => tenant_changed = true,
             Change::Secrets { tenant } => {
                 tenants.insert(tenant);
             }
@@ -84,6 +89,12 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
     if keys && let Err(e) = node.keys.reload(node.store.as_ref()).await {
         tracing::error!(error = %e, "cannot reload the API keys after a change; trying again");
         failed.push(Change::Keys);
+    }
+    if tenant_changed && let Err(e) = node.tenants.reload(node.store.as_ref()).await {
+        tracing::error!(error = %e, "cannot reload the tenants after a change; trying again");
+        failed.push(Change::Tenant {
+            tenant: glint_store::TenantId::default_tenant(),
+        });
     }
     for tenant in &tenants {
         if let Err(e) = node.follow_tenant(tenant).await {

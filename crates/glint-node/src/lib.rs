@@ -20,6 +20,7 @@ pub mod node;
 pub mod routes;
 pub mod secrets;
 pub mod session;
+pub mod tenants;
 pub mod usage;
 
 use std::convert::Infallible;
@@ -289,6 +290,7 @@ impl Server {
         // The feed first, so no change made while the node loads is missed.
         let feed = stores.records.changes().await?;
         node.keys.reload(stores.keys.as_ref()).await?;
+        node.tenants.reload(stores.records.as_ref()).await?;
         node.load_all().await?;
 
         let housekeeping = start_housekeeping(node.clone(), stop_rx.clone());

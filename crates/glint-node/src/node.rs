@@ -70,6 +70,8 @@ pub struct Node {
     pub runtime: Arc<Runtime>,
     pub routes: ArcSwap<RouteTable>,
     pub keys: KeyTable,
+    /// The suspended tenants.
+    pub tenants: crate::tenants::TenantTable,
     pub logs: LogPipe,
     /// Usage metering, recent statistics and Prometheus metrics.
     pub meter: Arc<Meter>,
@@ -98,6 +100,7 @@ impl Node {
             runtime: parts.runtime,
             routes: ArcSwap::default(),
             keys: KeyTable::default(),
+            tenants: Default::default(),
             logs: parts.logs,
             meter: parts.meter,
             node_id: parts.node_id.into(),

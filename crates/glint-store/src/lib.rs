@@ -218,6 +218,8 @@ pub enum Change {
     Secrets { tenant: TenantId },
     /// An API key was made or revoked.
     Keys,
+    /// A tenant was made, suspended or resumed.
+    Tenant { tenant: TenantId },
     /// Changes may have been missed (the feed lagged or was cut): reload everything.
     Reset,
 }
@@ -306,6 +308,8 @@ pub trait Tenants: Send + Sync {
     async fn tenant(&self, id: &TenantId) -> Result<TenantRecord>;
     /// Every tenant, by name.
     async fn tenants(&self) -> Result<Vec<TenantRecord>>;
+    /// Suspends or resumes a tenant; [`StoreError::NotFound`] if there is none.
+    async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord>;
 }
 
 /// Everything a node needs from storage, except KV.

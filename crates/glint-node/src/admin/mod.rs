@@ -75,8 +75,8 @@ async fn auth(
 ) -> Response {
     // The dashboard's cookie only reads: a page elsewhere on this host (a function, on
     // the data plane) cannot make a signed-in browser deploy or delete anything.
-    let cookie_allowed = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
-    match caller(&node, needed, req.headers(), cookie_allowed) {
+    let reads = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    match caller(&node, needed, req.headers(), reads) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
@@ -93,7 +93,7 @@ fn caller(
     node: &Node,
     needed: Role,
     headers: &http::HeaderMap,
-    cookie_allowed: bool,
+    reads: bool,
 ) -> Result<Caller, ApiError> {
     let header = headers
         .get(http::header::AUTHORIZATION)
@@ -104,7 +104,7 @@ fn caller(
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let cookie = cookie_allowed.then(|| session_cookie(headers)).flatten();
+    let cookie = reads.then(|| session_cookie(headers)).flatten();
     let Some(key) = bearer.or(cookie) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -129,6 +129,10 @@ fn caller(
                 record.role, needed
             ),
         ));
+    }
+    // A suspended tenant's keys still read, so its data can be taken out.
+    if !reads {
+        node.tenants.check_active(&record.tenant)?;
     }
     Ok(Caller {
         tenant: record.tenant,
@@ -185,7 +189,9 @@ pub fn router(node: Arc<Node>) -> Router {
     let operator = OpenApiRouter::new()
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::show))
-        .routes(routes!(tenants::create_key));
+        .routes(routes!(tenants::create_key))
+        .routes(routes!(tenants::suspend))
+        .routes(routes!(tenants::resume));
     let public = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))

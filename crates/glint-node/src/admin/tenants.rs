@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use glint_store::{Role, TenantId, TenantRecord};
+use glint_store::{Role, TenantId, TenantRecord, TenantStatus};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -149,6 +149,67 @@ pub async fn create_key(
         StatusCode::CREATED,
         Json(make_key(&node, &tenant, name, role).await?),
     ))
+}
+
+/// Suspends a tenant: its functions answer 403 `tenant_suspended` on every node, and
+/// its keys may read but not change anything. Its data stays.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/suspend",
+    tag = "tenants",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant, suspended", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The operator's own tenant (`own_tenant`)", body = ErrorBody),
+    ),
+)]
+pub async fn suspend(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    set_status(&node, &caller, &tenant, TenantStatus::Suspended).await
+}
+
+/// Resumes a suspended tenant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/resume",
+    tag = "tenants",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The tenant, active", body = TenantRecord),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The operator's own tenant (`own_tenant`)", body = ErrorBody),
+    ),
+)]
+pub async fn resume(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+) -> Result<Json<TenantRecord>, ApiError> {
+    set_status(&node, &caller, &tenant, TenantStatus::Active).await
+}
+
+async fn set_status(
+    node: &Node,
+    caller: &Caller,
+    tenant: &str,
+    status: TenantStatus,
+) -> Result<Json<TenantRecord>, ApiError> {
+    let tenant: TenantId = tenant.parse()?;
+    if tenant == caller.tenant {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "own_tenant",
+            format!("'{tenant}' is the operator's own tenant, which is never suspended"),
+        ));
+    }
+    let record = node.store.set_tenant_status(&tenant, status).await?;
+    // At once on this node; the others follow the change.
+    node.tenants.reload(node.store.as_ref()).await?;
+    Ok(Json(record))
 }
 
 /// The tenant of the calling key.

@@ -42,6 +42,7 @@ impl Tenants for EmbeddedStore {
             Ok(record)
         })
         .await
+        .inspect(|r| self.changed(crate::Change::Tenant { tenant: r.id.clone() }))
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantRecord> {
@@ -73,5 +74,20 @@ impl Tenants for EmbeddedStore {
             rows.map(|r| parse(r?)).collect()
         })
         .await
+    }
+
+    async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
+        let tenant = id.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE tenants SET status = ?2 WHERE id = ?1",
+                params![tenant.as_str(), status.as_str()],
+            )?;
+            Ok(())
+        })
+        .await?;
+        let record = self.tenant(id).await?;
+        self.changed(crate::Change::Tenant { tenant: id.clone() });
+        Ok(record)
     }
 }

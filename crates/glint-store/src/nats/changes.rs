@@ -22,6 +22,7 @@ fn change_of(key: &str) -> Option<Change> {
         }),
         "secret" => Some(Change::Secrets { tenant: tenant? }),
         "apikey" => Some(Change::Keys),
+        "tenant" => Some(Change::Tenant { tenant: tenant? }),
         _ => None,
     }
 }

@@ -77,4 +77,57 @@ impl Tenants for NatsStore {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+
+    async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
+        let key = names::tenant_key(id);
+        // Revision-checked: a write that lost a race reads again and writes again.
+        loop {
+            let entry = self
+                .registry_entry_at_origin(&key, "reading a tenant")
+                .await?
+                .filter(|e| e.operation == kv::Operation::Put);
+            let (mut record, revision) = match entry {
+                Some(entry) => (
+                    from_json::<TenantRecord>("a tenant record", &entry.value)?,
+                    entry.revision,
+                ),
+                // `default` has no entry until its first change.
+                None if id.as_str() == DEFAULT_TENANT => (default_tenant(), 0),
+                None => {
+                    return Err(StoreError::NotFound(format!(
+                        "no tenant '{id}'; `glint tenants list` shows the tenants"
+                    )));
+                }
+            };
+            record.status = status;
+            let bytes = to_json("a tenant", &record)?;
+            let written = if revision == 0 {
+                self.registry.write.create(&key, bytes).await.map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                })
+            } else {
+                self.registry
+                    .write
+                    .update(&key, bytes, revision)
+                    .await
+                    .map_err(|e| {
+                        (
+                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                            e.to_string(),
+                        )
+                    })
+            };
+            match written {
+                Ok(revision) => {
+                    self.registry.settle(&key, revision).await;
+                    return Ok(record);
+                }
+                Err((true, _)) => continue,
+                Err((false, e)) => return Err(self.registry.unreachable("changing a tenant", e)),
+            }
+        }
+    }
 }
