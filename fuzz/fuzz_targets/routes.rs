@@ -1,11 +1,13 @@
 //! Route matching: routes on every line but the last, the request path on the last. A
 //! match is always a whole-segment prefix of the path, and the guest's path is the rest.
+//! The last line is also read as a `Host`: a function's host names a function and a
+//! tenant, neither empty nor holding a dot.
 #![no_main]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use glint_node::routes::{FunctionEntry, RouteTable};
+use glint_node::routes::{FunctionEntry, HostTarget, RouteTable, host_target};
 use glint_store::TenantId;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,9 +30,17 @@ fuzz_target!(|data: &[u8]| {
             ))
         });
     let table = RouteTable::from_entries(entries);
-    if let Some((entry, rest)) = table.resolve(path) {
+    if let Some((entry, rest)) = table.resolve(glint_store::DEFAULT_TENANT, path) {
         assert!(path.starts_with(entry.route.as_str()), "{path:?} {:?}", entry.route);
         assert_eq!(rest, &path[entry.route.len()..]);
         assert!(rest.is_empty() || rest.starts_with('/'), "{rest:?}");
+    }
+    match host_target(Some(path), Some("fn.example.com")) {
+        HostTarget::Function { tenant, name } => {
+            for part in [&tenant, &name] {
+                assert!(!part.is_empty() && !part.contains('.'), "{path:?}: {part:?}");
+            }
+        }
+        HostTarget::Tenant(tenant) => assert!(!tenant.is_empty() && !tenant.contains('.'), "{path:?}"),
     }
 });

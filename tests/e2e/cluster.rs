@@ -21,12 +21,19 @@ struct Cluster {
 impl Cluster {
     /// A NATS cluster of three and `n` nodes on it, ids n1..n3.
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// The same, each node with `args` added.
+    fn start_with(n: usize, args: &[&str]) -> Cluster {
         let nats = NatsCluster::start(3);
         let url = format!("{}?ns=glint", nats.url());
         let nodes = (1..=n)
             .map(|i| {
                 let id = format!("n{i}");
-                Node::start_with(KEY, &["--store", &url, "--node-id", &id])
+                let mut all = vec!["--store", &url, "--node-id", &id];
+                all.extend_from_slice(args);
+                Node::start_with(KEY, &all)
             })
             .collect();
         Cluster { nats, nodes }
@@ -546,7 +553,7 @@ async fn a_node_reaches_nats_over_tls_with_a_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_suspended_on_one_node_is_suspended_on_every_node() {
-    let cluster = Cluster::start(2);
+    let cluster = Cluster::start_with(2, &["--base-domain", "fn.test"]);
     let operator = cluster.nodes[0].admin();
     let req = operator
         .request(Method::POST, "/api/v1/tenants")
@@ -556,7 +563,10 @@ async fn a_tenant_suspended_on_one_node_is_suspended_on_every_node() {
     let acme = cluster.nodes[0].admin_with_key(made["key"].as_str());
     acme.deploy_ok("hello", "route = \"/acme\"\n", guest("hello"))
         .await;
-    assert_eq!(cluster.nodes[1].call("/acme").await.0, 200);
+    assert_eq!(
+        cluster.nodes[1].call_host("acme.fn.test", "/acme").await.0,
+        200
+    );
 
     let suspend = |action: &'static str| {
         let operator = cluster.nodes[0].admin();
@@ -574,7 +584,7 @@ async fn a_tenant_suspended_on_one_node_is_suspended_on_every_node() {
             "n2 answers the tenant's function with the tenant's status",
             Duration::from_secs(10),
             move || async move {
-                let (status, body) = node.call("/acme").await;
+                let (status, body) = node.call_host("acme.fn.test", "/acme").await;
                 if status == want {
                     Ok(())
                 } else {

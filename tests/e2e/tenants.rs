@@ -17,7 +17,7 @@ async fn make_key(admin: &glint_e2e::Admin, path: &str, name: &str, role: &str) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_makes_tenants_whose_admins_manage_only_their_own() {
-    let node = Node::start();
+    let node = Node::start_with_args(&["--base-domain", "fn.test"]);
     let operator = node.admin();
     let (status, keys) = operator.get("/api/v1/keys").await;
     assert_eq!(status, 200, "{keys}");
@@ -68,7 +68,7 @@ async fn an_operator_makes_tenants_whose_admins_manage_only_their_own() {
             .collect();
         assert_eq!(routes, [route]);
     }
-    assert_eq!(node.call("/acme-hello").await.0, 200);
+    assert_eq!(node.call_host("acme.fn.test", "/acme-hello").await.0, 200);
 
     // A tenant's admin manages its own keys, up to its own role, and no tenants.
     let (status, body) = make_key(&acme, "/api/v1/keys", "ci", "operator").await;
@@ -183,22 +183,11 @@ async fn a_node_from_before_tenants_makes_its_own_key_the_operators() {
     );
 }
 
-/// Makes tenant `name` through the API; returns its admin.
-async fn tenant(node: &Node, name: &str) -> glint_e2e::Admin {
-    let operator = node.admin();
-    let req = operator
-        .request(reqwest::Method::POST, "/api/v1/tenants")
-        .json(&json!({ "name": name }));
-    let (status, made) = operator.send(req).await;
-    assert_eq!(status, 201, "{made}");
-    node.admin_with_key(made["key"].as_str())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_suspended_tenants_functions_answer_403_and_keep_their_data() {
-    let node = Node::start();
+    let node = Node::start_with_args(&["--base-domain", "fn.test"]);
     let operator = node.admin();
-    let acme = tenant(&node, "acme").await;
+    let (acme, _) = node.tenant("acme").await;
     let counter =
         std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
             .unwrap();
@@ -214,7 +203,14 @@ async fn a_suspended_tenants_functions_answer_403_and_keep_their_data() {
     operator
         .deploy_ok("hello", &manifest("/hello"), guest("hello"))
         .await;
-    let count = |method: reqwest::Method| node.send(method, "/acme-counter/hits", Vec::new());
+    let count = |method: reqwest::Method| {
+        node.send_to(
+            Some("acme.fn.test"),
+            method,
+            "/acme-counter/hits",
+            Vec::new(),
+        )
+    };
     assert_eq!(count(reqwest::Method::POST).await, (200, "1\n".into()));
 
     let (ok, out, err) = node.cli(&node.key, &["tenants", "suspend", "acme"]);

@@ -441,6 +441,19 @@ impl Node {
         }
     }
 
+    /// Makes tenant `name` with the node's operator key; returns the admin API as the
+    /// tenant's first admin key, and that key.
+    pub async fn tenant(&self, name: &str) -> (Admin, String) {
+        let operator = self.admin();
+        let req = operator
+            .request(reqwest::Method::POST, "/api/v1/tenants")
+            .json(&serde_json::json!({ "name": name }));
+        let (status, made) = operator.send(req).await;
+        assert_eq!(status, 201, "tenant {name}: {made}");
+        let key = made["key"].as_str().unwrap().to_string();
+        (self.admin_with_key(Some(&key)), key)
+    }
+
     pub fn admin_with_key(&self, key: Option<&str>) -> Admin {
         Admin {
             base: self.admin_url.clone(),
@@ -465,12 +478,31 @@ impl Node {
 
     /// Any method on the data plane, returning status and body text.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> (u16, String) {
-        let resp = http_client()
-            .request(method, format!("{}{path}", self.data_url))
-            .body(body)
-            .send()
+        self.send_to(None, method, path, body).await
+    }
+
+    /// GET on the data plane with `host` as the `Host` header (`hello.acme.fn.test`), as
+    /// a wildcard DNS name pointing at the node would send it.
+    pub async fn call_host(&self, host: &str, path: &str) -> (u16, String) {
+        self.send_to(Some(host), reqwest::Method::GET, path, Vec::new())
             .await
-            .unwrap();
+    }
+
+    /// Any method on the data plane, with `host` as the `Host` header when given.
+    pub async fn send_to(
+        &self,
+        host: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> (u16, String) {
+        let mut req = http_client()
+            .request(method, format!("{}{path}", self.data_url))
+            .body(body);
+        if let Some(host) = host {
+            req = req.header(reqwest::header::HOST, host);
+        }
+        let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
     }

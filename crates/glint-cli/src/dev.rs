@@ -138,6 +138,7 @@ async fn run_locally(options: RunOptions, shutdown: impl Future<Output = ()>) ->
         kv_limits: glint_store::KvLimits::default(),
         node_id: glint_node::default_node_id(),
         region: "local".to_string(),
+        base_domain: None,
         log_retention: glint_node::logs::Retention::default(),
         eviction: glint_node::node::Eviction {
             idle_after: std::time::Duration::ZERO,

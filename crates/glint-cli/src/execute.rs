@@ -57,14 +57,27 @@ pub async fn send(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
     let data_url = node["data_plane_url"]
         .as_str()
         .context("the node did not report its data plane URL")?;
-    let (method, url) = match call.version {
-        Some(v) => (
-            Method::POST,
-            format!("{data_url}/api/faas/v1/execute/{name}/{v}"),
-        ),
+    let info = client.get(&format!("/api/v1/functions/{name}")).await?;
+    let unreachable = || {
+        anyhow::anyhow!(
+            "function '{name}' belongs to a tenant whose functions answer only on their own host names; \
+             start the node with --base-domain to serve them"
+        )
+    };
+    let (method, target) = match call.version {
+        Some(v) => {
+            let wanted = format!("v{}", v.trim_start_matches('v'));
+            let version = info["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|ver| ver["version"] == wanted.as_str())
+                .with_context(|| format!("function '{name}' has no version {wanted}; `glint versions {name}` lists them"))?;
+            let url = version["url"].as_str().ok_or_else(unreachable)?;
+            (Method::POST, url.to_string())
+        }
         None => {
-            let info = client.get(&format!("/api/v1/functions/{name}")).await?;
-            let route = info["route"].as_str().unwrap_or_default();
+            let base = info["url"].as_str().ok_or_else(unreachable)?;
             let path = if call.path.starts_with('/') {
                 call.path.clone()
             } else {
@@ -72,13 +85,21 @@ pub async fn send(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
             };
             let method = Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
                 .with_context(|| format!("{:?} is not an HTTP method", call.method))?;
-            (
-                method,
-                format!("{data_url}{route}{}", if path == "/" { "" } else { &path }),
-            )
+            let path = if path == "/" && !base.ends_with('/') {
+                ""
+            } else {
+                &path
+            };
+            (method, format!("{base}{path}"))
         }
     };
+    // Sent to the node's own address with the function's host name, so no DNS name
+    // needs to point at the node.
+    let (url, host) = via_node(data_url, &target);
     let mut req = client.http.request(method, &url);
+    if let Some(host) = host {
+        req = req.header(reqwest::header::HOST, host);
+    }
     for h in &call.headers {
         let (k, v) = h
             .split_once(':')
@@ -112,4 +133,53 @@ pub async fn send(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
         eprintln!("\nerror: the function answered HTTP {}", status.as_u16());
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// A URL's scheme, authority and the rest (path and query).
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let at = rest.find('/').unwrap_or(rest.len());
+    Some((scheme, &rest[..at], &rest[at..]))
+}
+
+/// `target` sent to the node at `data_url`: the URL with the node's scheme and address,
+/// and the target's own host (when it differs) for the `Host` header.
+fn via_node(data_url: &str, target: &str) -> (String, Option<String>) {
+    match (split_url(data_url), split_url(target)) {
+        (Some((scheme, node, _)), Some((_, authority, path))) => (
+            format!("{scheme}://{node}{path}"),
+            (authority != node).then(|| authority.to_string()),
+        ),
+        _ => (target.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::via_node;
+
+    #[test]
+    fn a_function_host_goes_to_the_node_with_its_host_header() {
+        assert_eq!(
+            via_node(
+                "http://127.0.0.1:8080",
+                "http://hello.acme.fn.test:8080/a?b=1"
+            ),
+            (
+                "http://127.0.0.1:8080/a?b=1".to_string(),
+                Some("hello.acme.fn.test:8080".to_string())
+            )
+        );
+        assert_eq!(
+            via_node("http://127.0.0.1:8080", "http://127.0.0.1:8080/hello"),
+            ("http://127.0.0.1:8080/hello".to_string(), None)
+        );
+        assert_eq!(
+            via_node("http://127.0.0.1:8080", "http://hello.acme.fn.test:8080"),
+            (
+                "http://127.0.0.1:8080".to_string(),
+                Some("hello.acme.fn.test:8080".to_string())
+            )
+        );
+    }
 }

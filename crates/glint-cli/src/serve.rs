@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// This node's region: on its log lines and heartbeats, and in `glint regions`.
     #[arg(long, env = "GLINT_REGION", default_value = "local")]
     region: String,
+    /// The domain under which each tenant's functions answer: `<function>.<tenant>.DOMAIN`
+    /// (the whole path is the function's) and `<tenant>.DOMAIN/<route>`. Other hosts
+    /// serve the routes of the tenant `default`. Point a wildcard DNS name at the node.
+    #[arg(long, env = "GLINT_BASE_DOMAIN", value_parser = parse_base_domain)]
+    base_domain: Option<String>,
     /// Guest log lines older than this are deleted: 30m, 12h, 7d...
     #[arg(long, default_value = "7d", value_parser = parse_duration)]
     log_max_age: std::time::Duration,
@@ -213,6 +218,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
         node_id: args.node_id.unwrap_or_else(glint_node::default_node_id),
         region: args.region,
+        base_domain: args.base_domain,
         log_retention: glint_node::logs::Retention {
             max_age: args.log_max_age,
             max_bytes: args.log_max_mb * 1024 * 1024,
@@ -321,8 +327,48 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
     }
 }
 
+/// `--base-domain`: a DNS name of at least two labels, without a scheme, port or path.
+fn parse_base_domain(text: &str) -> Result<String, String> {
+    let domain = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if domain.split('.').count() < 2 || !domain.split('.').all(label_ok) {
+        return Err(format!(
+            "{text:?} is not a domain name; give one such as fn.example.com (no scheme, port or path), \
+             whose subdomains point at this node"
+        ));
+    }
+    Ok(domain)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::parse_base_domain;
+
+    #[test]
+    fn a_base_domain_is_a_dns_name() {
+        assert_eq!(
+            parse_base_domain("Fn.Example.com.").unwrap(),
+            "fn.example.com"
+        );
+        for bad in [
+            "example",
+            "https://fn.example.com",
+            "fn.example.com:8080",
+            "fn..com",
+            "-a.com",
+            "a b.com",
+            "",
+        ] {
+            assert!(parse_base_domain(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn durations_take_the_forms_the_flags_document() {
         use std::time::Duration;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glint_runtime::{GuestResponse, HttpStyle, Invocation};
-use glint_store::{DEFAULT_TENANT, FunctionName, LATEST_ALIAS, StoreError, VersionId};
+use glint_store::{FunctionName, LATEST_ALIAS, StoreError, VersionId};
 use http::header::{CONTENT_LENGTH, COOKIE, HOST, SET_COOKIE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited, combinators::UnsyncBoxBody};
@@ -21,7 +21,7 @@ use crate::error::ApiError;
 use crate::listener::Connection;
 use crate::logs::{ExecutionId, InvocationLog};
 use crate::node::Node;
-use crate::routes::{FunctionEntry, VersionSlot};
+use crate::routes::{FunctionEntry, HostTarget, VersionSlot, host_target};
 use crate::usage::VersionMeter;
 
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -68,6 +68,34 @@ async fn dispatch(
     let routes = node.routes.load();
     let path = req.uri().path();
     let query = req.uri().query();
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let tenant = match host_target(host, node.base_domain.as_deref()) {
+        HostTarget::Function { tenant, name } => {
+            // The function's own host: every path is the function's.
+            let Some(entry) = routes.function(&tenant, &name) else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "function_not_found",
+                    format!(
+                        "no function '{name}' of tenant '{tenant}' answers on this host; `glint list` shows the functions"
+                    ),
+                ));
+            };
+            let slot = select_alias(entry, LATEST_ALIAS)?.clone();
+            let entry = entry.clone();
+            drop(routes);
+            let target = Target {
+                path: guest_path(path, query),
+                by_route: false,
+            };
+            return run(node, &entry, slot, req, target, arrival).await;
+        }
+        HostTarget::Tenant(tenant) => tenant,
+    };
 
     if let Some(rest) = path.strip_prefix(EXECUTE_PREFIX) {
         if req.method() != Method::POST {
@@ -81,7 +109,7 @@ async fn dispatch(
             Some((n, s)) => (n, Some(s.trim_end_matches('/'))),
             None => (rest, None),
         };
-        let Some(entry) = routes.function(DEFAULT_TENANT, name) else {
+        let Some(entry) = routes.function(&tenant, name) else {
             // Only a miss pays for parsing, to tell a bad name from an unknown one.
             let name: FunctionName = name.parse()?;
             return Err(StoreError::FunctionNotFound(name).into());
@@ -93,22 +121,39 @@ async fn dispatch(
         .clone();
         let entry = entry.clone();
         drop(routes);
-        let guest_path = guest_path("", query);
-        return run(node, &entry, slot, req, guest_path, arrival).await;
+        // As if by the function's route, as it always was.
+        let target = Target {
+            path: guest_path("", query),
+            by_route: true,
+        };
+        return run(node, &entry, slot, req, target, arrival).await;
     }
 
-    let (entry, rest) = routes.resolve(path).ok_or_else(|| {
+    let (entry, rest) = routes.resolve(&tenant, path).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "route_not_found",
             format!("no function is routed at {path}; `glint list` shows the routes"),
         )
     })?;
-    let guest_path = guest_path(rest, query);
+    let target = Target {
+        path: guest_path(rest, query),
+        by_route: true,
+    };
     let slot = select_alias(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
     drop(routes);
-    run(node, &entry, slot, req, guest_path, arrival).await
+    run(node, &entry, slot, req, target, arrival).await
+}
+
+/// What a request's guest sees of its path.
+struct Target {
+    /// The path and query the guest gets.
+    path: String,
+    /// Came by one of the function's routes (or the execute endpoint), whose prefix the
+    /// guest is told (`x-forwarded-prefix`, Spin's route headers); else by the
+    /// function's own host, with no prefix.
+    by_route: bool,
 }
 
 /// The request body, up to `max` bytes, within `--body-read-timeout`.
@@ -291,7 +336,7 @@ async fn run(
     entry: &FunctionEntry,
     slot: Arc<VersionSlot>,
     req: Request<Incoming>,
-    guest_path: String,
+    target: Target,
     arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
     node.tenants.check_active(&entry.tenant)?;
@@ -311,7 +356,7 @@ async fn run(
         entry,
         &slot,
         req,
-        guest_path,
+        target,
         arrival.connection,
         &mut timer,
     )
@@ -535,7 +580,7 @@ async fn invoke(
     entry: &FunctionEntry,
     slot: &VersionSlot,
     req: Request<Incoming>,
-    guest_path: String,
+    target: Target,
     connection: Connection,
     timer: &mut RequestTimer,
 ) -> Result<GuestResponse, ApiError> {
@@ -603,12 +648,19 @@ async fn invoke(
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("localhost")
         .to_string();
+    let route = if target.by_route {
+        entry.route.as_str()
+    } else {
+        ""
+    };
     let guest_path = match slot.config.http_style {
-        HttpStyle::Glint => guest_path,
-        HttpStyle::Spin => spin_request(&mut parts, &entry.route, &host, connection),
+        HttpStyle::Glint => target.path,
+        HttpStyle::Spin => spin_request(&mut parts, route, &host, connection),
     };
     parts.uri = guest_uri(host, guest_path)?;
-    if let Some(prefix) = &entry.route_header {
+    if target.by_route
+        && let Some(prefix) = &entry.route_header
+    {
         parts.headers.insert("x-forwarded-prefix", prefix.clone());
     }
     strip_session_cookie(&mut parts.headers);

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     /// This node's name and region, stamped on its log lines; filters match them.
     pub node_id: String,
     pub region: String,
+    /// `--base-domain`: functions answer on `<function>.<tenant>.DOMAIN`, and tenants'
+    /// routes on `<tenant>.DOMAIN`.
+    pub base_domain: Option<String>,
     pub log_retention: logs::Retention,
     /// When compiled code is dropped from memory.
     pub eviction: node::Eviction,
@@ -277,6 +280,7 @@ impl Server {
             public_url: data_url.clone(),
             node_id: config.node_id.clone(),
             region: config.region.clone(),
+            base_domain: config.base_domain.clone(),
             eviction: config.eviction,
             body_read_timeout: config.edge.body_read_timeout,
         }));

@@ -39,6 +39,7 @@ pub struct NodeParts {
     pub public_url: String,
     pub node_id: String,
     pub region: String,
+    pub base_domain: Option<String>,
     pub eviction: Eviction,
     /// Time a client has to send a request's body to the data plane.
     pub body_read_timeout: std::time::Duration,
@@ -81,6 +82,8 @@ pub struct Node {
     pub started: Instant,
     /// The data plane's address, for the URLs the API hands out.
     pub public_url: String,
+    /// `--base-domain`, lowercased: functions answer on `<function>.<tenant>.DOMAIN`.
+    pub base_domain: Option<String>,
     /// Serialises changes to functions, so two rebuilds never race.
     changes: Mutex<()>,
     pub eviction: Eviction,
@@ -92,6 +95,53 @@ pub struct Node {
 }
 
 impl Node {
+    /// Where the data plane serves a tenant's function, or `None` where no request can
+    /// reach it: with `--base-domain`, `<function>.<tenant>.DOMAIN` (or, for a name that
+    /// is no DNS label, `<tenant>.DOMAIN<route>`); without one, `default`'s functions by
+    /// route alone.
+    pub fn function_url(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        route: &str,
+    ) -> Option<String> {
+        let tenant_base = self.tenant_base(tenant)?;
+        let label = name.as_str();
+        let dns_label = label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        match (&self.base_domain, dns_label) {
+            (Some(_), true) => {
+                let (scheme, rest) = tenant_base.split_once("://")?;
+                Some(format!("{scheme}://{label}.{rest}"))
+            }
+            _ => Some(format!("{tenant_base}{route}")),
+        }
+    }
+
+    /// The base of a tenant's URLs on the data plane (`<tenant>.DOMAIN` with a base
+    /// domain, else the node's address for `default` only).
+    pub fn tenant_base(&self, tenant: &TenantId) -> Option<String> {
+        match &self.base_domain {
+            Some(domain) => {
+                let (scheme, authority) = self.public_url.split_once("://")?;
+                let port = authority
+                    .rsplit_once(':')
+                    .map(|(_, p)| p)
+                    .filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+                let port = match (scheme, port) {
+                    ("http", Some("80")) | ("https", Some("443")) | (_, None) => String::new(),
+                    (_, Some(p)) => format!(":{p}"),
+                };
+                Some(format!("{scheme}://{tenant}.{domain}{port}"))
+            }
+            None if tenant.as_str() == glint_store::DEFAULT_TENANT => Some(self.public_url.clone()),
+            None => None,
+        }
+    }
+
     pub fn new(parts: NodeParts) -> Self {
         Self {
             store: parts.store,
@@ -107,6 +157,7 @@ impl Node {
             region: parts.region.into(),
             started: Instant::now(),
             public_url: parts.public_url,
+            base_domain: parts.base_domain,
             changes: Mutex::new(()),
             eviction: parts.eviction,
             body_read_timeout: parts.body_read_timeout,

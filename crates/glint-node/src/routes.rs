@@ -174,7 +174,8 @@ impl FunctionEntry {
 
 #[derive(Default)]
 pub struct RouteTable {
-    by_route: HashMap<String, Arc<FunctionEntry>>,
+    /// Each tenant's functions by route: routes are unique within a tenant.
+    by_route: HashMap<TenantId, HashMap<String, Arc<FunctionEntry>>>,
     by_name: HashMap<TenantId, HashMap<FunctionName, Arc<FunctionEntry>>>,
 }
 
@@ -192,7 +193,11 @@ impl RouteTable {
     pub fn from_entries(entries: impl IntoIterator<Item = Arc<FunctionEntry>>) -> Self {
         let mut table = Self::default();
         for e in entries {
-            table.by_route.insert(e.route.clone(), e.clone());
+            table
+                .by_route
+                .entry(e.tenant.clone())
+                .or_default()
+                .insert(e.route.clone(), e.clone());
             table
                 .by_name
                 .entry(e.tenant.clone())
@@ -217,14 +222,19 @@ impl RouteTable {
         self.functions().map(|f| f.loaded_versions()).sum()
     }
 
-    /// Longest route that is a whole-segment prefix of `path`, and the guest's path
-    /// beneath it: `/hello/a/b?q` on route `/hello` gives `/a/b`.
-    pub fn resolve<'p>(&self, path: &'p str) -> Option<(&Arc<FunctionEntry>, &'p str)> {
+    /// The tenant's longest route that is a whole-segment prefix of `path`, and the
+    /// guest's path beneath it: `/hello/a/b?q` on route `/hello` gives `/a/b`.
+    pub fn resolve<'p>(
+        &self,
+        tenant: &str,
+        path: &'p str,
+    ) -> Option<(&Arc<FunctionEntry>, &'p str)> {
+        let routes = self.by_route.get(tenant)?;
         let mut end = path.len();
         loop {
             let candidate = &path[..end];
             if candidate.len() > 1
-                && let Some(entry) = self.by_route.get(candidate)
+                && let Some(entry) = routes.get(candidate)
             {
                 return Some((entry, &path[end..]));
             }
@@ -236,9 +246,94 @@ impl RouteTable {
     }
 }
 
+/// Where a request goes by its host, once the node has a `--base-domain`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostTarget {
+    /// `<function>.<tenant>.<base>`: that function, with the whole path.
+    Function { tenant: String, name: String },
+    /// `<tenant>.<base>`: the tenant's routes; any other host: `default`'s.
+    Tenant(String),
+}
+
+/// The target of a request to `host` (a `Host` header or an `:authority`, with or
+/// without a port, in any case). Without a base domain, every host is `default`'s.
+pub fn host_target(host: Option<&str>, base_domain: Option<&str>) -> HostTarget {
+    let default = || HostTarget::Tenant(glint_store::DEFAULT_TENANT.to_string());
+    let (Some(host), Some(base)) = (host, base_domain) else {
+        return default();
+    };
+    let host = match host.rsplit_once(':') {
+        // Not an IPv6 literal's colons: `[::1]:8080` ends in `]` before its port.
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let Some(sub) = host
+        .strip_suffix(base)
+        .and_then(|rest| rest.strip_suffix('.'))
+    else {
+        return default();
+    };
+    match sub.split_once('.') {
+        None if !sub.is_empty() => HostTarget::Tenant(sub.to_string()),
+        Some((name, tenant)) if !name.is_empty() && !tenant.is_empty() && !tenant.contains('.') => {
+            HostTarget::Function {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+            }
+        }
+        _ => default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use glint_store::DEFAULT_TENANT;
+
+    #[test]
+    fn hosts_under_the_base_domain_name_a_tenant_or_a_function() {
+        let target = |host| host_target(Some(host), Some("fn.example.com"));
+        let function = |name: &str, tenant: &str| HostTarget::Function {
+            tenant: tenant.into(),
+            name: name.into(),
+        };
+        let tenant = |t: &str| HostTarget::Tenant(t.into());
+        assert_eq!(
+            target("hello.acme.fn.example.com"),
+            function("hello", "acme")
+        );
+        assert_eq!(
+            target("Hello.ACME.fn.example.com:8080"),
+            function("hello", "acme")
+        );
+        assert_eq!(
+            target("hello.acme.fn.example.com."),
+            function("hello", "acme")
+        );
+        assert_eq!(target("acme.fn.example.com"), tenant("acme"));
+        for other in [
+            "fn.example.com",
+            "example.com",
+            "x.y.acme.fn.example.com",
+            "acmefn.example.com",
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            ".fn.example.com",
+        ] {
+            assert_eq!(target(other), tenant(DEFAULT_TENANT), "{other}");
+        }
+        assert_eq!(
+            host_target(Some("hello.acme.fn.example.com"), None),
+            tenant(DEFAULT_TENANT)
+        );
+        assert_eq!(
+            host_target(None, Some("fn.example.com")),
+            tenant(DEFAULT_TENANT)
+        );
+    }
 
     fn entry(route: &str, name: &str) -> Arc<FunctionEntry> {
         Arc::new(FunctionEntry::new(
@@ -261,13 +356,13 @@ mod tests {
             (TenantId::default_tenant(), "b".parse().unwrap()),
             Some(entry("/api/users", "b")),
         );
-        let (e, rest) = t.resolve("/api/users/7").unwrap();
+        let (e, rest) = t.resolve(DEFAULT_TENANT, "/api/users/7").unwrap();
         assert_eq!((e.name.as_str(), rest), ("b", "/7"));
-        let (e, rest) = t.resolve("/api/other").unwrap();
+        let (e, rest) = t.resolve(DEFAULT_TENANT, "/api/other").unwrap();
         assert_eq!((e.name.as_str(), rest), ("a", "/other"));
-        let (e, rest) = t.resolve("/api").unwrap();
+        let (e, rest) = t.resolve(DEFAULT_TENANT, "/api").unwrap();
         assert_eq!((e.name.as_str(), rest), ("a", ""));
-        assert!(t.resolve("/apix").is_none());
-        assert!(t.resolve("/").is_none());
+        assert!(t.resolve(DEFAULT_TENANT, "/apix").is_none());
+        assert!(t.resolve(DEFAULT_TENANT, "/").is_none());
     }
 }

@@ -105,8 +105,9 @@ pub struct VersionInfo {
     pub created_at_ms: i64,
     /// The limits its manifest sets, with the defaults filled in.
     pub limits: Option<Limits>,
-    /// Where the data plane runs this exact version.
-    pub url: String,
+    /// Where the data plane runs this exact version; null where no request can reach it
+    /// (another tenant's, on a node without `--base-domain`).
+    pub url: Option<String>,
     /// The manifest (`glint.toml`) it was deployed with; on the one-version read only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
@@ -128,10 +129,9 @@ fn version_info(node: &Node, v: &VersionRecord) -> VersionInfo {
         world: v.world.clone(),
         created_at_ms: v.created_at_ms,
         limits,
-        url: format!(
-            "{}/api/faas/v1/execute/{}/{}",
-            node.public_url, v.function, v.version
-        ),
+        url: node
+            .tenant_base(&v.tenant)
+            .map(|base| format!("{base}/api/faas/v1/execute/{}/{}", v.function, v.version)),
         manifest: None,
     }
 }
@@ -148,7 +148,9 @@ pub struct FunctionSummary {
     pub name: FunctionName,
     /// The path prefix the data plane serves it under, such as `/hello`.
     pub route: String,
-    pub url: String,
+    /// Where the data plane serves it; null where no request can reach it (another
+    /// tenant's, on a node without `--base-domain`).
+    pub url: Option<String>,
     /// The versions its `latest` alias weighs.
     pub latest: Option<Vec<AliasTarget>>,
     pub updated_at_ms: i64,
@@ -173,7 +175,7 @@ pub async fn list(
             .find(|a| a.name.as_str() == glint_store::LATEST_ALIAS)
             .map(|a| a.targets.clone());
         functions.push(FunctionSummary {
-            url: format!("{}{}", node.public_url, f.route),
+            url: node.function_url(&f.tenant, &f.name, &f.route),
             name: f.name,
             route: f.route,
             latest,
@@ -189,7 +191,8 @@ pub struct FunctionInfo {
     pub name: FunctionName,
     pub tenant: TenantId,
     pub route: String,
-    pub url: String,
+    /// Null where no request can reach it.
+    pub url: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub versions: Vec<VersionInfo>,
@@ -235,7 +238,7 @@ pub async fn info(
     env_names.sort();
     env_names.dedup();
     Ok(Json(FunctionInfo {
-        url: format!("{}{}", node.public_url, f.route),
+        url: node.function_url(&f.tenant, &f.name, &f.route),
         name: f.name,
         tenant: f.tenant,
         route: f.route,
@@ -372,7 +375,7 @@ pub struct Deployed {
     pub function: FunctionName,
     pub route: String,
     /// The function's URL on the data plane.
-    pub function_url: String,
+    pub function_url: Option<String>,
     /// The alias moved to the new version, unless `no_alias`.
     pub alias: Option<AliasName>,
     /// Which nodes and regions serve it; absent with `no_wait` or `no_alias`.
@@ -536,7 +539,7 @@ pub async fn deploy(
         Json(Deployed {
             version: version_info(&node, &record),
             function: name,
-            function_url: format!("{}{}", node.public_url, f.route),
+            function_url: node.function_url(&f.tenant, &f.name, &f.route),
             route: f.route,
             alias,
             rollout,
@@ -869,7 +872,8 @@ pub async fn unset_env(
 pub struct FunctionStatus {
     pub name: FunctionName,
     pub route: String,
-    pub url: String,
+    /// Null where no request can reach it.
+    pub url: Option<String>,
     /// Whether this node serves its `latest` alias.
     pub ready: bool,
     /// The newest version `latest` points to, such as `v3`.
@@ -961,7 +965,7 @@ pub async fn status(
     };
     Ok(Json(FunctionStatus {
         name,
-        url: format!("{}{}", node.public_url, f.route),
+        url: node.function_url(&f.tenant, &f.name, &f.route),
         route: f.route,
         ready,
         latest: latest.map(|v| v.to_string()),

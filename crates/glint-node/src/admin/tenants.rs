@@ -82,13 +82,20 @@ pub async fn create(
     // Should this fail, the tenant stays, and `POST /api/v1/tenants/{t}/keys` gives it
     // a key.
     let key = make_key(&node, &tenant, FIRST_KEY_NAME, Role::Admin).await?;
+    let mut note = "the key is shown only once; store it now".to_string();
+    match node.tenant_base(&tenant) {
+        Some(base) => note.push_str(&format!("; its functions answer on {base}")),
+        None => note.push_str(
+            "; this node has no --base-domain, so the tenant's functions answer on no host until it has one",
+        ),
+    }
     Ok((
         StatusCode::CREATED,
         Json(CreatedTenant {
             tenant,
             key: key.key,
             key_id: key.id,
-            note: "the key is shown only once; store it now".to_string(),
+            note,
         }),
     ))
 }

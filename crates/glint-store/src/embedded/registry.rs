@@ -128,8 +128,8 @@ impl Registry for EmbeddedStore {
             let now = now_ms();
             let owner: Option<(String, String)> = tx
                 .query_row(
-                    "SELECT tenant, name FROM functions WHERE route = ?1",
-                    params![new.route],
+                    "SELECT tenant, name FROM functions WHERE tenant = ?1 AND route = ?2",
+                    params![new.tenant.as_str(), new.route],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS functions (
     updated_at_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, name)
 );
-CREATE UNIQUE INDEX IF NOT EXISTS functions_route ON functions (route);
+CREATE UNIQUE INDEX IF NOT EXISTS functions_tenant_route ON functions (tenant, route);
 CREATE TABLE IF NOT EXISTS artifacts (
     tenant TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -132,6 +132,8 @@ pub(super) fn migrate(conn: &Connection) -> DbResult<()> {
             "ALTER TABLE versions ADD COLUMN world TEXT NOT NULL DEFAULT 'wasi-0.2';",
         )?;
     }
+    // Routes were unique across the node before each tenant had its own.
+    conn.execute_batch("DROP INDEX IF EXISTS functions_route;")?;
     let has_status: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('tenants') WHERE name = 'status'")?
         .exists([])?;

@@ -136,6 +136,7 @@ impl NatsStore {
             log_retention: std::sync::Mutex::new(None),
         };
         store.list_region().await;
+        store.move_route_claims().await;
         let kv = NatsKv::new(
             client,
             registry,

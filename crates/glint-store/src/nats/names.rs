@@ -111,17 +111,18 @@ pub(crate) fn function_key(tenant: &TenantId, function: &FunctionName) -> String
     format!("fn.{tenant}.{function}")
 }
 
-/// The claim on a route, which holds `/`, `.` and other bytes NATS keys cannot.
-pub(crate) fn route_key(route: &str) -> String {
-    format!("route.{}", escape_key(route))
+/// A tenant's claim on one of its routes, which hold `/`, `.` and other bytes NATS
+/// keys cannot.
+pub(crate) fn route_key(tenant: &TenantId, route: &str) -> String {
+    format!("route.{tenant}.{}", escape_key(route))
 }
 
-/// An API key's record, by tenant and id.
 /// A tenant's record in the registry.
 pub(crate) fn tenant_key(tenant: &TenantId) -> String {
     format!("tenant.{tenant}")
 }
 
+/// An API key's record, by tenant and id.
 pub(crate) fn api_key_key(tenant: &TenantId, id: &str) -> String {
     format!("apikey.{tenant}.{}", escape_key(id))
 }

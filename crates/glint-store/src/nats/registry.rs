@@ -220,7 +220,7 @@ impl NatsStore {
     /// Claims `route` for the function. A claim whose function is gone (a deploy that
     /// stopped after claiming) is taken over.
     async fn claim_route(&self, tenant: &TenantId, name: &FunctionName, route: &str) -> Result<()> {
-        let key = names::route_key(route);
+        let key = names::route_key(tenant, route);
         let claim = to_json(
             "a route claim",
             &RouteClaim {
@@ -264,9 +264,46 @@ impl NatsStore {
         Err(too_busy(name))
     }
 
+    /// Moves the route claims of a registry from before routes were per tenant
+    /// (`route.<route>`) under their tenants (`route.<tenant>.<route>`), so a deploy
+    /// still finds each route's owner. Claims that cannot be moved now are left for the
+    /// next start, with a warning.
+    pub(super) async fn move_route_claims(&self) {
+        let old = match scan::entries(&self.client, &self.registry.here, "route.*").await {
+            Ok(old) => old,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the route claims to move them under their tenants; trying at the next start");
+                return;
+            }
+        };
+        for found in old {
+            let Some(route) = found.key.strip_prefix("route.") else {
+                continue;
+            };
+            let Ok(claim) = from_json::<RouteClaim>("a route claim", &found.value) else {
+                continue;
+            };
+            let key = format!("route.{}.{route}", claim.tenant);
+            let moved = match self.registry.write.create(&key, found.value.clone()).await {
+                Ok(_) => true,
+                Err(e) => e.kind() == kv::CreateErrorKind::AlreadyExists,
+            };
+            if moved {
+                if let Err(e) = self.registry.write.purge(&found.key).await {
+                    tracing::warn!(key = found.key, error = %e, "could not remove a moved route claim");
+                }
+            } else {
+                tracing::warn!(
+                    key = found.key,
+                    "could not move a route claim under its tenant; trying at the next start"
+                );
+            }
+        }
+    }
+
     /// Releases the function's claim on `route`, if it still holds it.
     async fn release_route(&self, tenant: &TenantId, name: &FunctionName, route: &str) {
-        let key = names::route_key(route);
+        let key = names::route_key(tenant, route);
         let Ok(Some(entry)) = self.registry_entry_at_origin(&key, "reading a route").await else {
             return;
         };
