@@ -169,14 +169,7 @@ async fn a_deleted_function_leaves_no_meters_or_series() {
     for path in ["/hello", "/gone"] {
         assert_eq!(node.call(path).await.0, 200);
     }
-    let metrics = || async {
-        let resp = admin
-            .request(reqwest::Method::GET, "/metrics")
-            .send()
-            .await
-            .unwrap();
-        resp.text().await.unwrap()
-    };
+    let metrics = || admin.get_text("/metrics");
     let before = metrics().await;
     assert!(
         before.contains("function=\"gone\",version=\"v1\""),

@@ -30,18 +30,15 @@ fn operations(doc: &Value) -> Vec<(String, String, Value)> {
 
 /// A path of the document with a value for each parameter (a KV key may hold '/').
 fn concrete(path: &str) -> String {
-    let key = if path.starts_with("/api/v1/kv/") {
-        "a/b"
-    } else {
-        "KEY"
-    };
-    path.replace("{name}", "f")
-        .replace("{version}", "v1")
-        .replace("{alias}", "canary")
-        .replace("{store}", "s")
-        .replace("{key}", key)
-        .replace("{id}", "key_000000000000")
-        .replace("{tenant}", "nobody")
+    let values = [
+        ("name", "f"),
+        ("version", "v1"),
+        ("alias", "canary"),
+        ("store", "s"),
+        ("id", "key_000000000000"),
+        ("tenant", "nobody"),
+    ];
+    glint_e2e::fill_path(path, &values, "a/b", "KEY")
 }
 
 /// The role an operation's security requirement names.

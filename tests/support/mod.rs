@@ -572,6 +572,16 @@ impl Admin {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
+    /// GET, returning the body as text (such as `/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let resp = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
@@ -777,4 +787,20 @@ where
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// A path of the admin API's OpenAPI document with a value for each parameter: each
+/// `{param}` from `values`, and `{key}` as `kv_key` in KV paths (where it may hold '/')
+/// or `env_key` in env paths.
+pub fn fill_path(path: &str, values: &[(&str, &str)], kv_key: &str, env_key: &str) -> String {
+    let key = if path.starts_with("/api/v1/kv/") {
+        kv_key
+    } else {
+        env_key
+    };
+    let mut out = path.replace("{key}", key);
+    for (param, value) in values {
+        out = out.replace(&format!("{{{param}}}"), value);
+    }
+    out
 }

@@ -55,7 +55,10 @@ pub async fn nodes(connect: Connect<'_>, format: Format) -> Result<()> {
                         "{:.1}s ago",
                         n["last_seen_ms_ago"].as_i64().unwrap_or(0) as f64 / 1000.0
                     ),
-                    n["functions"].to_string(),
+                    // Only the operator sees each node's count.
+                    n["functions"]
+                        .as_u64()
+                        .map_or("-".into(), |n| n.to_string()),
                 ]
             })
             .collect();

@@ -91,6 +91,38 @@ impl Metrics {
         }
         out
     }
+
+    /// The exposition as a key of `tenant` may see it (see [`scoped`]); all of it for
+    /// `None`, the operator.
+    pub fn encode_for(&self, tenant: Option<&str>) -> String {
+        let all = self.encode();
+        match tenant {
+            Some(tenant) => scoped(&all, tenant),
+            None => all,
+        }
+    }
+}
+
+/// Of an exposition, the samples labelled with `tenant`, and every descriptor line: a
+/// tenant sees its own functions' series, not other tenants' nor the node-wide ones
+/// (the engine's, the process's), which are the operator's.
+pub fn scoped(exposition: &str, tenant: &str) -> String {
+    let label = format!("tenant=\"{tenant}\"");
+    let ours = |line: &str| {
+        line.match_indices(&label).any(|(at, _)| {
+            let before = line[..at].chars().next_back();
+            let after = line[at + label.len()..].chars().next();
+            matches!(before, Some('{' | ',')) && matches!(after, Some(',' | '}'))
+        })
+    };
+    let mut out = String::with_capacity(exposition.len() / 2);
+    for line in exposition.lines() {
+        if line.starts_with('#') || ours(line) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Node-wide values read at scrape time.
@@ -329,5 +361,26 @@ mod process {
     #[cfg(not(target_os = "linux"))]
     pub fn read() -> Option<Process> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_sees_its_own_series_only() {
+        let exposition = "# HELP glint_requests Requests.\n# TYPE glint_requests counter\n\
+            glint_requests_total{tenant=\"acme\",function=\"f\"} 3\n\
+            glint_requests_total{tenant=\"acme-2\",function=\"f\"} 4\n\
+            glint_requests_total{function=\"g\",tenant=\"acme\"} 5\n\
+            glint_requests_total{xtenant=\"acme\",tenant=\"b\"} 6\n\
+            glint_process_resident_memory_bytes 100\n# EOF\n";
+        assert_eq!(
+            scoped(exposition, "acme"),
+            "# HELP glint_requests Requests.\n# TYPE glint_requests counter\n\
+             glint_requests_total{tenant=\"acme\",function=\"f\"} 3\n\
+             glint_requests_total{function=\"g\",tenant=\"acme\"} 5\n# EOF\n"
+        );
     }
 }

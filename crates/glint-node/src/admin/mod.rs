@@ -316,8 +316,8 @@ pub struct NodeInfo {
     pub version: String,
     pub uptime_seconds: i64,
     pub last_seen_ms_ago: i64,
-    /// Functions in its route table.
-    pub functions: usize,
+    /// Functions in its route table, every tenant's: the operator's key only.
+    pub functions: Option<usize>,
     /// Whether this is the node answering.
     pub this_node: bool,
 }
@@ -329,7 +329,8 @@ pub struct NodeInfo {
     tag = "node",
     responses((status = 200, description = "The live nodes", body = NodeList)),
 )]
-async fn nodes(State(node): State<Arc<Node>>, _caller: Caller) -> Result<Json<NodeList>, ApiError> {
+async fn nodes(State(node): State<Arc<Node>>, caller: Caller) -> Result<Json<NodeList>, ApiError> {
+    let operator = caller.role == Role::Operator;
     let now = glint_store::now_ms();
     let nodes = node
         .store
@@ -344,7 +345,7 @@ async fn nodes(State(node): State<Arc<Node>>, _caller: Caller) -> Result<Json<No
             region: n.region,
             address: n.address,
             version: n.version,
-            functions: n.functions,
+            functions: operator.then_some(n.functions),
         })
         .collect();
     Ok(Json(NodeList { nodes }))
@@ -372,7 +373,8 @@ pub struct RegionInfo {
 pub struct RegionNode {
     pub id: String,
     pub address: String,
-    pub functions: usize,
+    /// Functions in its route table, every tenant's: the operator's key only.
+    pub functions: Option<usize>,
     pub last_seen_ms_ago: i64,
 }
 
@@ -388,8 +390,9 @@ pub struct RegionNode {
 )]
 async fn regions(
     State(node): State<Arc<Node>>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<RegionList>, ApiError> {
+    let operator = caller.role == Role::Operator;
     let now = glint_store::now_ms();
     let mut by_region: std::collections::BTreeMap<String, Vec<glint_store::NodeRecord>> =
         Default::default();
@@ -412,7 +415,7 @@ async fn regions(
                     .map(|n| RegionNode {
                         id: n.id.clone(),
                         address: n.address.clone(),
-                        functions: n.functions,
+                        functions: operator.then_some(n.functions),
                         last_seen_ms_ago: (now - n.seen_at_ms).max(0),
                     })
                     .collect(),
@@ -436,12 +439,15 @@ pub struct NodeStatus {
     pub uptime_seconds: u64,
     /// Where the data plane answers, the base of every function's URL.
     pub data_plane_url: String,
-    /// Functions in the route table.
+    /// Functions in the route table: the caller's tenant's (every tenant's for the
+    /// operator).
     pub functions: usize,
     pub compiles: u64,
     pub compile_ms_total: u64,
     /// Compiled components loaded from the compile cache instead of compiled.
     pub cache_loads: u64,
+    /// Versions with compiled code in memory: the caller's tenant's (every tenant's for
+    /// the operator).
     pub loaded_versions: usize,
     pub metered_versions: usize,
     pub evictions: u64,
@@ -458,18 +464,23 @@ pub struct NodeStatus {
     tag = "node",
     responses((status = 200, description = "This node", body = NodeStatus)),
 )]
-async fn node_status(State(node): State<Arc<Node>>, _caller: Caller) -> Json<NodeStatus> {
+async fn node_status(State(node): State<Arc<Node>>, caller: Caller) -> Json<NodeStatus> {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &node.runtime.stats;
+    let routes = node.routes.load();
+    let visible: Vec<_> = routes
+        .functions()
+        .filter(|f| caller.role == Role::Operator || f.tenant == caller.tenant)
+        .collect();
     Json(NodeStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_seconds: node.started.elapsed().as_secs(),
         data_plane_url: node.public_url.to_string(),
-        functions: node.routes.load().functions().count(),
+        functions: visible.len(),
         compiles: stats.compiles.load(Relaxed),
         compile_ms_total: stats.compile_micros.load(Relaxed) / 1000,
         cache_loads: stats.cache_loads.load(Relaxed),
-        loaded_versions: node.routes.load().loaded_versions(),
+        loaded_versions: visible.iter().map(|f| f.loaded_versions()).sum(),
         metered_versions: node.meter.versions_metered(),
         evictions: stats.evictions.load(Relaxed),
         instantiations: stats.instantiations.load(Relaxed),

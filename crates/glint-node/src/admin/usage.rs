@@ -420,7 +420,9 @@ pub async fn series(
     }))
 }
 
-/// This node's metrics, in the OpenMetrics text format Prometheus scrapes.
+/// This node's metrics, in the OpenMetrics text format Prometheus scrapes: the
+/// caller's tenant's functions' series; the operator's key also sees the node-wide ones
+/// and every tenant's.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -428,13 +430,15 @@ pub async fn series(
     responses((status = 200, description = "The metrics", body = String,
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
 )]
-pub async fn metrics(State(node): State<Arc<Node>>, _caller: Caller) -> impl IntoResponse {
+pub async fn metrics(State(node): State<Arc<Node>>, caller: Caller) -> impl IntoResponse {
+    // The operator sees the node; any other key its own tenant's functions.
+    let scope = (caller.role < glint_store::Role::Operator).then_some(caller.tenant.as_str());
     (
         [(
             CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        node.meter.metrics.encode(),
+        node.meter.metrics.encode_for(scope),
     )
 }
 
