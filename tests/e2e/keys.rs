@@ -116,11 +116,12 @@ async fn a_revoked_first_key_stays_revoked_across_restarts() {
         .send(
             node.admin()
                 .request(reqwest::Method::POST, "/api/v1/keys")
-                .json(&json!({ "name": "ops", "role": "admin" })),
+                .json(&json!({ "name": "ops", "role": "operator" })),
         )
         .await;
     assert_eq!(status, 201, "{second}");
     let second = second["key"].as_str().unwrap().to_string();
+    // A second operator key (an admin's may not revoke an operator's).
     let ops = node.admin_with_key(Some(&second));
     let id = key_id(&ops, "admin (first start)").await;
     assert_eq!(ops.delete(&format!("/api/v1/keys/{id}")).await.0, 204);

@@ -136,7 +136,13 @@ async fn every_operation_is_served_with_the_role_the_document_states() {
             .iter()
             .position(|r| *r == role)
             .unwrap_or_else(|| panic!("{what} states role {role:?}, not one of {ranks:?}"));
-        for (key, key_role) in [(&read, "read"), (&deploy, "deploy"), (&admin_key, "admin")] {
+        let keys = [
+            (&read, "read"),
+            (&deploy, "deploy"),
+            (&admin_key, "admin"),
+            (&node.key, "operator"),
+        ];
+        for (key, key_role) in keys {
             let key_rank = ranks.iter().position(|r| *r == key_role).unwrap();
             let (status, body) = send(&node, Some(key), method, &url).await;
             assert!(

@@ -96,6 +96,18 @@ async fn an_operator_makes_tenants_whose_admins_manage_only_their_own() {
     let default_admin = node.admin_with_key(body["key"].as_str());
     let (status, body) = default_admin.get("/api/v1/tenants").await;
     assert_eq!(status, 403, "{body}");
+    // Nor can it take the operator's key away.
+    let operator_key_id = keys["keys"][0]["id"].as_str().unwrap();
+    let (status, body) = default_admin
+        .delete(&format!("/api/v1/keys/{operator_key_id}"))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("forbidden")),
+        "{body}"
+    );
+    let (_, still) = operator.get("/api/v1/keys").await;
+    assert_eq!(still["keys"][0]["id"], operator_key_id, "{still}");
 
     // The operator lists, shows and gives keys to tenants; names are checked.
     let (ok, out, err) = node.cli(&node.key, &["tenants", "list"]);

@@ -66,15 +66,15 @@ pub async fn send(client: &Client, name: &str, call: Call) -> Result<ExitCode> {
     };
     let (method, target) = match call.version {
         Some(v) => {
-            let wanted = format!("v{}", v.trim_start_matches('v'));
-            let version = info["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|ver| ver["version"] == wanted.as_str())
-                .with_context(|| format!("function '{name}' has no version {wanted}; `glint versions {name}` lists them"))?;
-            let url = version["url"].as_str().ok_or_else(unreachable)?;
-            (Method::POST, url.to_string())
+            // Each version's URL is the execute endpoint's with the version last; an
+            // alias takes its place.
+            let any = info["versions"][0]["url"]
+                .as_str()
+                .ok_or_else(unreachable)?;
+            let (base, _) = any
+                .rsplit_once('/')
+                .context("the node answered a version URL without a path")?;
+            (Method::POST, format!("{base}/{v}"))
         }
         None => {
             let base = info["url"].as_str().ok_or_else(unreachable)?;

@@ -62,23 +62,41 @@ const FIRST_KEY_NAME: &str = "admin (first start)";
 /// - on the very first start (no key was ever made) without it, a new key is made,
 ///   printed once and written to `DIR/admin-key`. Later starts only read the store.
 ///
-/// A store from before the operator role has these keys as admins: while no live key
-/// is an operator, they become operators.
+/// A store from before the operator role has the node's own key as an admin: while no
+/// live key is an operator, the key that `GLINT_ADMIN_KEY` or `DIR/admin-key` holds (by
+/// its hash, never by a name another admin could give a key) becomes one.
 pub async fn bootstrap_admin_key(
     store: &dyn KeyStore,
     data_dir: &Path,
     from_env: Option<String>,
 ) -> anyhow::Result<()> {
+    let from_file = std::fs::read_to_string(data_dir.join("admin-key")).ok();
+    let own: Vec<String> = [from_env.as_deref(), from_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(hash_key)
+        .collect();
     make_node_key(store, data_dir, from_env).await?;
-    let tenant = TenantId::default_tenant();
-    let keys = store.keys(&tenant).await?;
-    if keys.iter().any(|k| k.role == Role::Operator) {
+    let operator_exists =
+        |keys: &[(String, ApiKeyRecord)]| keys.iter().any(|(_, k)| k.role == Role::Operator);
+    let keys = store.all_key_hashes().await?;
+    if operator_exists(&keys) {
         return Ok(());
     }
-    for key in keys.iter().filter(|k| {
-        k.role == Role::Admin && [ENV_KEY_NAME, FIRST_KEY_NAME].contains(&k.name.as_str())
-    }) {
-        store.set_key_role(&tenant, &key.id, Role::Operator).await?;
+    let default = TenantId::default_tenant();
+    for (_, key) in keys
+        .iter()
+        .filter(|(hash, k)| own.contains(hash) && k.tenant == default && k.role == Role::Admin)
+    {
+        if let Err(e) = store.set_key_role(&default, &key.id, Role::Operator).await {
+            // Another node starting at the same time may have promoted it first.
+            if operator_exists(&store.all_key_hashes().await?) {
+                return Ok(());
+            }
+            return Err(e.into());
+        }
         tracing::warn!(key = %key.id, name = %key.name, "this node's own key is now an operator key (the role above every tenant's admin)");
     }
     Ok(())

@@ -107,9 +107,10 @@ impl Node {
     ) -> Option<String> {
         let tenant_base = self.tenant_base(tenant)?;
         let label = name.as_str();
-        let dns_label = label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        let dns_label = label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         match (&self.base_domain, dns_label) {

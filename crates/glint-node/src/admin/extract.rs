@@ -2,7 +2,7 @@
 //! in the API's JSON error shape (`invalid_body`, `invalid_query`, `invalid_path`)
 //! instead of plain text, as the OpenAPI document says every error does.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -17,6 +17,18 @@ pub struct Json<T>(pub T);
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A body taken as it comes (a KV value).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state).await?;
+        Ok(RawBody(bytes))
     }
 }
 
@@ -51,6 +63,19 @@ impl From<JsonRejection> for ApiError {
                 ),
             ),
         }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "limit_exceeded",
+                format!("the body is too large: {}", rejection.body_text()),
+            );
+        }
+        ApiError::bad_request("invalid_body", rejection.body_text())
     }
 }
 

@@ -159,6 +159,7 @@ pub async fn list(
     params(KeyPath),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 403, description = "A key of a role above the calling key's (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such key (`not_found`)", body = ErrorBody),
         (status = 409, description = "The key making the call (`revoking_own_key`)", body = ErrorBody),
     ),
@@ -173,6 +174,25 @@ pub async fn revoke(
             StatusCode::CONFLICT,
             "revoking_own_key",
             "this is the key making the call; revoke it with another admin key",
+        ));
+    }
+    // An admin of the operator's tenant cannot take the operator's keys away.
+    let target = node
+        .store
+        .keys(&caller.tenant)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id);
+    if let Some(target) = target
+        && target.role > caller.role
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "key '{id}' has role '{}', above this key's '{}'; a key revokes keys of its own role or below",
+                target.role, caller.role
+            ),
         ));
     }
     node.store.revoke_key(&caller.tenant, &id).await?;

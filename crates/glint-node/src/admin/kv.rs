@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use glint_store::{KeyPage, KvStoreName, KvStoreRecord};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::Caller;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, RawBody};
 use super::openapi::ErrorBody;
 use crate::error::ApiError;
 use crate::node::Node;
@@ -195,7 +194,7 @@ pub async fn set(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Path(KeyPath { store, key }): Path<KeyPath>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     node.kv
         .set(&caller.tenant, &store_name(&store)?, &key, body.to_vec())

@@ -96,7 +96,8 @@ pub fn secure(api: &mut OpenApi, role: Role) {
             if role > Role::Read {
                 answers.push((
                     "403",
-                    "The key's role is below the one this operation needs (`forbidden`)",
+                    "The key's role is below the one this operation needs (`forbidden`), or its \
+                     tenant is suspended and may only read (`tenant_suspended`)",
                 ));
             }
             answers.push((
@@ -130,6 +131,7 @@ pub fn state_refusals(api: &mut OpenApi) {
                     "415",
                     "The body is not sent as `application/json` (`unsupported_media_type`)",
                 );
+                add_error(op, "413", "The body is too large (`limit_exceeded`)");
             }
             let has_parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
             if has_parameters || json_body {

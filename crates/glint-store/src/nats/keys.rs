@@ -44,20 +44,31 @@ impl NatsStore {
             return Err(not_found());
         }
         change(&mut stored);
-        match self
+        let bytes = to_json("an API key", &stored)?;
+        // Sent again while no server takes it (a stream electing its leader).
+        let written = self
             .registry
-            .write
-            .update(&key, to_json("an API key", &stored)?, entry.revision)
-            .await
-        {
-            Ok(revision) => {
+            .send(|| async {
+                match self
+                    .registry
+                    .write
+                    .update(&key, bytes.clone(), entry.revision)
+                    .await
+                {
+                    Ok(revision) => Ok(Some(revision)),
+                    // Changed by another node meanwhile: revoked, or its role changed,
+                    // which only a node's start does, to the same role.
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                    Err(e) => Err(self.registry.unreachable(what, e)),
+                }
+            })
+            .await?;
+        match written {
+            Some(revision) => {
                 self.registry.settle(&key, revision).await;
                 Ok(())
             }
-            // Changed by another node meanwhile: revoked, or its role changed, which
-            // only a node's start does, to the same role.
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Err(not_found()),
-            Err(e) => Err(self.registry.unreachable(what, e)),
+            None => Err(not_found()),
         }
     }
 

@@ -30,7 +30,7 @@ use crate::model::*;
 use crate::{NewVersion, Registry, Result, StoreError, registry_rules};
 
 /// How often a change is tried again when another node changed the function first.
-const MAX_TRIES: usize = 50;
+pub(super) const MAX_TRIES: usize = 50;
 
 #[derive(Clone, Serialize, Deserialize)]
 struct FunctionDoc {
@@ -286,13 +286,33 @@ impl NatsStore {
             let key = format!("route.{}.{route}", claim.tenant);
             let moved = match self.registry.write.create(&key, found.value.clone()).await {
                 Ok(_) => true,
-                Err(e) => e.kind() == kv::CreateErrorKind::AlreadyExists,
+                // Moved before (a start cut short), or claimed anew since: the old claim
+                // goes only if the new one names the same function.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
+                    .registry_entry_at_origin(&key, "reading a route")
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|e| from_json::<RouteClaim>("a route claim", &e.value).ok())
+                    .is_some_and(|c| c.tenant == claim.tenant && c.function == claim.function),
+                Err(_) => false,
             };
-            if moved {
-                if let Err(e) = self.registry.write.purge(&found.key).await {
+            let old = self
+                .registry_entry_at_origin(&found.key, "reading a route")
+                .await
+                .ok()
+                .flatten();
+            if let (true, Some(old)) = (moved, old) {
+                // Only the claim as it was read: a claim written since stays.
+                if let Err(e) = self
+                    .registry
+                    .write
+                    .purge_expect_revision(&found.key, Some(old.revision))
+                    .await
+                {
                     tracing::warn!(key = found.key, error = %e, "could not remove a moved route claim");
                 }
-            } else {
+            } else if !moved {
                 tracing::warn!(
                     key = found.key,
                     "could not move a route claim under its tenant; trying at the next start"
@@ -357,7 +377,7 @@ fn too_busy(name: &FunctionName) -> StoreError {
 }
 
 /// A short random wait before retrying a write that lost a race.
-async fn contention_pause() {
+pub(super) async fn contention_pause() {
     tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(1..20))).await;
 }
 

@@ -81,7 +81,7 @@ impl Tenants for NatsStore {
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
         let key = names::tenant_key(id);
         // Revision-checked: a write that lost a race reads again and writes again.
-        loop {
+        for _ in 0..super::registry::MAX_TRIES {
             let entry = self
                 .registry_entry_at_origin(&key, "reading a tenant")
                 .await?
@@ -125,9 +125,12 @@ impl Tenants for NatsStore {
                     self.registry.settle(&key, revision).await;
                     return Ok(record);
                 }
-                Err((true, _)) => continue,
+                Err((true, _)) => super::registry::contention_pause().await,
                 Err((false, e)) => return Err(self.registry.unreachable("changing a tenant", e)),
             }
         }
+        Err(StoreError::Conflict(format!(
+            "tenant '{id}' is being changed by other nodes all the time; try again"
+        )))
     }
 }

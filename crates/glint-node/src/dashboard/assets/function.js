@@ -61,7 +61,11 @@ export function functionView(root, name) {
       root.replaceChildren(emptyState(h('p', {}, `There is no function named ${name}.`), h('a', { href: '#/' }, 'All functions')));
       return;
     }
-    sub.replaceChildren(h('a', { href: info.url, target: '_blank', rel: 'noopener' }, info.url),
+    // No URL: another tenant's function on a node without --base-domain.
+    const link = info.url
+      ? h('a', { href: info.url, target: '_blank', rel: 'noopener' }, info.url)
+      : h('span', { class: 'muted' }, 'no URL: this node has no --base-domain');
+    sub.replaceChildren(link,
       h('span', { class: 'muted' }, ` · route ${info.route} · updated ${fmtAgo(info.updated_at_ms)}`));
     const ready = st ? st.ready : null;
     setText(status, ready == null ? '' : ready ? 'ready' : 'not ready');
