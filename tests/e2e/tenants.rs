@@ -157,14 +157,11 @@ async fn an_operator_makes_tenants_whose_admins_manage_only_their_own() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_from_before_tenants_makes_its_own_key_the_operators() {
-    if glint_e2e::nats::nodes_on_nats() {
-        return; // the store's file is SQLite's; the NATS pass has no such file
-    }
     let mut node = Node::start();
     assert!(node.stop());
     // The node's key as a node before the operator role made it: an admin.
     {
-        let url = glint_store::StoreUrl::Sqlite(node.data_dir.clone());
+        let url: glint_store::StoreUrl = node.store_url().parse().unwrap();
         let stores = glint_store::Stores::open(&url, Default::default())
             .await
             .unwrap();

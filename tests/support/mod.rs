@@ -325,6 +325,15 @@ impl Node {
         }
     }
 
+    /// The store the node runs on, as `glint serve --store` takes it: its `--store`, or
+    /// `sqlite:` its data dir.
+    pub fn store_url(&self) -> String {
+        match self.args.iter().position(|a| a == "--store") {
+            Some(i) => self.args[i + 1].clone(),
+            None => format!("sqlite:{}", self.data_dir.display()),
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }
