@@ -359,6 +359,9 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
             (200, "before from Glint!\n".into())
         );
     }
+    for _ in 0..5 {
+        assert_eq!(cluster.nodes[1].call("/hello").await.0, 200);
+    }
     // KV calls fail, at once and with an error, instead of hanging.
     let started = Instant::now();
     let (status, body) = cluster.nodes[1]
@@ -394,6 +397,21 @@ async fn a_node_that_loses_nats_serves_what_it_has_and_catches_up() {
             .0,
         200
     );
+    // The usage of the calls served while NATS was away was kept, sent once it was
+    // back, and counted once: 7 then, and 1 since.
+    let admin = cluster.nodes[0].admin();
+    glint_e2e::wait_until(
+        "the usage of every call to hello is stored",
+        Duration::from_secs(30),
+        || async {
+            let (_, usage) = admin.get("/api/v1/usage?function=hello&period=day").await;
+            match usage["totals"]["requests"].as_u64() {
+                Some(8) => Ok(()),
+                other => Err(format!("{other:?} requests")),
+            }
+        },
+    )
+    .await;
 }
 
 /// NATS authorization for the test below: every client is user `glint`, which may not

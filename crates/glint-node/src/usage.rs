@@ -358,7 +358,23 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Meter {
     pub metrics: Arc<Metrics>,
     ledger: Arc<Ledger>,
+    /// Batches the store did not take, sent again with the next flush.
+    unsent: Mutex<Vec<Batch>>,
+    /// Names this process's batches: unique across nodes and restarts.
+    run: String,
+    flushes: std::sync::atomic::AtomicU64,
 }
+
+/// One tenant's records of one flush, under the name the store knows them by.
+struct Batch {
+    name: String,
+    tenant: TenantId,
+    records: Vec<UsageRecord>,
+}
+
+/// Most records kept while the store takes none: about an hour of 2-second flushes of
+/// 50 busy versions, some 20 MB. Beyond that the oldest go, said in the log.
+const MAX_UNSENT_RECORDS: usize = 100_000;
 
 impl Meter {
     /// The node's meter, and its metrics with `node` (the node-wide values) beside the
@@ -374,6 +390,9 @@ impl Meter {
         Self {
             metrics: Arc::new(metrics),
             ledger,
+            unsent: Mutex::default(),
+            run: uuid::Uuid::now_v7().simple().to_string(),
+            flushes: Default::default(),
         }
     }
 
@@ -503,12 +522,38 @@ impl Meter {
         out
     }
 
+    /// Sends what was counted since the last flush, and every batch the store did not
+    /// take before, under its first name, so a store that took one whose answer was lost
+    /// does not count it twice.
     async fn flush(&self, store: &dyn UsageStore) {
-        for (tenant, records) in self.take_all() {
-            if let Err(e) = store.add_usage(&tenant, records).await {
-                tracing::error!(error = %e, "cannot store usage records");
+        let flush = self
+            .flushes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut batches = std::mem::take(&mut *locked(&self.unsent));
+        batches.extend(self.take_all().into_iter().map(|(tenant, records)| Batch {
+            name: format!("{}:{flush}", self.run),
+            tenant,
+            records,
+        }));
+        let mut unsent = Vec::new();
+        for batch in batches {
+            if let Err(e) = store
+                .add_usage(&batch.tenant, &batch.name, batch.records.clone())
+                .await
+            {
+                tracing::error!(error = %e, records = batch.records.len(), "cannot store usage records; sending them again with the next flush");
+                unsent.push(batch);
             }
         }
+        let mut kept: usize = unsent.iter().map(|b| b.records.len()).sum();
+        while kept > MAX_UNSENT_RECORDS && !unsent.is_empty() {
+            let oldest = unsent.remove(0);
+            kept -= oldest.records.len();
+            tracing::error!(records = oldest.records.len(), tenant = %oldest.tenant, "the store has taken no usage for too long; the oldest unsent records are dropped");
+        }
+        let mut pending = locked(&self.unsent);
+        unsent.append(&mut pending);
+        *pending = unsent;
     }
 }
 

@@ -151,7 +151,15 @@ pub trait LogStore: Send + Sync {
 #[async_trait]
 pub trait UsageStore: Send + Sync {
     /// Adds each record to the one for its function, version and minute.
-    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()>;
+    /// `batch` names these records for as long as they may be sent again (a node sends
+    /// a batch again after an error): a store that may have taken a batch whose answer
+    /// was lost takes it once (NATS: within JetStream's duplicate window, 2 minutes).
+    async fn add_usage(
+        &self,
+        tenant: &TenantId,
+        batch: &str,
+        records: Vec<UsageRecord>,
+    ) -> Result<()>;
     /// Records of minutes in `[start_ms, end_ms)`, of one function or all.
     async fn usage(
         &self,

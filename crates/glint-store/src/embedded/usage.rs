@@ -9,7 +9,14 @@ use crate::{Result, UsageStore};
 
 #[async_trait]
 impl UsageStore for EmbeddedStore {
-    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
+    // One transaction: an error means nothing was stored, so a batch sent again is
+    // never counted twice.
+    async fn add_usage(
+        &self,
+        tenant: &TenantId,
+        _batch: &str,
+        records: Vec<UsageRecord>,
+    ) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }

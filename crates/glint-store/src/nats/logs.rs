@@ -102,26 +102,35 @@ impl NatsStore {
 
     /// Publishes each subject's `items` as JSON arrays, as few messages as fit, and
     /// waits until the server has them all.
+    /// With `batch`, each message carries a `Nats-Msg-Id` made of it, the subject and
+    /// the message's place, so JetStream drops a message sent again within its duplicate
+    /// window.
     pub(crate) async fn publish_batches<T: serde::Serialize>(
         &self,
         what: &str,
+        batch: Option<&str>,
         batches: BTreeMap<String, Vec<T>>,
     ) -> Result<()> {
         let mut acks = Vec::new();
         for (subject, items) in batches {
+            let mut part = 0;
+            let mut id = || {
+                part += 1;
+                batch.map(|b| format!("{b}:{subject}:{part}"))
+            };
             // Each item encoded once; a message is `[` items joined by `,` `]`.
             let mut message = Vec::new();
             for item in &items {
                 let encoded = to_json(what, item)?;
                 if message.len() > 1 && message.len() + encoded.len() + 2 > MAX_MESSAGE_BYTES {
-                    acks.push(self.publish(what, &subject, message).await?);
+                    acks.push(self.publish(what, &subject, id(), message).await?);
                     message = Vec::new();
                 }
                 message.push(if message.is_empty() { b'[' } else { b',' });
                 message.extend_from_slice(&encoded);
             }
             if !message.is_empty() {
-                acks.push(self.publish(what, &subject, message).await?);
+                acks.push(self.publish(what, &subject, id(), message).await?);
             }
         }
         for ack in acks {
@@ -131,18 +140,27 @@ impl NatsStore {
         Ok(())
     }
 
-    /// Sends one message (`[` and its items, closed here) on `subject`.
+    /// Sends one message (`[` and its items, closed here) on `subject`, with `id` as
+    /// its `Nats-Msg-Id` if given.
     async fn publish(
         &self,
         what: &str,
         subject: &str,
+        id: Option<String>,
         mut message: Vec<u8>,
     ) -> Result<async_nats::jetstream::context::PublishAckFuture> {
         message.push(b']');
-        self.js
-            .publish(subject.to_string(), message.into())
-            .await
-            .map_err(|e| backend(&format!("storing {what}"), e))
+        let sent = match id {
+            Some(id) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+                self.js
+                    .publish_with_headers(subject.to_string(), headers, message.into())
+                    .await
+            }
+            None => self.js.publish(subject.to_string(), message.into()).await,
+        };
+        sent.map_err(|e| backend(&format!("storing {what}"), e))
     }
 }
 
@@ -228,7 +246,7 @@ impl LogStore for NatsStore {
             );
             batches.entry(subject).or_default().push(line);
         }
-        self.publish_batches("log lines", batches).await
+        self.publish_batches("log lines", None, batches).await
     }
 
     async fn logs(&self, tenant: &TenantId, query: LogQuery) -> Result<Vec<LogRecord>> {

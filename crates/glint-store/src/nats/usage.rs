@@ -19,7 +19,12 @@ const FLUSH_SLACK_MS: i64 = 2 * 60_000;
 
 #[async_trait]
 impl UsageStore for NatsStore {
-    async fn add_usage(&self, tenant: &TenantId, records: Vec<UsageRecord>) -> Result<()> {
+    async fn add_usage(
+        &self,
+        tenant: &TenantId,
+        batch: &str,
+        records: Vec<UsageRecord>,
+    ) -> Result<()> {
         let mut batches: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
         for record in records {
             let subject = names::function_events(
@@ -31,7 +36,7 @@ impl UsageStore for NatsStore {
             );
             batches.entry(subject).or_default().push(record);
         }
-        self.publish_batches("usage", batches).await
+        self.publish_batches("usage", Some(batch), batches).await
     }
 
     async fn usage(
