@@ -251,14 +251,15 @@ impl RouteTable {
 pub enum HostTarget {
     /// `<function>.<tenant>.<base>`: that function, with the whole path.
     Function { tenant: String, name: String },
-    /// `<tenant>.<base>`: the tenant's routes; any other host: `default`'s.
-    Tenant(String),
+    /// `<tenant>.<base>`: the tenant's routes; any other host: `default`'s, borrowed,
+    /// so a node without a base domain allocates nothing per request for it.
+    Tenant(std::borrow::Cow<'static, str>),
 }
 
 /// The target of a request to `host` (a `Host` header or an `:authority`, with or
 /// without a port, in any case). Without a base domain, every host is `default`'s.
 pub fn host_target(host: Option<&str>, base_domain: Option<&str>) -> HostTarget {
-    let default = || HostTarget::Tenant(glint_store::DEFAULT_TENANT.to_string());
+    let default = || HostTarget::Tenant(glint_store::DEFAULT_TENANT.into());
     let (Some(host), Some(base)) = (host, base_domain) else {
         return default();
     };
@@ -277,7 +278,7 @@ pub fn host_target(host: Option<&str>, base_domain: Option<&str>) -> HostTarget 
         return default();
     };
     match sub.split_once('.') {
-        None if !sub.is_empty() => HostTarget::Tenant(sub.to_string()),
+        None if !sub.is_empty() => HostTarget::Tenant(sub.to_string().into()),
         Some((name, tenant)) if !name.is_empty() && !tenant.is_empty() && !tenant.contains('.') => {
             HostTarget::Function {
                 tenant: tenant.to_string(),
@@ -300,7 +301,7 @@ mod tests {
             tenant: tenant.into(),
             name: name.into(),
         };
-        let tenant = |t: &str| HostTarget::Tenant(t.into());
+        let tenant = |t: &str| HostTarget::Tenant(t.to_string().into());
         assert_eq!(
             target("hello.acme.fn.example.com"),
             function("hello", "acme")
