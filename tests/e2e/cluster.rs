@@ -616,3 +616,78 @@ async fn a_tenant_suspended_on_one_node_is_suspended_on_every_node() {
     assert_eq!(status, 200, "{body}");
     answer(200).await;
 }
+
+/// A node whose NATS server dies while it leads the registry's stream still gets every
+/// change. The client makes the node's watch consumer again at once, before the stream
+/// has a new leader; the cluster can place it on the dead server, and the client then
+/// waits for it without end. The node must notice that the registry moved on without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_nats_server_dies_leading_the_registry_still_follows_changes() {
+    let mut nats = NatsCluster::start(3);
+    let url = format!("{}?ns=glint", nats.url());
+    // n1 starts alone, so the one connection named glint is its own.
+    let n1 = Node::start_with(KEY, &["--store", &url, "--node-id", "n1"]);
+    let home = (0..3)
+        .find(|&i| nats.servers[i].clients_named("glint") == 1)
+        .expect("no server has n1's connection");
+    let n2 = Node::start_with(KEY, &["--store", &url, "--node-id", "n2"]);
+    n2.admin().deploy_hello("before").await;
+    assert_eq!(
+        n1.call("/hello").await,
+        (200, "before from Glint!\n".into())
+    );
+
+    // n1's watch consumer lives where the stream's leader is: make that n1's server.
+    let other = (home + 1) % 3;
+    let client = async_nats::connect(nats.servers[other].url())
+        .await
+        .unwrap();
+    let name = nats.servers[home].name.clone();
+    lead_stream(&client, "KV_glint_registry", &name).await;
+    nats.kill9(home);
+
+    let (status, body) = n2
+        .admin()
+        .deploy_with(
+            "hello",
+            "?wait_seconds=45",
+            &hello_manifest("after"),
+            guest("hello"),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["rollout"]["not_ready"], json!([]), "{body}");
+    assert_eq!(n1.call("/hello").await, (200, "after from Glint!\n".into()));
+}
+
+/// Asks the leader of `stream` to step down until server `server` leads it (each
+/// step-down hands the lead to another of its servers).
+async fn lead_stream(client: &async_nats::Client, stream: &str, server: &str) {
+    let js = async_nats::jetstream::new(client.clone());
+    let leader = || async {
+        let info = js.get_stream(stream).await.ok()?.get_info().await.ok()?;
+        info.cluster?.leader
+    };
+    for _ in 0..20 {
+        let Some(now) = leader().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if now == server {
+            return;
+        }
+        client
+            .request(
+                format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"),
+                "".into(),
+            )
+            .await
+            .unwrap();
+        // Until another server leads it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while leader().await.is_none_or(|l| l == now) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("{server} did not come to lead {stream} in 20 step-downs");
+}

@@ -524,6 +524,15 @@ impl Drop for Node {
             let _ = child.wait();
         }
         // A failed test shows the node's errors and warnings.
+        // GLINT_TEST_KEEP_LOGS=DIR keeps every node's whole log there, named by its
+        // data port (with RUST_LOG=debug, say, to see what a flaky test's nodes did).
+        if let Some(dir) = std::env::var_os("GLINT_TEST_KEEP_LOGS") {
+            let port = self.data_url.rsplit(':').next().unwrap_or("node");
+            let _ = std::fs::copy(
+                self.data_dir.join("node.log"),
+                Path::new(&dir).join(format!("node-{port}.log")),
+            );
+        }
         if std::thread::panicking() {
             for line in self
                 .log()

@@ -103,6 +103,20 @@ impl NatsServer {
         }
     }
 
+    /// How many client connections named `name` this server has now (from `/connz`).
+    pub fn clients_named(&self, name: &str) -> usize {
+        let url = format!("http://127.0.0.1:{}/connz", self.monitor_port);
+        let connz: serde_json::Value = monitor_get(&url)
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or_default();
+        connz["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["name"] == name)
+            .count()
+    }
+
     /// Waits (up to 90 s: the machine may be busy with other tests) until the server
     /// answers its health check, JetStream included: `/healthz` is 200 only once the
     /// server is current with the meta leader.

@@ -138,7 +138,13 @@ async fn live_values(
         .messages()
         .await
         .map_err(|e| backend("listing entries", e))?;
-    while let Some(message) = messages.next().await {
+    // Bounded: the client makes a consumer lost with its server again, and may wait for
+    // it forever.
+    loop {
+        let next = tokio::time::timeout(LIST_IDLE, messages.next())
+            .await
+            .map_err(|_| backend("listing entries", "the store sent nothing for 10 s"))?;
+        let Some(message) = next else { break };
         let message = message.map_err(|e| backend("listing entries", e))?;
         let pending = message
             .info()
@@ -228,6 +234,9 @@ pub(crate) async fn messages(
     }
     Ok(())
 }
+
+/// How long a listing waits for its next entry before it fails.
+const LIST_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a scan waits for its next message before it asks whether any is left.
 const SCAN_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
