@@ -270,3 +270,136 @@ async fn a_suspended_tenants_functions_answer_403_and_keep_their_data() {
     assert!(ok && out.contains("active"), "{out}{err}");
     assert_eq!(count(reqwest::Method::POST).await, (200, "2\n".into()));
 }
+
+/// Polls `path` with `admin` until `done` accepts the body, for up to 30 s.
+async fn wait_for(admin: &glint_e2e::Admin, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) = admin.get(path).await;
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_tenant_removes_everything_and_counts_it() {
+    let node = Node::start_with_args(&["--base-domain", "fn.test"]);
+    let operator = node.admin();
+    let (acme, _) = node.tenant("acme").await;
+    let (beta, _) = node.tenant("beta").await;
+    let counter =
+        std::fs::read_to_string(glint_e2e::repo_root().join("examples/counter/glint.toml"))
+            .unwrap();
+    // Two versions of one component, a second function, three KV keys, a secret, a
+    // second key, log lines and usage.
+    for _ in 0..2 {
+        acme.deploy_ok("counter", &counter, guest("counter")).await;
+    }
+    acme.deploy_ok("hello", &manifest("/hello"), guest("hello"))
+        .await;
+    beta.deploy_ok("hello", &manifest("/hello"), guest("hello"))
+        .await;
+    let on = |host: &'static str, method: reqwest::Method, path: &'static str| {
+        node.send_to(Some(host), method, path, Vec::new())
+    };
+    for key in ["a", "b", "c"] {
+        let path: &'static str = Box::leak(format!("/{key}").into_boxed_str());
+        assert_eq!(
+            on("counter.acme.fn.test", reqwest::Method::POST, path).await,
+            (200, "1\n".into())
+        );
+    }
+    assert_eq!(
+        on("hello.acme.fn.test", reqwest::Method::GET, "/").await.0,
+        200
+    );
+    let (status, body) = acme
+        .put("/api/v1/secrets/TOKEN", json!({ "value": "sealed" }))
+        .await;
+    assert!(status < 300, "{body}");
+    let (status, body) = make_key(&acme, "/api/v1/keys", "ci", "deploy").await;
+    assert_eq!(status, 201, "{body}");
+    wait_for(&acme, "/api/v1/usage?period=day", |u| {
+        u["totals"]["requests"] == 4
+    })
+    .await;
+    wait_for(&acme, "/api/v1/logs?function=hello", |l| {
+        l["lines"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+
+    // Off a terminal, only with --yes.
+    let (ok, _, err) = node.cli(&node.key, &["tenants", "delete", "acme"]);
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) = node.cli(
+        &node.key,
+        &["tenants", "delete", "acme", "--yes", "--output", "json"],
+    );
+    assert!(ok, "{out}{err}");
+    let deleted: Value = serde_json::from_str(&out).unwrap();
+    let removed = &deleted["removed"];
+    let size = guest("counter").len() + guest("hello").len();
+    for (what, want) in [
+        ("functions", 2),
+        ("versions", 3),
+        ("components", 2),
+        ("component_bytes", size as u64),
+        ("secrets", 1),
+        ("keys", 2),
+    ] {
+        assert_eq!(removed[what], want, "{what}: {deleted}");
+    }
+    assert!(removed["log_records"].as_u64().unwrap() >= 1, "{deleted}");
+    assert!(removed["usage_records"].as_u64().unwrap() >= 1, "{deleted}");
+    assert_eq!(deleted["kv"]["stores"], 1, "{deleted}");
+    assert_eq!(deleted["kv"]["keys"], 3, "{deleted}");
+    assert!(deleted["kv"]["bytes"].as_u64().unwrap() > 0, "{deleted}");
+    assert_eq!(deleted["complete"], true, "{deleted}");
+    assert_eq!(deleted["final_usage"][0]["requests"], 4, "{deleted}");
+
+    // Nothing of it answers; the other tenants serve on.
+    assert_eq!(
+        on("counter.acme.fn.test", reqwest::Method::GET, "/a")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(acme.get("/api/v1/functions").await.0, 401);
+    assert_eq!(operator.get("/api/v1/tenants/acme").await.0, 404);
+    assert_eq!(
+        on("hello.beta.fn.test", reqwest::Method::GET, "/").await.0,
+        200
+    );
+    // Made again, the name is empty.
+    let (again, _) = node.tenant("acme").await;
+    for (path, field) in [
+        ("/api/v1/functions", "functions"),
+        ("/api/v1/kv", "stores"),
+        ("/api/v1/secrets", "secrets"),
+    ] {
+        let (status, body) = again.get(path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body[field], json!([]), "{path}: {body}");
+    }
+    let (_, usage) = again.get("/api/v1/usage?period=day").await;
+    assert_eq!(usage["totals"]["requests"], 0, "{usage}");
+    let (_, keys) = again.get("/api/v1/keys").await;
+    // Its first admin key alone: the old tenant's two are gone.
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(1), "{keys}");
+    assert_ne!(keys["keys"][0]["name"], "ci", "{keys}");
+
+    // The operator's own tenant is never deleted; a missing one is not found.
+    for (path, status) in [
+        ("/api/v1/tenants/default", 409),
+        ("/api/v1/tenants/nobody", 404),
+    ] {
+        let (got, body) = operator.delete(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+    }
+}

@@ -550,7 +550,7 @@ pub async fn download(
 }
 
 /// Asks on a terminal; off a terminal there is no one to ask, so the answer is yes.
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
         return Ok(true);

@@ -10,7 +10,7 @@ use crate::output::{self, Format};
 /// Make, list and show tenants (operator).
 #[derive(clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme"
+    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme\n  glint tenants delete acme --yes"
 )]
 pub enum TenantsCommand {
     /// Make a tenant; prints its first admin key, shown once.
@@ -26,6 +26,15 @@ pub enum TenantsCommand {
     Suspend { name: String },
     /// Resume a suspended tenant.
     Resume { name: String },
+    /// Delete a tenant with all its functions, KV stores, secrets, keys, logs and usage;
+    /// prints what was removed and its final usage. Running it again finishes a
+    /// deletion that was cut short.
+    Delete {
+        name: String,
+        /// Delete without asking (needed off a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Make a key of a tenant (its admin's lost key replaced, say); shown once.
     Key {
         tenant: String,
@@ -44,6 +53,7 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
         TenantsCommand::Show { name } => show(&client, &name, format).await,
         TenantsCommand::Suspend { name } => set_status(&client, &name, "suspend", format).await,
         TenantsCommand::Resume { name } => set_status(&client, &name, "resume", format).await,
+        TenantsCommand::Delete { name, yes } => delete(&client, &name, yes, format).await,
         TenantsCommand::Key { tenant, name, role } => {
             key(&client, &tenant, &name, &role, format).await
         }
@@ -108,6 +118,76 @@ async fn set_status(client: &Client, name: &str, action: &str, format: Format) -
             "tenant '{name}' is {}",
             body["status"].as_str().unwrap_or("?")
         );
+    });
+    Ok(())
+}
+
+async fn delete(client: &Client, name: &str, yes: bool, format: Format) -> Result<()> {
+    use std::io::IsTerminal;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "deleting tenant '{name}' removes all its data for good; pass --yes to go ahead"
+            );
+        }
+        let question = format!(
+            "Delete tenant '{name}' with all its functions, KV stores, secrets, keys, logs and usage?"
+        );
+        if !crate::lifecycle::confirm(&question)? {
+            println!("nothing deleted");
+            return Ok(());
+        }
+    }
+    let req = client.request(Method::DELETE, &format!("/api/v1/tenants/{name}"));
+    let body = client.json(req).await?;
+    output::show(format, &body, |body| {
+        let (r, kv) = (&body["removed"], &body["kv"]);
+        let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        if body["complete"] == true {
+            println!("deleted tenant '{name}'; removed:");
+        } else {
+            println!(
+                "tenant '{name}' is being deleted; regions not reached: {}; run this again to finish. Removed so far:",
+                r["pending_regions"]
+            );
+        }
+        let rows = vec![
+            vec!["functions".into(), n(&r["functions"]).to_string()],
+            vec!["versions".into(), n(&r["versions"]).to_string()],
+            vec![
+                "components".into(),
+                format!(
+                    "{} ({} bytes)",
+                    n(&r["components"]),
+                    n(&r["component_bytes"])
+                ),
+            ],
+            vec![
+                "KV stores".into(),
+                format!(
+                    "{} ({} keys, {} bytes)",
+                    n(&kv["stores"]),
+                    n(&kv["keys"]),
+                    n(&kv["bytes"])
+                ),
+            ],
+            vec!["secrets".into(), n(&r["secrets"]).to_string()],
+            vec!["API keys".into(), n(&r["keys"]).to_string()],
+            vec!["log records".into(), n(&r["log_records"]).to_string()],
+            vec!["usage records".into(), n(&r["usage_records"]).to_string()],
+        ];
+        output::table(&["WHAT", "REMOVED"], &rows);
+        for month in body["final_usage"].as_array().into_iter().flatten() {
+            println!(
+                "usage from {}: {} requests, {:.3} GB-s, {:.0} CPU-ms, {} bytes in, {} bytes out",
+                output::time(month["start_ms"].as_i64().unwrap_or(0)),
+                n(&month["requests"]),
+                month["gb_seconds"].as_f64().unwrap_or(0.0),
+                month["cpu_ms"].as_f64().unwrap_or(0.0),
+                n(&month["bytes_in"]),
+                n(&month["bytes_out"]),
+            );
+        }
     });
     Ok(())
 }

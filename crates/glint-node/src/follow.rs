@@ -71,12 +71,16 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
     }
     let mut keys = false;
     let mut tenant_changed = false;
+    let mut changed_tenants: HashSet<TenantId> = HashSet::new();
     let mut tenants: HashSet<TenantId> = HashSet::new(); // whose secrets changed
     let mut functions: HashSet<(TenantId, FunctionName)> = HashSet::new();
     for change in batch {
         match change {
             Change::Keys => keys = true,
-            Change::Tenant { .. } => tenant_changed = true,
+            Change::Tenant { tenant } => {
+                tenant_changed = true;
+                changed_tenants.insert(tenant);
+            }
             Change::Secrets { tenant } => {
                 tenants.insert(tenant);
             }
@@ -95,6 +99,13 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
         failed.push(Change::Tenant {
             tenant: glint_store::TenantId::default_tenant(),
         });
+    }
+    // A tenant deleted (on another node): usage this node counted for it and has not
+    // stored yet goes with it.
+    for tenant in &changed_tenants {
+        if let Err(glint_store::StoreError::NotFound(_)) = node.store.tenant(tenant).await {
+            node.meter.discard_tenant(tenant);
+        }
     }
     for tenant in &tenants {
         if let Err(e) = node.follow_tenant(tenant).await {

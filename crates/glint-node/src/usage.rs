@@ -446,6 +446,14 @@ impl Meter {
         locked(&self.ledger.retired).extend(gone);
     }
 
+    /// Drops everything counted for `tenant` and not stored yet, as deleting the tenant
+    /// does (its functions are forgotten first). A flush already under way may still
+    /// store its last records.
+    pub fn discard_tenant(&self, tenant: &TenantId) {
+        locked(&self.ledger.retired).retain(|((t, _, _), _)| t != tenant);
+        locked(&self.unsent).retain(|batch| &batch.tenant != tenant);
+    }
+
     /// Versions metered now (`/api/v1/node` shows it, so pruning can be seen).
     pub fn versions_metered(&self) -> usize {
         locked(&self.ledger.functions)

@@ -318,6 +318,11 @@ pub trait Tenants: Send + Sync {
     async fn tenants(&self) -> Result<Vec<TenantRecord>>;
     /// Suspends or resumes a tenant; [`StoreError::NotFound`] if there is none.
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord>;
+    /// Deletes everything the tenant has here (its KV stores are
+    /// [`KeyValue::delete_stores`]'s), then its record, and counts what went. Its status
+    /// must be [`TenantStatus::Deleting`] already, so nothing new arrives meanwhile;
+    /// running it again finishes a deletion that was cut short.
+    async fn delete_tenant(&self, id: &TenantId) -> Result<Removed>;
 }
 
 /// Everything a node needs from storage, except KV.
@@ -359,6 +364,8 @@ pub trait KeyValue: Close {
     /// Creates the store if it does not exist yet.
     async fn create_store(&self, tenant: &TenantId, store: &KvStoreName) -> Result<()>;
     async fn stores(&self, tenant: &TenantId) -> Result<Vec<KvStoreRecord>>;
+    /// Deletes every store of the tenant with its keys, as deleting the tenant does.
+    async fn delete_stores(&self, tenant: &TenantId) -> Result<KvRemoved>;
     async fn get(
         &self,
         tenant: &TenantId,

@@ -163,6 +163,8 @@ impl TenantId {
 pub enum TenantStatus {
     Active,
     Suspended,
+    /// Being deleted: nothing serves and no key works; deleting it again finishes.
+    Deleting,
 }
 
 impl TenantStatus {
@@ -170,6 +172,7 @@ impl TenantStatus {
         match self {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Deleting => "deleting",
         }
     }
 }
@@ -180,6 +183,7 @@ impl FromStr for TenantStatus {
         match s {
             "active" => Ok(TenantStatus::Active),
             "suspended" => Ok(TenantStatus::Suspended),
+            "deleting" => Ok(TenantStatus::Deleting),
             _ => Err(StoreError::Invalid(format!(
                 "tenant status {s:?} is not known"
             ))),
@@ -194,6 +198,36 @@ pub struct TenantRecord {
     pub id: TenantId,
     pub status: TenantStatus,
     pub created_at_ms: i64,
+}
+
+/// What deleting a tenant removed from the store of records.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Removed {
+    pub functions: u64,
+    pub versions: u64,
+    /// Distinct components stored, and their bytes.
+    pub components: u64,
+    pub component_bytes: u64,
+    pub secrets: u64,
+    /// API keys, revoked ones included.
+    pub keys: u64,
+    /// Rows on SQLite; stored messages (a flush's lines of one function) on NATS.
+    pub log_records: u64,
+    /// Rows (a function's minute) on SQLite; stored messages (a flush) on NATS.
+    pub usage_records: u64,
+    /// Regions whose logs and usage could not be reached: they are deleted there by
+    /// deleting the tenant again once the region answers.
+    pub pending_regions: Vec<String>,
+}
+
+/// What deleting a tenant's KV stores removed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct KvRemoved {
+    pub stores: u64,
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 impl AliasName {

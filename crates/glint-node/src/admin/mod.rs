@@ -130,8 +130,11 @@ fn caller(
             ),
         ));
     }
-    // A suspended tenant's keys still read, so its data can be taken out.
-    if !reads {
+    // A suspended tenant's keys still read, so its data can be taken out; a tenant's
+    // being deleted do nothing.
+    if reads {
+        node.tenants.check_readable(&record.tenant)?;
+    } else {
         node.tenants.check_active(&record.tenant)?;
     }
     Ok(Caller {
@@ -188,7 +191,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .routes(routes!(keys::revoke));
     let operator = OpenApiRouter::new()
         .routes(routes!(tenants::list, tenants::create))
-        .routes(routes!(tenants::show))
+        .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::create_key))
         .routes(routes!(tenants::suspend))
         .routes(routes!(tenants::resume));

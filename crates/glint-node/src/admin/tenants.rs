@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use glint_store::{Role, TenantId, TenantRecord, TenantStatus};
+use glint_store::{KvRemoved, Removed, Role, TenantId, TenantRecord, TenantStatus};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -13,6 +13,7 @@ use super::Caller;
 use super::extract::{Json, Path};
 use super::keys::{CreatedKey, NewKey, check_role, make_key};
 use super::openapi::ErrorBody;
+use super::usage::{Totals, recent_months};
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -129,6 +130,86 @@ pub async fn show(
     Ok(Json(node.store.tenant(&tenant).await?))
 }
 
+/// What deleting a tenant removed.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedTenant {
+    pub tenant: TenantId,
+    /// What went from the store of records.
+    pub removed: Removed,
+    /// The KV stores that went, with their keys and bytes.
+    pub kv: KvRemoved,
+    /// The tenant's usage this month and last month as it stood, this month first: its
+    /// usage goes with it, so this is the last word on what to bill.
+    pub final_usage: Vec<Totals>,
+    /// False while a region's logs or usage could not be reached
+    /// (`removed.pending_regions`): the tenant stays, being deleted, and the same call
+    /// finishes it.
+    pub complete: bool,
+}
+
+/// Deletes a tenant with everything it has: functions, versions, components, KV
+/// stores, secrets, keys, logs and usage. From the first step its functions stop
+/// serving and its keys stop working; a deletion cut short is finished by calling
+/// again.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "What was removed, and the final usage", body = DeletedTenant),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The operator's own tenant (`own_tenant`)", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+) -> Result<Json<DeletedTenant>, ApiError> {
+    let tenant: TenantId = tenant.parse()?;
+    not_own(&caller, &tenant, "deleted")?;
+    let before = node.store.tenant(&tenant).await?;
+    let final_usage = recent_months(&node, &tenant).await?;
+    if before.status != TenantStatus::Deleting {
+        node.store
+            .set_tenant_status(&tenant, TenantStatus::Deleting)
+            .await?;
+    }
+    // From here its functions and keys are refused on this node; the others follow the
+    // change.
+    node.tenants.reload(node.store.as_ref()).await?;
+    let functions = node.store.functions(&tenant).await?;
+    let kv = node.kv.delete_stores(&tenant).await?;
+    let removed = node.store.delete_tenant(&tenant).await?;
+    for function in functions {
+        node.forget_function(&tenant, &function.name).await;
+    }
+    node.meter.discard_tenant(&tenant);
+    node.keys.reload(node.store.as_ref()).await?;
+    node.tenants.reload(node.store.as_ref()).await?;
+    Ok(Json(DeletedTenant {
+        complete: removed.pending_regions.is_empty(),
+        tenant,
+        removed,
+        kv,
+        final_usage,
+    }))
+}
+
+/// `409 own_tenant` for the caller's own tenant, which is never `what` (suspended,
+/// deleted).
+fn not_own(caller: &Caller, tenant: &TenantId, what: &str) -> Result<(), ApiError> {
+    if tenant == &caller.tenant {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "own_tenant",
+            format!("'{tenant}' is the operator's own tenant, which is never {what}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Makes a key of a tenant: its admin's lost key replaced, say.
 #[utoipa::path(
     post,
@@ -206,11 +287,14 @@ async fn set_status(
     status: TenantStatus,
 ) -> Result<Json<TenantRecord>, ApiError> {
     let tenant: TenantId = tenant.parse()?;
-    if tenant == caller.tenant {
+    not_own(caller, &tenant, "suspended")?;
+    if node.store.tenant(&tenant).await?.status == TenantStatus::Deleting {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "own_tenant",
-            format!("'{tenant}' is the operator's own tenant, which is never suspended"),
+            "tenant_deleting",
+            format!(
+                "tenant '{tenant}' is being deleted; finish it with `glint tenants delete {tenant} --yes`"
+            ),
         ));
     }
     let record = node.store.set_tenant_status(&tenant, status).await?;

@@ -131,6 +131,25 @@ impl Totals {
     }
 }
 
+/// The tenant's totals for this month and the month before it (UTC), this month first.
+pub(crate) async fn recent_months(
+    node: &Node,
+    tenant: &glint_store::TenantId,
+) -> Result<Vec<Totals>, ApiError> {
+    let now = glint_store::now_ms();
+    let (start, end) = Period::Month.bucket(now);
+    let (before, _) = Period::Month.bucket(start - 1);
+    let mut months = [(start, end), (before, start)].map(|(start_ms, end_ms)| Totals {
+        start_ms,
+        end_ms,
+        ..Totals::default()
+    });
+    for record in node.store.usage(tenant, None, before, end).await? {
+        months[usize::from(record.minute_ms < start)].add(&record);
+    }
+    Ok(months.into_iter().map(|t| t.with_rates(now)).collect())
+}
+
 /// Sums minute records into period buckets, oldest first, and the whole range.
 pub fn aggregate(
     records: &[UsageRecord],

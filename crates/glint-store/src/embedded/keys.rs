@@ -45,10 +45,7 @@ impl KeyStore for EmbeddedStore {
         let record = ApiKeyRecord::new(tenant, name, role, key_hash, prefix);
         let key_hash = key_hash.to_string();
         self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO tenants (id, created_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![record.tenant.as_str(), record.created_at_ms],
-            )?;
+            super::tenants::require_tenant(conn, &record.tenant)?;
             conn.execute(
                 "INSERT INTO api_keys (id, tenant, name, role, key_hash, prefix, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

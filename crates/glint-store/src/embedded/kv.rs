@@ -199,6 +199,32 @@ impl KeyValue for EmbeddedKv {
             .await
     }
 
+    async fn delete_stores(&self, tenant: &TenantId) -> Result<KvRemoved> {
+        let tenant = tenant.clone();
+        self.db
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                let (stores, keys, bytes): (u64, u64, u64) = tx.query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(keys), 0), COALESCE(SUM(bytes), 0)
+                     FROM kv_stores WHERE tenant = ?1",
+                    params![tenant.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                tx.execute("DELETE FROM kv WHERE tenant = ?1", params![tenant.as_str()])?;
+                tx.execute(
+                    "DELETE FROM kv_stores WHERE tenant = ?1",
+                    params![tenant.as_str()],
+                )?;
+                tx.commit()?;
+                Ok(KvRemoved {
+                    stores,
+                    keys,
+                    bytes,
+                })
+            })
+            .await
+    }
+
     async fn get(
         &self,
         tenant: &TenantId,

@@ -184,6 +184,61 @@ mod tests {
         assert_eq!(store.artifact(&t, &v.sha256).await.unwrap(), b"bytes");
     }
 
+    /// A file from before tenants had their own routes (one route index across the
+    /// node, tenants without a status) opens: two tenants then hold the same route, and
+    /// a tenant nobody made gets no deploy.
+    #[tokio::test]
+    async fn a_file_from_before_tenant_routes_gives_each_tenant_its_own() {
+        use crate::Tenants;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glint.db");
+        {
+            let old = rusqlite::Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE tenants (id TEXT PRIMARY KEY, created_at_ms INTEGER NOT NULL);
+                 CREATE TABLE functions (tenant TEXT NOT NULL, name TEXT NOT NULL,
+                    route TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+                    updated_at_ms INTEGER NOT NULL, PRIMARY KEY (tenant, name));
+                 CREATE UNIQUE INDEX functions_route ON functions (route);",
+            )
+            .unwrap();
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        let acme: TenantId = "acme".parse().unwrap();
+        store.create_tenant(&acme).await.unwrap();
+        store.deploy(new_version("api", b"one")).await.unwrap();
+        store
+            .deploy(NewVersion {
+                tenant: acme.clone(),
+                ..new_version("api", b"two")
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .function(&acme, &"api".parse().unwrap())
+                .await
+                .unwrap()
+                .route,
+            "/api"
+        );
+        // Within one tenant a route is still one function's.
+        let taken = store
+            .deploy(NewVersion {
+                route: "/api".into(),
+                ..new_version("other", b"three")
+            })
+            .await;
+        assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+        let nobody = store
+            .deploy(NewVersion {
+                tenant: "nobody".parse().unwrap(),
+                ..new_version("api", b"four")
+            })
+            .await;
+        assert!(matches!(nobody, Err(StoreError::NotFound(_))), "{nobody:?}");
+    }
+
     /// A file from before versions recorded their world opens, and its versions read as
     /// WASI 0.2, the only world accepted then; a new version records its own.
     #[tokio::test]

@@ -138,10 +138,7 @@ impl Registry for EmbeddedStore {
             {
                 return Err(registry_rules::route_taken(&new.route, &name).into());
             }
-            tx.execute(
-                "INSERT INTO tenants (id, created_at_ms) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![new.tenant.as_str(), now],
-            )?;
+            super::tenants::require_tenant(&tx, &new.tenant)?;
             tx.execute(
                 "INSERT INTO functions (tenant, name, route, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (tenant, name) DO UPDATE SET route = excluded.route, updated_at_ms = excluded.updated_at_ms",

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 use super::{DbResult, EmbeddedStore};
+use crate::Change;
 use crate::model::*;
 use crate::{Result, StoreError, Tenants};
 
@@ -17,6 +18,44 @@ fn parse((id, status, created_at_ms): (String, String, i64)) -> DbResult<TenantR
         status: status.parse()?,
         created_at_ms,
     })
+}
+
+/// Refuses a write for a tenant that does not exist or is being deleted: tenants are
+/// made only by the operator, and a deploy racing a deletion must not bring one back.
+pub(super) fn require_tenant(conn: &rusqlite::Connection, tenant: &TenantId) -> DbResult<()> {
+    match status_of(conn, tenant)?.as_deref() {
+        None => Err(no_tenant(tenant).into()),
+        Some("deleting") => Err(StoreError::Conflict(format!(
+            "tenant '{tenant}' is being deleted; make it again with `glint tenants create {tenant}` once it is gone"
+        ))
+        .into()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The tenant's status as stored; `None` if there is no such tenant.
+fn status_of(conn: &rusqlite::Connection, tenant: &TenantId) -> DbResult<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT status FROM tenants WHERE id = ?1",
+            params![tenant.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn no_tenant(id: &TenantId) -> StoreError {
+    StoreError::NotFound(format!(
+        "no tenant '{id}'; `glint tenants list` shows the tenants"
+    ))
+}
+
+/// Deletes the rows of `tenant` in `table`; how many went.
+fn delete_rows(tx: &rusqlite::Transaction, table: &str, tenant: &TenantId) -> DbResult<u64> {
+    Ok(tx.execute(
+        &format!("DELETE FROM {table} WHERE tenant = ?1"),
+        params![tenant.as_str()],
+    )? as u64)
 }
 
 #[async_trait]
@@ -42,7 +81,7 @@ impl Tenants for EmbeddedStore {
             Ok(record)
         })
         .await
-        .inspect(|r| self.changed(crate::Change::Tenant { tenant: r.id.clone() }))
+        .inspect(|r| self.changed(Change::Tenant { tenant: r.id.clone() }))
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<TenantRecord> {
@@ -57,10 +96,7 @@ impl Tenants for EmbeddedStore {
                 .optional()?;
             match row {
                 Some(row) => parse(row),
-                None => Err(StoreError::NotFound(format!(
-                    "no tenant '{id}'; `glint tenants list` shows the tenants"
-                ))
-                .into()),
+                None => Err(no_tenant(&id).into()),
             }
         })
         .await
@@ -87,7 +123,67 @@ impl Tenants for EmbeddedStore {
         })
         .await?;
         let record = self.tenant(id).await?;
-        self.changed(crate::Change::Tenant { tenant: id.clone() });
+        self.changed(Change::Tenant { tenant: id.clone() });
         Ok(record)
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {
+        let tenant = id.clone();
+        let (removed, functions) = self
+            .with(move |conn| {
+                let tx = conn.transaction()?;
+                match status_of(&tx, &tenant)?.as_deref() {
+                    None => return Err(no_tenant(&tenant).into()),
+                    Some("deleting") => {}
+                    Some(_) => {
+                        return Err(StoreError::Conflict(format!(
+                            "tenant '{tenant}' is not marked for deletion"
+                        ))
+                        .into());
+                    }
+                }
+                let functions: Vec<String> = tx
+                    .prepare("SELECT name FROM functions WHERE tenant = ?1")?
+                    .query_map(params![tenant.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let (components, component_bytes): (u64, u64) = tx.query_row(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM artifacts WHERE tenant = ?1",
+                    params![tenant.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let removed = Removed {
+                    functions: delete_rows(&tx, "functions", &tenant)?,
+                    versions: delete_rows(&tx, "versions", &tenant)?,
+                    components,
+                    component_bytes,
+                    secrets: delete_rows(&tx, "secrets", &tenant)?,
+                    keys: delete_rows(&tx, "api_keys", &tenant)?,
+                    log_records: delete_rows(&tx, "logs", &tenant)?,
+                    usage_records: delete_rows(&tx, "usage", &tenant)?,
+                    pending_regions: Vec::new(),
+                };
+                for table in ["artifacts", "version_counters", "aliases", "env_vars"] {
+                    delete_rows(&tx, table, &tenant)?;
+                }
+                tx.execute(
+                    "DELETE FROM tenants WHERE id = ?1",
+                    params![tenant.as_str()],
+                )?;
+                tx.commit()?;
+                Ok((removed, functions))
+            })
+            .await?;
+        for name in functions {
+            if let Ok(name) = name.parse() {
+                self.changed(Change::Function {
+                    tenant: id.clone(),
+                    name,
+                });
+            }
+        }
+        self.changed(Change::Secrets { tenant: id.clone() });
+        self.changed(Change::Keys);
+        self.changed(Change::Tenant { tenant: id.clone() });
+        Ok(removed)
     }
 }

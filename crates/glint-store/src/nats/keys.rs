@@ -91,6 +91,7 @@ impl KeyStore for NatsStore {
         key_hash: &str,
         prefix: &str,
     ) -> Result<ApiKeyRecord> {
+        self.require_tenant(tenant).await?;
         let record = ApiKeyRecord::new(tenant, name, role, key_hash, prefix);
         let stored = StoredKey {
             record: record.clone(),

@@ -49,6 +49,15 @@ async fn escaped_keys(client: &async_nats::Client, bucket: &Bucket) -> Result<Ve
     .await
 }
 
+/// Deletes the stream `name`; one that is not there is gone already.
+async fn delete_stream(js: &jetstream::Context, name: &str) -> Result<()> {
+    match js.delete_stream(name).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.to_string().contains("stream not found") => Ok(()),
+        Err(e) => Err(backend(&format!("deleting the stream {name}"), e)),
+    }
+}
+
 /// Users' KV stores on one NATS cluster.
 #[derive(Clone)]
 pub struct NatsKv {
@@ -336,9 +345,11 @@ impl KeyValue for NatsKv {
                 .parse()
                 .map_err(|e| backend("a KV store's record has a bad name", e))?;
             let bucket = self.bucket(tenant, &name).await?;
+            // Asked now: the bucket's handle keeps the stream's state from when it opened.
             let info = bucket
                 .here
-                .status()
+                .stream
+                .get_info()
                 .await
                 .map_err(|e| backend("reading a KV store", e))?;
             let keys = escaped_keys(&self.client, &bucket).await?.len() as u64;
@@ -346,12 +357,46 @@ impl KeyValue for NatsKv {
                 name,
                 keys,
                 // The server's measure: the stored messages with their subjects.
-                bytes: info.info.state.bytes,
+                bytes: info.state.bytes,
                 created_at_ms: listing.created_at_ms,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    async fn delete_stores(&self, tenant: &TenantId) -> Result<KvRemoved> {
+        let stores = self.stores(tenant).await?;
+        let regions = super::listed_regions(&self.client, &self.registry).await;
+        let mut removed = KvRemoved::default();
+        for store in stores {
+            let bucket = names::user_bucket(&self.ns, tenant, &store.name);
+            let origin = format!("KV_{bucket}");
+            // The copies first, then the origin, then the listing: a deletion cut short
+            // is found again by the listing, and finished.
+            for listing in &regions {
+                let copy = copies::mirror_name(&origin, &listing.region);
+                if copy != origin {
+                    delete_stream(&self.js, &copy).await?;
+                }
+            }
+            delete_stream(&self.js, &origin).await?;
+            self.buckets.lock().unwrap().remove(&bucket);
+            let key = names::kv_store_key(tenant, &store.name);
+            self.registry
+                .send(|| async {
+                    self.registry
+                        .write
+                        .purge(&key)
+                        .await
+                        .map_err(|e| self.registry.unreachable("deleting a KV store", e))
+                })
+                .await?;
+            removed.stores += 1;
+            removed.keys += store.keys;
+            removed.bytes += store.bytes;
+        }
+        Ok(removed)
     }
 
     async fn get(

@@ -28,33 +28,47 @@ impl NatsStore {
         tenant: &TenantId,
         function: &FunctionName,
     ) -> Result<()> {
-        let subject = names::function_events(
-            &self.ns,
-            names::Events::Logs,
-            self.any_region(),
-            tenant,
-            function.as_str(),
-        );
-        for (region, stream) in self.every_region(|r| &r.logs).await {
-            let purged = match stream {
+        self.purge_events(names::Events::Logs, tenant, function.as_str())
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the events of one kind of a tenant's `function` (`*`: all its functions)
+    /// in every region. Returns how many messages went, and the other regions that could
+    /// not be reached, whose events stay until their retention or a second try; this
+    /// region's must go.
+    pub(crate) async fn purge_events(
+        &self,
+        events: names::Events,
+        tenant: &TenantId,
+        function: &str,
+    ) -> Result<(u64, Vec<String>)> {
+        let subject = names::function_events(&self.ns, events, self.any_region(), tenant, function);
+        let pick: fn(&super::RegionListing) -> &String = match events {
+            names::Events::Logs => |r: &super::RegionListing| &r.logs,
+            names::Events::Usage => |r: &super::RegionListing| &r.usage,
+        };
+        let (mut purged, mut pending) = (0, Vec::new());
+        for (region, stream) in self.every_region(pick).await {
+            let done = match stream {
                 Ok(stream) => stream
                     .purge()
                     .filter(subject.as_str())
                     .await
-                    .map(drop)
-                    .map_err(|e| backend("deleting a function's logs", e)),
+                    .map(|r| r.purged)
+                    .map_err(|e| backend("deleting stored events", e)),
                 Err(e) => Err(e),
             };
-            match purged {
-                Ok(()) => {}
-                // This region's must go; another region's stay until their retention.
+            match done {
+                Ok(n) => purged += n,
                 Err(e) if region.as_deref() == self.region.as_deref() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(region, error = %e, "could not delete a function's logs in another region")
+                    tracing::warn!(region, error = %e, "could not delete stored events in another region");
+                    pending.extend(region);
                 }
             }
         }
-        Ok(())
+        Ok((purged, pending))
     }
 
     /// Matches every region in a subject of [`names`], when there are regions.

@@ -384,6 +384,7 @@ pub(super) async fn contention_pause() {
 #[async_trait]
 impl Registry for NatsStore {
     async fn deploy(&self, new: NewVersion) -> Result<VersionRecord> {
+        self.require_tenant(&new.tenant).await?;
         self.put_artifact(&new.tenant, &new.sha256, &new.component)
             .await?;
         self.claim_route(&new.tenant, &new.function, &new.route)

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{NatsStore, from_json, names, scan, to_json};
 use crate::model::*;
-use crate::{Result, StoreError, Tenants};
+use crate::{Registry, Result, Secrets, StoreError, Tenants};
 
 /// The record of `default`, which every store has.
 fn default_tenant() -> TenantRecord {
@@ -15,6 +15,44 @@ fn default_tenant() -> TenantRecord {
         id: TenantId::default_tenant(),
         status: TenantStatus::Active,
         created_at_ms: 0,
+    }
+}
+
+fn no_tenant(id: &TenantId) -> StoreError {
+    StoreError::NotFound(format!(
+        "no tenant '{id}'; `glint tenants list` shows the tenants"
+    ))
+}
+
+impl NatsStore {
+    /// Refuses a write for a tenant that does not exist or is being deleted: tenants are
+    /// made only by the operator. (A read, then the write: a deploy that read the tenant
+    /// just before its deletion began can leave a function behind, which deleting the
+    /// tenant again removes.)
+    pub(crate) async fn require_tenant(&self, id: &TenantId) -> Result<()> {
+        match self.tenant(id).await?.status {
+            TenantStatus::Deleting => Err(StoreError::Conflict(format!(
+                "tenant '{id}' is being deleted; make it again with `glint tenants create {id}` once it is gone"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Purges every registry entry under `pattern` (`apikey.<t>.*`); how many were live.
+    async fn purge_entries(&self, pattern: &str, what: &str) -> Result<u64> {
+        let found = scan::entries(&self.client, &self.registry.here, pattern).await?;
+        for entry in &found {
+            self.registry
+                .send(|| async {
+                    self.registry
+                        .write
+                        .purge(&entry.key)
+                        .await
+                        .map_err(|e| self.registry.unreachable(what, e))
+                })
+                .await?;
+        }
+        Ok(found.len() as u64)
     }
 }
 
@@ -58,9 +96,7 @@ impl Tenants for NatsStore {
         match entry {
             Some(entry) => from_json("a tenant record", &entry.value),
             None if id.as_str() == DEFAULT_TENANT => Ok(default_tenant()),
-            None => Err(StoreError::NotFound(format!(
-                "no tenant '{id}'; `glint tenants list` shows the tenants"
-            ))),
+            None => Err(no_tenant(id)),
         }
     }
 
@@ -93,11 +129,7 @@ impl Tenants for NatsStore {
                 ),
                 // `default` has no entry until its first change.
                 None if id.as_str() == DEFAULT_TENANT => (default_tenant(), 0),
-                None => {
-                    return Err(StoreError::NotFound(format!(
-                        "no tenant '{id}'; `glint tenants list` shows the tenants"
-                    )));
-                }
+                None => return Err(no_tenant(id)),
             };
             record.status = status;
             let bytes = to_json("a tenant", &record)?;
@@ -132,5 +164,56 @@ impl Tenants for NatsStore {
         Err(StoreError::Conflict(format!(
             "tenant '{id}' is being changed by other nodes all the time; try again"
         )))
+    }
+
+    async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {
+        if self.tenant(id).await?.status != TenantStatus::Deleting {
+            return Err(StoreError::Conflict(format!(
+                "tenant '{id}' is not marked for deletion"
+            )));
+        }
+        let mut removed = Removed::default();
+        // Its logs and usage first, whole: deleting a function deletes its logs too,
+        // which would go uncounted.
+        let (logs, mut pending) = self.purge_events(names::Events::Logs, id, "*").await?;
+        let (usage, more) = self.purge_events(names::Events::Usage, id, "*").await?;
+        pending.extend(more);
+        pending.sort();
+        pending.dedup();
+        removed.log_records = logs;
+        removed.usage_records = usage;
+        removed.pending_regions = pending;
+        let mut components = std::collections::HashMap::new();
+        for function in self.functions(id).await? {
+            for version in self.versions(id, &function.name).await? {
+                removed.versions += 1;
+                components.insert(version.sha256, version.size);
+            }
+            match self.delete_function(id, &function.name).await {
+                Ok(()) => removed.functions += 1,
+                Err(StoreError::FunctionNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed.components = components.len() as u64;
+        removed.component_bytes = components.values().sum();
+        for secret in self.secrets(id).await? {
+            match self.delete_secret(id, &secret.name).await {
+                Ok(()) => removed.secrets += 1,
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed.keys = self
+            .purge_entries(&format!("apikey.{id}.*"), "deleting a tenant's keys")
+            .await?;
+        // Claims a deploy cut short left.
+        self.purge_entries(&format!("route.{id}.*"), "deleting a tenant's routes")
+            .await?;
+        if removed.pending_regions.is_empty() {
+            self.purge_entries(&names::tenant_key(id), "deleting a tenant")
+                .await?;
+        }
+        Ok(removed)
     }
 }
