@@ -403,3 +403,101 @@ async fn deleting_a_tenant_removes_everything_and_counts_it() {
         assert_eq!(got, status, "{path}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploys_past_a_tenants_quotas_are_refused_naming_the_quota() {
+    let node = Node::start();
+    let operator = node.admin();
+    let (acme, _) = node.tenant("acme").await;
+    let (ok, out, err) = node.cli(
+        &node.key,
+        &[
+            "tenants",
+            "quota",
+            "acme",
+            "--functions",
+            "2",
+            "--versions",
+            "2",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        shown["effective_quotas"],
+        json!({ "functions": 2, "versions_per_function": 2, "component_bytes": 1u64 << 30 }),
+        "{shown}"
+    );
+    let refused = |body: &Value, quota: &str| {
+        assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+        assert_eq!(body["error"]["quota"], quota, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("acme"),
+            "{body}"
+        );
+    };
+    let hello = guest("hello");
+    for _ in 0..2 {
+        acme.deploy_ok("a", &manifest("/a"), hello.clone()).await;
+    }
+    let (status, body) = acme.deploy("a", &manifest("/a"), hello.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    refused(&body, "versions_per_function");
+    acme.deploy_ok("b", &manifest("/b"), hello.clone()).await;
+    let (status, body) = acme.deploy("c", &manifest("/c"), hello.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    refused(&body, "functions");
+
+    // Component bytes count each component once: the same one again adds nothing.
+    let (status, body) = operator
+        .put(
+            "/api/v1/tenants/acme/quotas",
+            json!({ "functions": 5, "component_bytes": hello.len() + 1000 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = acme.deploy("c", &manifest("/c"), guest("counter")).await;
+    assert_eq!(status, 403, "{body}");
+    refused(&body, "component_bytes");
+    acme.deploy_ok("c", &manifest("/c"), hello.clone()).await;
+    // A refused deploy stored nothing.
+    let (_, functions) = acme.get("/api/v1/functions").await;
+    assert_eq!(
+        functions["functions"].as_array().unwrap().len(),
+        3,
+        "{functions}"
+    );
+    let (_, versions) = acme.get("/api/v1/functions/a/versions").await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
+
+    // A tenant reads its own; the operator's own tenant has no limits unless set.
+    let (_, own) = acme.get("/api/v1/tenant").await;
+    assert_eq!(own["effective_quotas"]["functions"], 5, "{own}");
+    let (_, own) = operator.get("/api/v1/tenant").await;
+    assert_eq!(own["effective_quotas"], json!({}), "{own}");
+    // Only the operator sets them, and --reset brings the defaults back.
+    let (status, _) = acme
+        .put("/api/v1/tenants/acme/quotas", json!({ "functions": 1000 }))
+        .await;
+    assert_eq!(status, 403);
+    let (ok, out, err) = node.cli(
+        &node.key,
+        &["tenants", "quota", "acme", "--reset", "--output", "json"],
+    );
+    assert!(ok, "{out}{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["quotas"], json!({}), "{shown}");
+    assert_eq!(shown["effective_quotas"]["functions"], 100, "{shown}");
+    // An unknown quota is refused by name.
+    let (status, body) = operator
+        .put("/api/v1/tenants/acme/quotas", json!({ "fnuctions": 3 }))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("fnuctions"), "{body}");
+}

@@ -10,7 +10,7 @@ use crate::output::{self, Format};
 /// Make, list and show tenants (operator).
 #[derive(clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme\n  glint tenants delete acme --yes"
+    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme\n  glint tenants quota acme --functions 10 --versions 5 --component-mb 200\n  glint tenants delete acme --yes"
 )]
 pub enum TenantsCommand {
     /// Make a tenant; prints its first admin key, shown once.
@@ -26,6 +26,22 @@ pub enum TenantsCommand {
     Suspend { name: String },
     /// Resume a suspended tenant.
     Resume { name: String },
+    /// Show a tenant's quotas, or set some (the others stay as they are).
+    Quota {
+        name: String,
+        /// Functions it may have.
+        #[arg(long)]
+        functions: Option<u64>,
+        /// Versions it may keep of each function.
+        #[arg(long)]
+        versions: Option<u64>,
+        /// Megabytes (MiB) of components its versions may hold.
+        #[arg(long)]
+        component_mb: Option<u64>,
+        /// Back to the node's defaults, before any of the above is set.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Delete a tenant with all its functions, KV stores, secrets, keys, logs and usage;
     /// prints what was removed and its final usage. Running it again finishes a
     /// deletion that was cut short.
@@ -54,6 +70,20 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
         TenantsCommand::Suspend { name } => set_status(&client, &name, "suspend", format).await,
         TenantsCommand::Resume { name } => set_status(&client, &name, "resume", format).await,
         TenantsCommand::Delete { name, yes } => delete(&client, &name, yes, format).await,
+        TenantsCommand::Quota {
+            name,
+            functions,
+            versions,
+            component_mb,
+            reset,
+        } => {
+            let set = [
+                ("functions", functions),
+                ("versions_per_function", versions),
+                ("component_bytes", component_mb.map(|mb| mb << 20)),
+            ];
+            quota(&client, &name, &set, reset, format).await
+        }
         TenantsCommand::Key { tenant, name, role } => {
             key(&client, &tenant, &name, &role, format).await
         }
@@ -118,6 +148,54 @@ async fn set_status(client: &Client, name: &str, action: &str, format: Format) -
             "tenant '{name}' is {}",
             body["status"].as_str().unwrap_or("?")
         );
+    });
+    Ok(())
+}
+
+async fn quota(
+    client: &Client,
+    name: &str,
+    set: &[(&str, Option<u64>)],
+    reset: bool,
+    format: Format,
+) -> Result<()> {
+    let path = format!("/api/v1/tenants/{name}");
+    let mut body = client.get(&path).await?;
+    if reset || set.iter().any(|(_, v)| v.is_some()) {
+        let mut quotas = if reset {
+            json!({})
+        } else {
+            body["quotas"].clone()
+        };
+        for (key, value) in set {
+            if let Some(value) = value {
+                quotas[*key] = json!(value);
+            }
+        }
+        let req = client
+            .request(Method::PUT, &format!("{path}/quotas"))
+            .json(&quotas);
+        body = client.json(req).await?;
+    }
+    output::show(format, &body, |body| {
+        let own = &body["quotas"];
+        let rows: Vec<Vec<String>> = ["functions", "versions_per_function", "component_bytes"]
+            .iter()
+            .map(|key| {
+                let value = &body["effective_quotas"][*key];
+                vec![
+                    key.to_string(),
+                    value.as_u64().map_or("no limit".into(), |v| v.to_string()),
+                    if own[*key].is_null() {
+                        "default"
+                    } else {
+                        "set"
+                    }
+                    .to_string(),
+                ]
+            })
+            .collect();
+        output::table(&["QUOTA", "LIMIT", "FROM"], &rows);
     });
     Ok(())
 }

@@ -11,8 +11,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Seconds to send in `Retry-After`, for 503s.
+    /// Seconds to send in `Retry-After`, for 503s and 429s.
     pub retry_after: Option<u32>,
+    /// The quota refused, for `quota_exceeded`.
+    pub quota: Option<&'static str>,
 }
 
 impl ApiError {
@@ -22,6 +24,16 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            quota: None,
+        }
+    }
+
+    /// `403 quota_exceeded`, naming the quota: a deploy or write past what the tenant
+    /// may have.
+    pub fn quota(quota: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            quota: Some(quota),
+            ..Self::new(StatusCode::FORBIDDEN, "quota_exceeded", message)
         }
     }
 
@@ -65,7 +77,13 @@ impl ApiError {
     }
 
     pub fn body_json(&self) -> String {
-        serde_json::json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+        match self.quota {
+            Some(quota) => serde_json::json!({
+                "error": { "code": self.code, "message": self.message, "quota": quota }
+            }),
+            None => serde_json::json!({ "error": { "code": self.code, "message": self.message } }),
+        }
+        .to_string()
     }
 }
 

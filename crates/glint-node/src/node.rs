@@ -247,6 +247,8 @@ impl Node {
         let _guard = self.changes.lock().await;
         // Whatever can fail comes before the version is stored: an error answer means the
         // deploy did not happen.
+        self.check_deploy_quotas(tenant, name, &sha256, component.len() as u64)
+            .await?;
         let secrets = self.open_secrets(tenant).await?;
         let version = VersionContext {
             tenant,
@@ -316,6 +318,68 @@ impl Node {
         let _guard = self.changes.lock().await;
         self.store.delete_function(tenant, name).await?;
         self.drop_entry(tenant, name);
+        Ok(())
+    }
+
+    /// Refuses a deploy that would take the tenant past its quotas of functions,
+    /// versions per function or component bytes. Checked on this node under its deploy
+    /// lock: two nodes deploying for one tenant at once can each pass it, and go past a
+    /// quota by one.
+    async fn check_deploy_quotas(
+        &self,
+        tenant: &TenantId,
+        name: &FunctionName,
+        sha256: &str,
+        size: u64,
+    ) -> Result<(), ApiError> {
+        let quotas = self.store.tenant(tenant).await?.effective_quotas();
+        if quotas == glint_store::Quotas::default() {
+            return Ok(());
+        }
+        let functions = self.store.functions(tenant).await?;
+        let exists = functions.iter().any(|f| &f.name == name);
+        if let Some(max) = quotas.functions
+            && !exists
+            && functions.len() as u64 >= max
+        {
+            return Err(ApiError::quota(
+                "functions",
+                format!(
+                    "tenant '{tenant}' has {} functions, its quota (functions); delete one with                      `glint delete NAME`, or ask the operator to raise it",
+                    functions.len()
+                ),
+            ));
+        }
+        let mut components: HashMap<String, u64> = HashMap::new();
+        for function in &functions {
+            let versions = self.store.versions(tenant, &function.name).await?;
+            if let Some(max) = quotas.versions_per_function
+                && &function.name == name
+                && versions.len() as u64 >= max
+            {
+                return Err(ApiError::quota(
+                    "versions_per_function",
+                    format!(
+                        "tenant '{tenant}' has {} versions of '{name}', its quota                          (versions_per_function); delete old ones (`glint versions {name}` lists                          them; DELETE /api/v1/functions/{name}/versions/vN), or ask the                          operator to raise it",
+                        versions.len()
+                    ),
+                ));
+            }
+            components.extend(versions.into_iter().map(|v| (v.sha256, v.size)));
+        }
+        if let Some(max) = quotas.component_bytes
+            && !components.contains_key(sha256)
+        {
+            let total = components.values().sum::<u64>() + size;
+            if total > max {
+                return Err(ApiError::quota(
+                    "component_bytes",
+                    format!(
+                        "tenant '{tenant}' would hold {total} bytes of components, past its                          quota of {max} (component_bytes); delete old versions or functions, or                          ask the operator to raise it"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

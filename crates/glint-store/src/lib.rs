@@ -318,6 +318,9 @@ pub trait Tenants: Send + Sync {
     async fn tenants(&self) -> Result<Vec<TenantRecord>>;
     /// Suspends or resumes a tenant; [`StoreError::NotFound`] if there is none.
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord>;
+    /// Sets the quotas the operator chose for a tenant (those not set are the defaults);
+    /// [`StoreError::NotFound`] if there is none.
+    async fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantRecord>;
     /// Deletes everything the tenant has here (its KV stores are
     /// [`KeyValue::delete_stores`]'s), then its record, and counts what went. Its status
     /// must be [`TenantStatus::Deleting`] already, so nothing new arrives meanwhile;

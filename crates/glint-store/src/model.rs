@@ -198,6 +198,59 @@ pub struct TenantRecord {
     pub id: TenantId,
     pub status: TenantStatus,
     pub created_at_ms: i64,
+    /// The quotas the operator set for this tenant; the others are the node's defaults.
+    #[serde(default)]
+    pub quotas: Quotas,
+}
+
+/// What a tenant may have and use; `None` is no limit (in a tenant's record: the
+/// default).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    /// Functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<u64>,
+    /// Versions kept of each function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_per_function: Option<u64>,
+    /// Bytes of the distinct components its versions hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_bytes: Option<u64>,
+}
+
+impl Quotas {
+    /// A tenant's quotas where the operator set none; `default`, the operator's own
+    /// tenant, has none unless set.
+    pub fn defaults_for(tenant: &TenantId) -> Quotas {
+        if tenant.as_str() == DEFAULT_TENANT {
+            return Quotas::default();
+        }
+        Quotas {
+            functions: Some(100),
+            versions_per_function: Some(20),
+            component_bytes: Some(1 << 30),
+        }
+    }
+
+    /// These quotas, with `defaults` where none is set.
+    pub fn or(self, defaults: Quotas) -> Quotas {
+        Quotas {
+            functions: self.functions.or(defaults.functions),
+            versions_per_function: self
+                .versions_per_function
+                .or(defaults.versions_per_function),
+            component_bytes: self.component_bytes.or(defaults.component_bytes),
+        }
+    }
+}
+
+impl TenantRecord {
+    /// The quotas that hold for the tenant: its own, then the defaults.
+    pub fn effective_quotas(&self) -> Quotas {
+        self.quotas.or(Quotas::defaults_for(&self.id))
+    }
 }
 
 /// What deleting a tenant removed from the store of records.

@@ -193,6 +193,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .routes(routes!(tenants::list, tenants::create))
         .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::create_key))
+        .routes(routes!(tenants::set_quotas))
         .routes(routes!(tenants::suspend))
         .routes(routes!(tenants::resume));
     let public = OpenApiRouter::new()

@@ -81,6 +81,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people: what went wrong and what to do.
     pub message: String,
+    /// With `quota_exceeded`: the quota (`functions`, `versions_per_function`,
+    /// `component_bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 /// Marks each operation of a role's group with the role it needs, and with the answers

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use glint_store::{KvRemoved, Removed, Role, TenantId, TenantRecord, TenantStatus};
+use glint_store::{KvRemoved, Quotas, Removed, Role, TenantId, TenantRecord, TenantStatus};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -110,6 +110,24 @@ pub struct TenantPath {
     pub tenant: String,
 }
 
+/// A tenant, with the quotas that hold for it.
+#[derive(Serialize, ToSchema)]
+pub struct TenantView {
+    #[serde(flatten)]
+    pub record: TenantRecord,
+    /// Its own quotas, then the node's defaults; a missing one is no limit.
+    pub effective_quotas: Quotas,
+}
+
+impl From<TenantRecord> for TenantView {
+    fn from(record: TenantRecord) -> Self {
+        TenantView {
+            effective_quotas: record.effective_quotas(),
+            record,
+        }
+    }
+}
+
 /// One tenant.
 #[utoipa::path(
     get,
@@ -117,7 +135,7 @@ pub struct TenantPath {
     tag = "tenants",
     params(TenantPath),
     responses(
-        (status = 200, description = "The tenant", body = TenantRecord),
+        (status = 200, description = "The tenant", body = TenantView),
         (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
     ),
 )]
@@ -125,9 +143,32 @@ pub async fn show(
     State(node): State<Arc<Node>>,
     _caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-) -> Result<Json<TenantRecord>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     let tenant: TenantId = tenant.parse()?;
-    Ok(Json(node.store.tenant(&tenant).await?))
+    Ok(Json(node.store.tenant(&tenant).await?.into()))
+}
+
+/// Sets a tenant's quotas: those in the body replace its own, and those left out are
+/// the node's defaults again.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/quotas",
+    tag = "tenants",
+    params(TenantPath),
+    request_body = Quotas,
+    responses(
+        (status = 200, description = "The tenant with its quotas", body = TenantView),
+        (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
+    ),
+)]
+pub async fn set_quotas(
+    State(node): State<Arc<Node>>,
+    _caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+    Json(quotas): Json<Quotas>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant: TenantId = tenant.parse()?;
+    Ok(Json(node.store.set_quotas(&tenant, quotas).await?.into()))
 }
 
 /// What deleting a tenant removed.
@@ -308,11 +349,11 @@ async fn set_status(
     get,
     path = "/api/v1/tenant",
     tag = "tenants",
-    responses((status = 200, description = "The caller's tenant", body = TenantRecord)),
+    responses((status = 200, description = "The caller's tenant", body = TenantView)),
 )]
 pub async fn own(
     State(node): State<Arc<Node>>,
     caller: Caller,
-) -> Result<Json<TenantRecord>, ApiError> {
-    Ok(Json(node.store.tenant(&caller.tenant).await?))
+) -> Result<Json<TenantView>, ApiError> {
+    Ok(Json(node.store.tenant(&caller.tenant).await?.into()))
 }

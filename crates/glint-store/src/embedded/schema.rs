@@ -12,7 +12,8 @@ pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tenants (
     id TEXT PRIMARY KEY,
     created_at_ms INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'active'
+    status TEXT NOT NULL DEFAULT 'active',
+    quotas TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS functions (
     tenant TEXT NOT NULL,
@@ -141,6 +142,12 @@ pub(super) fn migrate(conn: &Connection) -> DbResult<()> {
         conn.execute_batch(
             "ALTER TABLE tenants ADD COLUMN status TEXT NOT NULL DEFAULT 'active';",
         )?;
+    }
+    let has_quotas: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('tenants') WHERE name = 'quotas'")?
+        .exists([])?;
+    if !has_quotas {
+        conn.execute_batch("ALTER TABLE tenants ADD COLUMN quotas TEXT NOT NULL DEFAULT '{}';")?;
     }
     conn.execute(
         "INSERT OR IGNORE INTO tenants (id, created_at_ms) VALUES (?1, ?2)",

@@ -8,15 +8,23 @@ use crate::Change;
 use crate::model::*;
 use crate::{Result, StoreError, Tenants};
 
-fn tenant_record(r: &rusqlite::Row) -> rusqlite::Result<(String, String, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+/// The columns [`tenant_record`] reads.
+const COLUMNS: &str = "id, status, created_at_ms, quotas";
+
+type Row = (String, String, i64, String);
+
+fn tenant_record(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn parse((id, status, created_at_ms): (String, String, i64)) -> DbResult<TenantRecord> {
+fn parse((id, status, created_at_ms, quotas): Row) -> DbResult<TenantRecord> {
     Ok(TenantRecord {
         id: id.parse()?,
         status: status.parse()?,
         created_at_ms,
+        quotas: serde_json::from_str(&quotas).map_err(|e| {
+            StoreError::Backend(format!("tenant '{id}' has quotas that do not parse: {e}"))
+        })?,
     })
 }
 
@@ -58,6 +66,32 @@ fn delete_rows(tx: &rusqlite::Transaction, table: &str, tenant: &TenantId) -> Db
     )? as u64)
 }
 
+impl EmbeddedStore {
+    /// Sets one column of a tenant's row, and says so on the change feed.
+    async fn update_tenant(
+        &self,
+        id: &TenantId,
+        column: &'static str,
+        value: String,
+    ) -> Result<TenantRecord> {
+        let tenant = id.clone();
+        self.with(move |conn| {
+            let changed = conn.execute(
+                &format!("UPDATE tenants SET {column} = ?2 WHERE id = ?1"),
+                params![tenant.as_str(), value],
+            )?;
+            if changed == 0 {
+                return Err(no_tenant(&tenant).into());
+            }
+            Ok(())
+        })
+        .await?;
+        let record = self.tenant(id).await?;
+        self.changed(Change::Tenant { tenant: id.clone() });
+        Ok(record)
+    }
+}
+
 #[async_trait]
 impl Tenants for EmbeddedStore {
     async fn create_tenant(&self, id: &TenantId) -> Result<TenantRecord> {
@@ -65,6 +99,7 @@ impl Tenants for EmbeddedStore {
             id: id.clone(),
             status: TenantStatus::Active,
             created_at_ms: now_ms(),
+            quotas: Quotas::default(),
         };
         self.with(move |conn| {
             let made = conn.execute(
@@ -89,7 +124,7 @@ impl Tenants for EmbeddedStore {
         self.with(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT id, status, created_at_ms FROM tenants WHERE id = ?1",
+                    &format!("SELECT {COLUMNS} FROM tenants WHERE id = ?1"),
                     params![id.as_str()],
                     tenant_record,
                 )
@@ -104,8 +139,7 @@ impl Tenants for EmbeddedStore {
 
     async fn tenants(&self) -> Result<Vec<TenantRecord>> {
         self.with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT id, status, created_at_ms FROM tenants ORDER BY id")?;
+            let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM tenants ORDER BY id"))?;
             let rows = stmt.query_map([], tenant_record)?;
             rows.map(|r| parse(r?)).collect()
         })
@@ -113,18 +147,14 @@ impl Tenants for EmbeddedStore {
     }
 
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
-        let tenant = id.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "UPDATE tenants SET status = ?2 WHERE id = ?1",
-                params![tenant.as_str(), status.as_str()],
-            )?;
-            Ok(())
-        })
-        .await?;
-        let record = self.tenant(id).await?;
-        self.changed(Change::Tenant { tenant: id.clone() });
-        Ok(record)
+        self.update_tenant(id, "status", status.as_str().to_string())
+            .await
+    }
+
+    async fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantRecord> {
+        let json = serde_json::to_string(&quotas)
+            .map_err(|e| StoreError::Backend(format!("cannot write quotas: {e}")))?;
+        self.update_tenant(id, "quotas", json).await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {

@@ -15,6 +15,7 @@ fn default_tenant() -> TenantRecord {
         id: TenantId::default_tenant(),
         status: TenantStatus::Active,
         created_at_ms: 0,
+        quotas: Quotas::default(),
     }
 }
 
@@ -36,6 +37,64 @@ impl NatsStore {
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// Changes a tenant's record with a revision-checked write (`default` gets its
+    /// entry on its first change).
+    async fn change_tenant(
+        &self,
+        id: &TenantId,
+        change: impl Fn(&mut TenantRecord),
+    ) -> Result<TenantRecord> {
+        let key = names::tenant_key(id);
+        // Revision-checked: a write that lost a race reads again and writes again.
+        for _ in 0..super::registry::MAX_TRIES {
+            let entry = self
+                .registry_entry_at_origin(&key, "reading a tenant")
+                .await?
+                .filter(|e| e.operation == kv::Operation::Put);
+            let (mut record, revision) = match entry {
+                Some(entry) => (
+                    from_json::<TenantRecord>("a tenant record", &entry.value)?,
+                    entry.revision,
+                ),
+                // `default` has no entry until its first change.
+                None if id.as_str() == DEFAULT_TENANT => (default_tenant(), 0),
+                None => return Err(no_tenant(id)),
+            };
+            change(&mut record);
+            let bytes = to_json("a tenant", &record)?;
+            let written = if revision == 0 {
+                self.registry.write.create(&key, bytes).await.map_err(|e| {
+                    (
+                        e.kind() == kv::CreateErrorKind::AlreadyExists,
+                        e.to_string(),
+                    )
+                })
+            } else {
+                self.registry
+                    .write
+                    .update(&key, bytes, revision)
+                    .await
+                    .map_err(|e| {
+                        (
+                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
+                            e.to_string(),
+                        )
+                    })
+            };
+            match written {
+                Ok(revision) => {
+                    self.registry.settle(&key, revision).await;
+                    return Ok(record);
+                }
+                Err((true, _)) => super::registry::contention_pause().await,
+                Err((false, e)) => return Err(self.registry.unreachable("changing a tenant", e)),
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "tenant '{id}' is being changed by other nodes all the time; try again"
+        )))
     }
 
     /// Purges every registry entry under `pattern` (`apikey.<t>.*`); how many were live.
@@ -71,6 +130,7 @@ impl Tenants for NatsStore {
             id: id.clone(),
             status: TenantStatus::Active,
             created_at_ms: now_ms(),
+            quotas: Quotas::default(),
         };
         let key = names::tenant_key(id);
         let bytes = to_json("a tenant", &record)?;
@@ -115,55 +175,13 @@ impl Tenants for NatsStore {
     }
 
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
-        let key = names::tenant_key(id);
-        // Revision-checked: a write that lost a race reads again and writes again.
-        for _ in 0..super::registry::MAX_TRIES {
-            let entry = self
-                .registry_entry_at_origin(&key, "reading a tenant")
-                .await?
-                .filter(|e| e.operation == kv::Operation::Put);
-            let (mut record, revision) = match entry {
-                Some(entry) => (
-                    from_json::<TenantRecord>("a tenant record", &entry.value)?,
-                    entry.revision,
-                ),
-                // `default` has no entry until its first change.
-                None if id.as_str() == DEFAULT_TENANT => (default_tenant(), 0),
-                None => return Err(no_tenant(id)),
-            };
-            record.status = status;
-            let bytes = to_json("a tenant", &record)?;
-            let written = if revision == 0 {
-                self.registry.write.create(&key, bytes).await.map_err(|e| {
-                    (
-                        e.kind() == kv::CreateErrorKind::AlreadyExists,
-                        e.to_string(),
-                    )
-                })
-            } else {
-                self.registry
-                    .write
-                    .update(&key, bytes, revision)
-                    .await
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            e.to_string(),
-                        )
-                    })
-            };
-            match written {
-                Ok(revision) => {
-                    self.registry.settle(&key, revision).await;
-                    return Ok(record);
-                }
-                Err((true, _)) => super::registry::contention_pause().await,
-                Err((false, e)) => return Err(self.registry.unreachable("changing a tenant", e)),
-            }
-        }
-        Err(StoreError::Conflict(format!(
-            "tenant '{id}' is being changed by other nodes all the time; try again"
-        )))
+        self.change_tenant(id, |record| record.status = status)
+            .await
+    }
+
+    async fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantRecord> {
+        self.change_tenant(id, |record| record.quotas = quotas)
+            .await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {
