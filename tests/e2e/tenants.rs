@@ -427,7 +427,12 @@ async fn deploys_past_a_tenants_quotas_are_refused_naming_the_quota() {
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         shown["effective_quotas"],
-        json!({ "functions": 2, "versions_per_function": 2, "component_bytes": 1u64 << 30 }),
+        json!({
+            "functions": 2,
+            "versions_per_function": 2,
+            "component_bytes": 1u64 << 30,
+            "requests_per_second": 1000,
+        }),
         "{shown}"
     );
     let refused = |body: &Value, quota: &str| {
@@ -500,4 +505,71 @@ async fn deploys_past_a_tenants_quotas_are_refused_naming_the_quota() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("fnuctions"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenant_flooding_past_its_rate_never_slows_another() {
+    use futures::StreamExt;
+    let node = Node::start_with_args(&["--base-domain", "fn.test"]);
+    let operator = node.admin();
+    let (flood, _) = node.tenant("flood").await;
+    let (calm, _) = node.tenant("calm").await;
+    for tenant in [&flood, &calm] {
+        tenant
+            .deploy_ok("hello", &manifest("/hello"), guest("hello"))
+            .await;
+    }
+    let (status, body) = operator
+        .put(
+            "/api/v1/tenants/flood/quotas",
+            json!({ "requests_per_second": 5 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let client = reqwest::Client::new();
+    let call = |host: &'static str| {
+        let req = client
+            .get(format!("{}/", node.data_url))
+            .header(reqwest::header::HOST, host);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse::<u32>().ok());
+            let body = resp.text().await.unwrap();
+            (status, retry_after, body)
+        }
+    };
+    // 300 calls of flood's over 16 connections, while calm calls 100 times, one by one.
+    let flooding = futures::stream::iter(0..300)
+        .map(|_| call("hello.flood.fn.test"))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let calm_calls = async {
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.push(call("hello.calm.fn.test").await);
+        }
+        out
+    };
+    let (flooded, calmed) = tokio::join!(flooding, calm_calls);
+    for (status, _, body) in &calmed {
+        assert_eq!(*status, 200, "calm was refused: {body}");
+    }
+    let served = flooded.iter().filter(|(s, _, _)| *s == 200).count();
+    let refused: Vec<_> = flooded.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(served + refused.len(), 300, "{flooded:?}");
+    assert!(served >= 1 && !refused.is_empty(), "{served} served");
+    for (_, retry_after, body) in &refused {
+        assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["quota"], "requests_per_second", "{body}");
+    }
+    // Refused calls are not billed: the usage counts the served ones alone.
+    wait_for(&flood, "/api/v1/usage?period=day", |u| {
+        u["totals"]["requests"] == served as u64
+    })
+    .await;
 }

@@ -10,7 +10,7 @@ use crate::output::{self, Format};
 /// Make, list and show tenants (operator).
 #[derive(clap::Subcommand)]
 #[command(
-    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme\n  glint tenants quota acme --functions 10 --versions 5 --component-mb 200\n  glint tenants delete acme --yes"
+    after_help = "Examples:\n  glint tenants create acme\n  glint tenants create acme --output json\n  glint tenants list\n  glint tenants show acme\n  glint tenants key acme ci --role deploy\n  glint tenants suspend acme\n  glint tenants resume acme\n  glint tenants quota acme --functions 10 --versions 5 --component-mb 200 --rps 50\n  glint tenants delete acme --yes"
 )]
 pub enum TenantsCommand {
     /// Make a tenant; prints its first admin key, shown once.
@@ -38,6 +38,9 @@ pub enum TenantsCommand {
         /// Megabytes (MiB) of components its versions may hold.
         #[arg(long)]
         component_mb: Option<u64>,
+        /// Requests per second its functions take on each node.
+        #[arg(long)]
+        rps: Option<u64>,
         /// Back to the node's defaults, before any of the above is set.
         #[arg(long)]
         reset: bool,
@@ -75,12 +78,14 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
             functions,
             versions,
             component_mb,
+            rps,
             reset,
         } => {
             let set = [
                 ("functions", functions),
                 ("versions_per_function", versions),
                 ("component_bytes", component_mb.map(|mb| mb << 20)),
+                ("requests_per_second", rps),
             ];
             quota(&client, &name, &set, reset, format).await
         }
@@ -179,22 +184,27 @@ async fn quota(
     }
     output::show(format, &body, |body| {
         let own = &body["quotas"];
-        let rows: Vec<Vec<String>> = ["functions", "versions_per_function", "component_bytes"]
-            .iter()
-            .map(|key| {
-                let value = &body["effective_quotas"][*key];
-                vec![
-                    key.to_string(),
-                    value.as_u64().map_or("no limit".into(), |v| v.to_string()),
-                    if own[*key].is_null() {
-                        "default"
-                    } else {
-                        "set"
-                    }
-                    .to_string(),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = [
+            "functions",
+            "versions_per_function",
+            "component_bytes",
+            "requests_per_second",
+        ]
+        .iter()
+        .map(|key| {
+            let value = &body["effective_quotas"][*key];
+            vec![
+                key.to_string(),
+                value.as_u64().map_or("no limit".into(), |v| v.to_string()),
+                if own[*key].is_null() {
+                    "default"
+                } else {
+                    "set"
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
         output::table(&["QUOTA", "LIMIT", "FROM"], &rows);
     });
     Ok(())

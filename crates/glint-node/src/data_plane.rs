@@ -340,6 +340,7 @@ async fn run(
     arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
     node.tenants.check_active(&entry.tenant)?;
+    node.tenants.admit(&entry.tenant)?;
     let log = Arc::new(InvocationLog {
         context: slot.log_context.clone(),
         execution_id: arrival.execution_id,

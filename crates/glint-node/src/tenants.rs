@@ -1,12 +1,14 @@
-//! The tenants a node refuses to serve: the suspended ones and those being deleted,
-//! loaded at start and again on each change of a tenant, so the data plane and the
-//! admin API check them without a store read.
+//! The tenants a node refuses to serve (the suspended ones and those being deleted),
+//! and each tenant's request rate, loaded at start and again on each change of a
+//! tenant, so the data plane and the admin API check them without a store read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use glint_store::{TenantId, TenantStatus, Tenants};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
 use http::StatusCode;
 
 use crate::error::ApiError;
@@ -15,19 +17,79 @@ use crate::error::ApiError;
 pub struct TenantTable {
     /// Every tenant that is not active, with its status.
     inactive: ArcSwap<HashMap<TenantId, TenantStatus>>,
+    /// The request rate of each tenant that has one.
+    rates: ArcSwap<HashMap<TenantId, Arc<Rate>>>,
+}
+
+/// A tenant's requests per second on this node: a token bucket that holds a second's
+/// worth.
+struct Rate {
+    per_second: u64,
+    bucket: DefaultDirectRateLimiter,
+}
+
+impl Rate {
+    fn new(per_second: u64) -> Rate {
+        let n = std::num::NonZeroU32::new(per_second.clamp(1, u64::from(u32::MAX)) as u32)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        Rate {
+            per_second,
+            bucket: DefaultDirectRateLimiter::direct(Quota::per_second(n)),
+        }
+    }
 }
 
 impl TenantTable {
     pub async fn reload(&self, store: &dyn Tenants) -> glint_store::Result<()> {
-        let inactive = store
-            .tenants()
-            .await?
-            .into_iter()
+        let tenants = store.tenants().await?;
+        let inactive = tenants
+            .iter()
             .filter(|t| t.status != TenantStatus::Active)
-            .map(|t| (t.id, t.status))
+            .map(|t| (t.id.clone(), t.status))
             .collect();
         self.inactive.store(Arc::new(inactive));
+        // A tenant whose rate is unchanged keeps its bucket, as full or empty as it is.
+        let old = self.rates.load();
+        let rates = tenants
+            .into_iter()
+            .filter_map(|t| {
+                let per_second = t.effective_quotas().requests_per_second?;
+                let rate = match old.get(&t.id) {
+                    Some(rate) if rate.per_second == per_second => rate.clone(),
+                    _ => Arc::new(Rate::new(per_second)),
+                };
+                Some((t.id, rate))
+            })
+            .collect();
+        self.rates.store(Arc::new(rates));
         Ok(())
+    }
+
+    /// Takes one request of the tenant's rate, or `429 quota_exceeded` with
+    /// `Retry-After` when its bucket is empty.
+    pub fn admit(&self, tenant: &TenantId) -> Result<(), ApiError> {
+        let rates = self.rates.load();
+        if rates.is_empty() {
+            return Ok(());
+        }
+        let Some(rate) = rates.get(tenant) else {
+            return Ok(());
+        };
+        rate.bucket.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let mut error = ApiError::quota(
+                "requests_per_second",
+                format!(
+                    "tenant '{tenant}' is past its quota of {} requests per second on this node \
+                     (requests_per_second); retry after the time in Retry-After, or ask the \
+                     operator to raise it",
+                    rate.per_second
+                ),
+            );
+            error.status = StatusCode::TOO_MANY_REQUESTS;
+            error.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u32);
+            error
+        })
     }
 
     /// `403 tenant_suspended` or `403 tenant_deleting` for a tenant that is not active:

@@ -218,6 +218,10 @@ pub struct Quotas {
     /// Bytes of the distinct components its versions hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_bytes: Option<u64>,
+    /// Requests per second its functions take on each node (a token bucket holding a
+    /// second's worth); past it, 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u64>,
 }
 
 impl Quotas {
@@ -231,6 +235,7 @@ impl Quotas {
             functions: Some(100),
             versions_per_function: Some(20),
             component_bytes: Some(1 << 30),
+            requests_per_second: Some(1000),
         }
     }
 
@@ -242,6 +247,7 @@ impl Quotas {
                 .versions_per_function
                 .or(defaults.versions_per_function),
             component_bytes: self.component_bytes.or(defaults.component_bytes),
+            requests_per_second: self.requests_per_second.or(defaults.requests_per_second),
         }
     }
 }
