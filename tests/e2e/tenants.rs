@@ -432,6 +432,7 @@ async fn deploys_past_a_tenants_quotas_are_refused_naming_the_quota() {
             "versions_per_function": 2,
             "component_bytes": 1u64 << 30,
             "requests_per_second": 1000,
+            "instances_per_node": 250,
         }),
         "{shown}"
     );
@@ -572,4 +573,46 @@ async fn one_tenant_flooding_past_its_rate_never_slows_another() {
         u["totals"]["requests"] == served as u64
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_at_its_instances_quota_gets_429_while_another_runs() {
+    let node = Node::start_with_args(&["--base-domain", "fn.test"]);
+    let operator = node.admin();
+    let (busy, _) = node.tenant("busy").await;
+    let (other, _) = node.tenant("other").await;
+    let manifest = "[scaling]\nmax_queue_ms = 200\n[limits]\ntimeout_ms = 20000\n";
+    for tenant in [&busy, &other] {
+        tenant
+            .deploy_ok("misbehave", manifest, guest("misbehave"))
+            .await;
+    }
+    let (status, body) = operator
+        .put(
+            "/api/v1/tenants/busy/quotas",
+            json!({ "instances_per_node": 1 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Its one instance taken by a guest that sleeps.
+    let sleeper = tokio::spawn(
+        reqwest::Client::new()
+            .get(format!("{}/sleep?ms=8000", node.data_url))
+            .header(reqwest::header::HOST, "misbehave.busy.fn.test")
+            .send(),
+    );
+    wait_for(&busy, "/api/v1/logs?function=misbehave", |l| {
+        l.to_string().contains("sleeping")
+    })
+    .await;
+    let call = |host| node.send_to(Some(host), reqwest::Method::GET, "/", Vec::new());
+    let (status, body) = call("misbehave.busy.fn.test").await;
+    assert_eq!(status, 429, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["quota"], "instances_per_node", "{body}");
+    assert_eq!(call("misbehave.other.fn.test").await, (200, "ok\n".into()));
+    // Its instance back, it runs again.
+    let slept = sleeper.await.unwrap().unwrap();
+    assert_eq!(slept.status(), 200);
+    assert_eq!(call("misbehave.busy.fn.test").await, (200, "ok\n".into()));
 }

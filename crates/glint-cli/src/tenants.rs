@@ -41,6 +41,9 @@ pub enum TenantsCommand {
         /// Requests per second its functions take on each node.
         #[arg(long)]
         rps: Option<u64>,
+        /// Instances its functions run at once on each node.
+        #[arg(long)]
+        instances: Option<u64>,
         /// Back to the node's defaults, before any of the above is set.
         #[arg(long)]
         reset: bool,
@@ -79,6 +82,7 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
             versions,
             component_mb,
             rps,
+            instances,
             reset,
         } => {
             let set = [
@@ -86,6 +90,7 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
                 ("versions_per_function", versions),
                 ("component_bytes", component_mb.map(|mb| mb << 20)),
                 ("requests_per_second", rps),
+                ("instances_per_node", instances),
             ];
             quota(&client, &name, &set, reset, format).await
         }
@@ -189,6 +194,7 @@ async fn quota(
             "versions_per_function",
             "component_bytes",
             "requests_per_second",
+            "instances_per_node",
         ]
         .iter()
         .map(|key| {

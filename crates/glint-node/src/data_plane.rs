@@ -440,6 +440,38 @@ impl Drop for InFlight {
     }
 }
 
+/// A place among the tenant's instances on this node, when it has a limit: at once, or
+/// within the function's queue time, else `429 quota_exceeded`.
+async fn tenant_slot(
+    node: &Node,
+    entry: &FunctionEntry,
+    queue_timeout: Duration,
+) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+    let Some(slots) = node.tenants.slots(&entry.tenant) else {
+        return Ok(None);
+    };
+    if let Ok(permit) = slots.free.clone().try_acquire_owned() {
+        return Ok(Some(permit));
+    }
+    match tokio::time::timeout(queue_timeout, slots.free.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        _ => {
+            let mut e = ApiError::quota(
+                "instances_per_node",
+                format!(
+                    "tenant '{}' runs {} instances at once on this node, its quota \
+                     (instances_per_node), and none finished in time; retry shortly, or ask \
+                     the operator to raise it",
+                    entry.tenant, slots.limit
+                ),
+            );
+            e.status = StatusCode::TOO_MANY_REQUESTS;
+            e.retry_after = Some(1);
+            Err(e)
+        }
+    }
+}
+
 /// A concurrency permit within the queue time; the request counts as queued meanwhile.
 async fn wait_for_permit(
     slot: &VersionSlot,
@@ -640,6 +672,7 @@ async fn invoke(
             }
         },
     };
+    let tenant_permit = tenant_slot(node, entry, queue_timeout).await?;
     timer.bytes_in = body.len() as u64;
 
     let host = parts
@@ -680,7 +713,7 @@ async fn invoke(
     // The permit goes with the guest's task: it counts guests that run, so a client
     // that resets its request (an HTTP/2 stream, say) cannot start more than the limit.
     // The in-flight gauge counts the same guests.
-    let running = (permit, InFlight::count(log));
+    let running = (permit, tenant_permit, InFlight::count(log));
     let response = node
         .runtime
         .invoke(&compiled, request, invocation, running)

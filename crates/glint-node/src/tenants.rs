@@ -19,6 +19,14 @@ pub struct TenantTable {
     inactive: ArcSwap<HashMap<TenantId, TenantStatus>>,
     /// The request rate of each tenant that has one.
     rates: ArcSwap<HashMap<TenantId, Arc<Rate>>>,
+    /// The instances each tenant that has a limit may run at once.
+    instances: ArcSwap<HashMap<TenantId, Arc<Slots>>>,
+}
+
+/// A tenant's instances on this node: a permit per running guest.
+pub struct Slots {
+    pub limit: u64,
+    pub free: Arc<tokio::sync::Semaphore>,
 }
 
 /// A tenant's requests per second on this node: a token bucket that holds a second's
@@ -51,18 +59,46 @@ impl TenantTable {
         // A tenant whose rate is unchanged keeps its bucket, as full or empty as it is.
         let old = self.rates.load();
         let rates = tenants
-            .into_iter()
+            .iter()
             .filter_map(|t| {
                 let per_second = t.effective_quotas().requests_per_second?;
                 let rate = match old.get(&t.id) {
                     Some(rate) if rate.per_second == per_second => rate.clone(),
                     _ => Arc::new(Rate::new(per_second)),
                 };
-                Some((t.id, rate))
+                Some((t.id.clone(), rate))
             })
             .collect();
         self.rates.store(Arc::new(rates));
+        // Kept while the limit is the same: its permits are held by running guests.
+        let old = self.instances.load();
+        let instances = tenants
+            .iter()
+            .filter_map(|t| {
+                let limit = t.effective_quotas().instances_per_node?;
+                let slots = match old.get(&t.id) {
+                    Some(slots) if slots.limit == limit => slots.clone(),
+                    _ => Arc::new(Slots {
+                        limit,
+                        free: Arc::new(tokio::sync::Semaphore::new(
+                            limit.min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+                        )),
+                    }),
+                };
+                Some((t.id.clone(), slots))
+            })
+            .collect();
+        self.instances.store(Arc::new(instances));
         Ok(())
+    }
+
+    /// The tenant's instance slots on this node, if it has a limit.
+    pub fn slots(&self, tenant: &TenantId) -> Option<Arc<Slots>> {
+        let instances = self.instances.load();
+        if instances.is_empty() {
+            return None;
+        }
+        instances.get(tenant).cloned()
     }
 
     /// Takes one request of the tenant's rate, or `429 quota_exceeded` with

@@ -222,6 +222,10 @@ pub struct Quotas {
     /// second's worth); past it, 429 with `Retry-After`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_second: Option<u64>,
+    /// Instances its functions run at once on each node; past it (after the function's
+    /// queue time), 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances_per_node: Option<u64>,
 }
 
 impl Quotas {
@@ -236,6 +240,8 @@ impl Quotas {
             versions_per_function: Some(20),
             component_bytes: Some(1 << 30),
             requests_per_second: Some(1000),
+            // A quarter of a node's default --max-instances.
+            instances_per_node: Some(250),
         }
     }
 
@@ -248,6 +254,7 @@ impl Quotas {
                 .or(defaults.versions_per_function),
             component_bytes: self.component_bytes.or(defaults.component_bytes),
             requests_per_second: self.requests_per_second.or(defaults.requests_per_second),
+            instances_per_node: self.instances_per_node.or(defaults.instances_per_node),
         }
     }
 }

@@ -168,7 +168,10 @@ pub async fn set_quotas(
     Json(quotas): Json<Quotas>,
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant: TenantId = tenant.parse()?;
-    Ok(Json(node.store.set_quotas(&tenant, quotas).await?.into()))
+    let record = node.store.set_quotas(&tenant, quotas).await?;
+    // At once on this node; the others follow the change.
+    node.tenants.reload(node.store.as_ref()).await?;
+    Ok(Json(record.into()))
 }
 
 /// What deleting a tenant removed.
