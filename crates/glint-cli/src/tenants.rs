@@ -85,10 +85,19 @@ pub async fn run(command: TenantsCommand, connect: Connect<'_>, format: Format) 
             instances,
             reset,
         } => {
+            let component_bytes = match component_mb {
+                Some(mb) => Some(mb.checked_mul(1 << 20).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--component-mb {mb} is too large; give at most {}",
+                        u64::MAX >> 20
+                    )
+                })?),
+                None => None,
+            };
             let set = [
                 ("functions", functions),
                 ("versions_per_function", versions),
-                ("component_bytes", component_mb.map(|mb| mb << 20)),
+                ("component_bytes", component_bytes),
                 ("requests_per_second", rps),
                 ("instances_per_node", instances),
             ];

@@ -321,7 +321,8 @@ impl Node {
         Ok(())
     }
 
-    /// Refuses a deploy that would take the tenant past its quotas of functions,
+    /// Refuses a deploy for a tenant being deleted, or one that would take the tenant
+    /// past its quotas of functions,
     /// versions per function or component bytes. Checked on this node under its deploy
     /// lock: two nodes deploying for one tenant at once can each pass it, and go past a
     /// quota by one.
@@ -332,7 +333,17 @@ impl Node {
         sha256: &str,
         size: u64,
     ) -> Result<(), ApiError> {
-        let quotas = self.store.tenant(tenant).await?.effective_quotas();
+        let record = self.store.tenant(tenant).await?;
+        // Before its KV stores are made: a deploy racing the tenant's deletion must not
+        // leave one behind.
+        if record.status == glint_store::TenantStatus::Deleting {
+            return Err(ApiError::new(
+                http::StatusCode::CONFLICT,
+                "tenant_deleting",
+                format!("tenant '{tenant}' is being deleted; nothing more is deployed to it"),
+            ));
+        }
+        let quotas = record.effective_quotas();
         if quotas == glint_store::Quotas::default() {
             return Ok(());
         }
@@ -345,7 +356,7 @@ impl Node {
             return Err(ApiError::quota(
                 "functions",
                 format!(
-                    "tenant '{tenant}' has {} functions, its quota (functions); delete one with                      `glint delete NAME`, or ask the operator to raise it",
+                    "tenant '{tenant}' has {} functions, its quota (functions); delete one with `glint delete NAME`, or ask the operator to raise it",
                     functions.len()
                 ),
             ));
@@ -360,7 +371,7 @@ impl Node {
                 return Err(ApiError::quota(
                     "versions_per_function",
                     format!(
-                        "tenant '{tenant}' has {} versions of '{name}', its quota                          (versions_per_function); delete old ones (`glint versions {name}` lists                          them; DELETE /api/v1/functions/{name}/versions/vN), or ask the                          operator to raise it",
+                        "tenant '{tenant}' has {} versions of '{name}', its quota (versions_per_function); delete old ones (`glint versions {name}` lists them; DELETE /api/v1/functions/{name}/versions/vN), or ask the operator to raise it",
                         versions.len()
                     ),
                 ));
@@ -375,7 +386,7 @@ impl Node {
                 return Err(ApiError::quota(
                     "component_bytes",
                     format!(
-                        "tenant '{tenant}' would hold {total} bytes of components, past its                          quota of {max} (component_bytes); delete old versions or functions, or                          ask the operator to raise it"
+                        "tenant '{tenant}' would hold {total} bytes of components, past its quota of {max} (component_bytes); delete old versions or functions, or ask the operator to raise it"
                     ),
                 ));
             }

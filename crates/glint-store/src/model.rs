@@ -206,8 +206,10 @@ pub struct TenantRecord {
 /// What a tenant may have and use; `None` is no limit (in a tenant's record: the
 /// default).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+///
+/// Read leniently (a quota a newer node stored is ignored); the API refuses unknown
+/// ones by name.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct Quotas {
     /// Functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]

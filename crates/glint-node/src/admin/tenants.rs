@@ -79,6 +79,10 @@ pub async fn create(
     Json(new): Json<NewTenant>,
 ) -> Result<(StatusCode, Json<CreatedTenant>), ApiError> {
     let tenant = TenantId::new_tenant(&new.name)?;
+    // A name used before starts empty: KV stores a deploy racing its deletion made go.
+    if let Err(glint_store::StoreError::NotFound(_)) = node.store.tenant(&tenant).await {
+        node.kv.delete_stores(&tenant).await?;
+    }
     node.store.create_tenant(&tenant).await?;
     // Should this fail, the tenant stays, and `POST /api/v1/tenants/{t}/keys` gives it
     // a key.
@@ -148,6 +152,29 @@ pub async fn show(
     Ok(Json(node.store.tenant(&tenant).await?.into()))
 }
 
+/// The quotas to set: each left out is the node's default; an unknown one is refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaUpdate {
+    pub functions: Option<u64>,
+    pub versions_per_function: Option<u64>,
+    pub component_bytes: Option<u64>,
+    pub requests_per_second: Option<u64>,
+    pub instances_per_node: Option<u64>,
+}
+
+impl From<QuotaUpdate> for Quotas {
+    fn from(q: QuotaUpdate) -> Quotas {
+        Quotas {
+            functions: q.functions,
+            versions_per_function: q.versions_per_function,
+            component_bytes: q.component_bytes,
+            requests_per_second: q.requests_per_second,
+            instances_per_node: q.instances_per_node,
+        }
+    }
+}
+
 /// Sets a tenant's quotas: those in the body replace its own, and those left out are
 /// the node's defaults again.
 #[utoipa::path(
@@ -155,7 +182,7 @@ pub async fn show(
     path = "/api/v1/tenants/{tenant}/quotas",
     tag = "tenants",
     params(TenantPath),
-    request_body = Quotas,
+    request_body = QuotaUpdate,
     responses(
         (status = 200, description = "The tenant with its quotas", body = TenantView),
         (status = 404, description = "No such tenant (`not_found`)", body = ErrorBody),
@@ -165,10 +192,10 @@ pub async fn set_quotas(
     State(node): State<Arc<Node>>,
     _caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-    Json(quotas): Json<Quotas>,
+    Json(quotas): Json<QuotaUpdate>,
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant: TenantId = tenant.parse()?;
-    let record = node.store.set_quotas(&tenant, quotas).await?;
+    let record = node.store.set_quotas(&tenant, quotas.into()).await?;
     // At once on this node; the others follow the change.
     node.tenants.reload(node.store.as_ref()).await?;
     Ok(Json(record.into()))

@@ -33,10 +33,7 @@ fn parse((id, status, created_at_ms, quotas): Row) -> DbResult<TenantRecord> {
 pub(super) fn require_tenant(conn: &rusqlite::Connection, tenant: &TenantId) -> DbResult<()> {
     match status_of(conn, tenant)?.as_deref() {
         None => Err(no_tenant(tenant).into()),
-        Some("deleting") => Err(StoreError::Conflict(format!(
-            "tenant '{tenant}' is being deleted; make it again with `glint tenants create {tenant}` once it is gone"
-        ))
-        .into()),
+        Some("deleting") => Err(being_deleted(tenant).into()),
         Some(_) => Ok(()),
     }
 }
@@ -52,11 +49,32 @@ fn status_of(conn: &rusqlite::Connection, tenant: &TenantId) -> DbResult<Option<
         .optional()?)
 }
 
+fn being_deleted(id: &TenantId) -> StoreError {
+    StoreError::Conflict(format!(
+        "tenant '{id}' is being deleted; finish it with `glint tenants delete {id} --yes`, \
+         then make it again with `glint tenants create {id}` if it is wanted"
+    ))
+}
+
 fn no_tenant(id: &TenantId) -> StoreError {
     StoreError::NotFound(format!(
         "no tenant '{id}'; `glint tenants list` shows the tenants"
     ))
 }
+
+/// Every table of `glint.db` with a `tenant` column.
+const TENANT_TABLES: [&str; 10] = [
+    "functions",
+    "versions",
+    "artifacts",
+    "version_counters",
+    "aliases",
+    "env_vars",
+    "secrets",
+    "api_keys",
+    "logs",
+    "usage",
+];
 
 /// Deletes the rows of `tenant` in `table`; how many went.
 fn delete_rows(tx: &rusqlite::Transaction, table: &str, tenant: &TenantId) -> DbResult<u64> {
@@ -68,20 +86,26 @@ fn delete_rows(tx: &rusqlite::Transaction, table: &str, tenant: &TenantId) -> Db
 
 impl EmbeddedStore {
     /// Sets one column of a tenant's row, and says so on the change feed.
+    /// `only_if` adds to the row's condition (` AND ...`).
     async fn update_tenant(
         &self,
         id: &TenantId,
         column: &'static str,
         value: String,
+        only_if: &'static str,
     ) -> Result<TenantRecord> {
         let tenant = id.clone();
         self.with(move |conn| {
             let changed = conn.execute(
-                &format!("UPDATE tenants SET {column} = ?2 WHERE id = ?1"),
+                &format!("UPDATE tenants SET {column} = ?2 WHERE id = ?1{only_if}"),
                 params![tenant.as_str(), value],
             )?;
             if changed == 0 {
-                return Err(no_tenant(&tenant).into());
+                return Err(match status_of(conn, &tenant)? {
+                    None => no_tenant(&tenant),
+                    Some(_) => being_deleted(&tenant),
+                }
+                .into());
             }
             Ok(())
         })
@@ -102,7 +126,8 @@ impl Tenants for EmbeddedStore {
             quotas: Quotas::default(),
         };
         self.with(move |conn| {
-            let made = conn.execute(
+            let tx = conn.transaction()?;
+            let made = tx.execute(
                 "INSERT INTO tenants (id, created_at_ms, status) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![record.id.as_str(), record.created_at_ms, record.status.as_str()],
             )?;
@@ -113,6 +138,12 @@ impl Tenants for EmbeddedStore {
                 ))
                 .into());
             }
+            // A name used before starts empty, whatever a write racing its deletion (a
+            // guest's last log lines, a node's last usage) left behind.
+            for table in TENANT_TABLES {
+                delete_rows(&tx, table, &record.id)?;
+            }
+            tx.commit()?;
             Ok(record)
         })
         .await
@@ -147,14 +178,19 @@ impl Tenants for EmbeddedStore {
     }
 
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
-        self.update_tenant(id, "status", status.as_str().to_string())
+        // A deletion, once begun, is only finished: a resume racing it changes nothing.
+        let only_if = match status {
+            TenantStatus::Deleting => "",
+            _ => " AND status != 'deleting'",
+        };
+        self.update_tenant(id, "status", status.as_str().to_string(), only_if)
             .await
     }
 
     async fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantRecord> {
         let json = serde_json::to_string(&quotas)
             .map_err(|e| StoreError::Backend(format!("cannot write quotas: {e}")))?;
-        self.update_tenant(id, "quotas", json).await
+        self.update_tenant(id, "quotas", json, "").await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {
@@ -192,7 +228,7 @@ impl Tenants for EmbeddedStore {
                     usage_records: delete_rows(&tx, "usage", &tenant)?,
                     pending_regions: Vec::new(),
                 };
-                for table in ["artifacts", "version_counters", "aliases", "env_vars"] {
+                for table in TENANT_TABLES {
                     delete_rows(&tx, table, &tenant)?;
                 }
                 tx.execute(
@@ -215,5 +251,31 @@ impl Tenants for EmbeddedStore {
         self.changed(Change::Keys);
         self.changed(Change::Tenant { tenant: id.clone() });
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table with a `tenant` column left out of TENANT_TABLES would keep a deleted
+    /// tenant's rows.
+    #[test]
+    fn every_table_with_a_tenant_is_swept() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(super::super::schema::SCHEMA).unwrap();
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c
+                 WHERE m.type = 'table' AND c.name = 'tenant' ORDER BY m.name",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut swept = TENANT_TABLES.map(str::to_string).to_vec();
+        swept.sort();
+        assert_eq!(tables, swept);
     }
 }

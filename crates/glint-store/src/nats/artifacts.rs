@@ -220,6 +220,48 @@ impl NatsStore {
             .is_none_or(|m| std::time::SystemTime::from(m) > hour_ago)
     }
 
+    /// The tenant's components in the origin, each with its size: what deleting the
+    /// tenant removes, deploys cut short and components of the last hour included.
+    pub(crate) async fn tenant_artifacts(&self, tenant: &TenantId) -> Result<Vec<(String, u64)>> {
+        use futures_util::StreamExt;
+        let origin = self.artifacts.origin().await?;
+        let prefix = format!("{tenant}/");
+        let mut out = Vec::new();
+        // A listing of an empty store waits for a first entry that never comes.
+        let stream = self
+            .artifacts
+            .js
+            .get_stream(format!("OBJ_{}", self.artifacts.bucket))
+            .await
+            .map_err(|e| backend("listing components", e))?;
+        let empty = stream.cached_info().state.messages == 0;
+        if empty {
+            return Ok(out);
+        }
+        let mut list = origin
+            .list()
+            .await
+            .map_err(|e| backend("listing components", e))?;
+        loop {
+            // Bounded, as every listing is: the client can wait without end for a
+            // consumer lost with its server.
+            let Ok(next) =
+                tokio::time::timeout(std::time::Duration::from_secs(10), list.next()).await
+            else {
+                return Err(backend(
+                    "listing components",
+                    "the store sent nothing for 10 s",
+                ));
+            };
+            let Some(info) = next else { break };
+            let info = info.map_err(|e| backend("listing components", e))?;
+            if let Some(sha) = info.name.strip_prefix(&prefix) {
+                out.push((sha.to_string(), info.size as u64));
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a component's bytes; a missing object is no error.
     pub(crate) async fn delete_artifact(&self, tenant: &TenantId, sha256: &str) -> Result<()> {
         match self

@@ -366,12 +366,30 @@ impl KeyValue for NatsKv {
     }
 
     async fn delete_stores(&self, tenant: &TenantId) -> Result<KvRemoved> {
-        let stores = self.stores(tenant).await?;
+        // From the listings, not by opening each store: a deletion cut short may have
+        // deleted a store's stream and not yet its listing.
+        let listed = super::scan::entries(
+            &self.client,
+            &self.registry.here,
+            &format!("kvs.{tenant}.*"),
+        )
+        .await?;
         let regions = super::listed_regions(&self.client, &self.registry).await;
         let mut removed = KvRemoved::default();
-        for store in stores {
-            let bucket = names::user_bucket(&self.ns, tenant, &store.name);
+        for found in listed {
+            let Some(Ok(store)) = found.key.rsplit('.').next().map(str::parse::<KvStoreName>)
+            else {
+                continue;
+            };
+            let bucket = names::user_bucket(&self.ns, tenant, &store);
             let origin = format!("KV_{bucket}");
+            if let Ok(stream) = self.js.get_stream(&origin).await {
+                let state = &stream.cached_info().state;
+                // Its keys: the subjects holding a value (a deleted key's marker counts
+                // until it is purged).
+                removed.keys += state.subjects_count;
+                removed.bytes += state.bytes;
+            }
             // The copies first, then the origin, then the listing: a deletion cut short
             // is found again by the listing, and finished.
             for listing in &regions {
@@ -382,19 +400,16 @@ impl KeyValue for NatsKv {
             }
             delete_stream(&self.js, &origin).await?;
             self.buckets.lock().unwrap().remove(&bucket);
-            let key = names::kv_store_key(tenant, &store.name);
             self.registry
                 .send(|| async {
                     self.registry
                         .write
-                        .purge(&key)
+                        .purge(&found.key)
                         .await
                         .map_err(|e| self.registry.unreachable("deleting a KV store", e))
                 })
                 .await?;
             removed.stores += 1;
-            removed.keys += store.keys;
-            removed.bytes += store.bytes;
         }
         Ok(removed)
     }

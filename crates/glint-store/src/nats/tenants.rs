@@ -44,7 +44,7 @@ impl NatsStore {
     async fn change_tenant(
         &self,
         id: &TenantId,
-        change: impl Fn(&mut TenantRecord),
+        change: impl Fn(&mut TenantRecord) -> Result<()>,
     ) -> Result<TenantRecord> {
         let key = names::tenant_key(id);
         // Revision-checked: a write that lost a race reads again and writes again.
@@ -62,7 +62,7 @@ impl NatsStore {
                 None if id.as_str() == DEFAULT_TENANT => (default_tenant(), 0),
                 None => return Err(no_tenant(id)),
             };
-            change(&mut record);
+            change(&mut record)?;
             let bytes = to_json("a tenant", &record)?;
             let written = if revision == 0 {
                 self.registry.write.create(&key, bytes).await.map_err(|e| {
@@ -95,6 +95,53 @@ impl NatsStore {
         Err(StoreError::Conflict(format!(
             "tenant '{id}' is being changed by other nodes all the time; try again"
         )))
+    }
+
+    /// Deletes everything stored under the tenant's name but its record, and counts it:
+    /// for a deletion, and before a tenant is made, so a name used before starts empty
+    /// whatever a deletion cut short, or a write racing it, left behind.
+    async fn sweep(&self, id: &TenantId) -> Result<Removed> {
+        let mut removed = Removed::default();
+        // Its logs and usage first, whole: deleting a function deletes its logs too,
+        // which would go uncounted.
+        let (logs, mut pending) = self.purge_events(names::Events::Logs, id, "*").await?;
+        let (usage, more) = self.purge_events(names::Events::Usage, id, "*").await?;
+        pending.extend(more);
+        pending.sort();
+        pending.dedup();
+        removed.log_records = logs;
+        removed.usage_records = usage;
+        removed.pending_regions = pending;
+        let components = self.tenant_artifacts(id).await?;
+        removed.components = components.len() as u64;
+        removed.component_bytes = components.iter().map(|(_, size)| size).sum();
+        for function in self.functions(id).await? {
+            removed.versions += self.versions(id, &function.name).await?.len() as u64;
+            match self.delete_function(id, &function.name).await {
+                Ok(()) => removed.functions += 1,
+                Err(StoreError::FunctionNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Those deleting a function keeps (put in the last hour), and those no version
+        // refers to.
+        for (sha, _) in &components {
+            self.delete_artifact(id, sha).await?;
+        }
+        for secret in self.secrets(id).await? {
+            match self.delete_secret(id, &secret.name).await {
+                Ok(()) => removed.secrets += 1,
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed.keys = self
+            .purge_entries(&format!("apikey.{id}.*"), "deleting a tenant's keys")
+            .await?;
+        // Claims a deploy cut short left.
+        self.purge_entries(&format!("route.{id}.*"), "deleting a tenant's routes")
+            .await?;
+        Ok(removed)
     }
 
     /// Purges every registry entry under `pattern` (`apikey.<t>.*`); how many were live.
@@ -132,6 +179,10 @@ impl Tenants for NatsStore {
             created_at_ms: now_ms(),
             quotas: Quotas::default(),
         };
+        // A tenant of that name before it may have left something behind.
+        if let Err(StoreError::NotFound(_)) = self.tenant(id).await {
+            self.sweep(id).await?;
+        }
         let key = names::tenant_key(id);
         let bytes = to_json("a tenant", &record)?;
         let revision = self
@@ -175,13 +226,25 @@ impl Tenants for NatsStore {
     }
 
     async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus) -> Result<TenantRecord> {
-        self.change_tenant(id, |record| record.status = status)
-            .await
+        self.change_tenant(id, |record| {
+            // A deletion, once begun, is only finished: a resume racing it changes nothing.
+            if record.status == TenantStatus::Deleting && status != TenantStatus::Deleting {
+                return Err(StoreError::Conflict(format!(
+                    "tenant '{id}' is being deleted; finish it with `glint tenants delete {id} --yes`"
+                )));
+            }
+            record.status = status;
+            Ok(())
+        })
+        .await
     }
 
     async fn set_quotas(&self, id: &TenantId, quotas: Quotas) -> Result<TenantRecord> {
-        self.change_tenant(id, |record| record.quotas = quotas)
-            .await
+        self.change_tenant(id, |record| {
+            record.quotas = quotas;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_tenant(&self, id: &TenantId) -> Result<Removed> {
@@ -190,44 +253,7 @@ impl Tenants for NatsStore {
                 "tenant '{id}' is not marked for deletion"
             )));
         }
-        let mut removed = Removed::default();
-        // Its logs and usage first, whole: deleting a function deletes its logs too,
-        // which would go uncounted.
-        let (logs, mut pending) = self.purge_events(names::Events::Logs, id, "*").await?;
-        let (usage, more) = self.purge_events(names::Events::Usage, id, "*").await?;
-        pending.extend(more);
-        pending.sort();
-        pending.dedup();
-        removed.log_records = logs;
-        removed.usage_records = usage;
-        removed.pending_regions = pending;
-        let mut components = std::collections::HashMap::new();
-        for function in self.functions(id).await? {
-            for version in self.versions(id, &function.name).await? {
-                removed.versions += 1;
-                components.insert(version.sha256, version.size);
-            }
-            match self.delete_function(id, &function.name).await {
-                Ok(()) => removed.functions += 1,
-                Err(StoreError::FunctionNotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        removed.components = components.len() as u64;
-        removed.component_bytes = components.values().sum();
-        for secret in self.secrets(id).await? {
-            match self.delete_secret(id, &secret.name).await {
-                Ok(()) => removed.secrets += 1,
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        removed.keys = self
-            .purge_entries(&format!("apikey.{id}.*"), "deleting a tenant's keys")
-            .await?;
-        // Claims a deploy cut short left.
-        self.purge_entries(&format!("route.{id}.*"), "deleting a tenant's routes")
-            .await?;
+        let removed = self.sweep(id).await?;
         if removed.pending_regions.is_empty() {
             self.purge_entries(&names::tenant_key(id), "deleting a tenant")
                 .await?;
