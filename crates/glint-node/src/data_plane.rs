@@ -22,6 +22,7 @@ use crate::listener::Connection;
 use crate::logs::{ExecutionId, InvocationLog};
 use crate::node::Node;
 use crate::routes::{FunctionEntry, HostTarget, VersionSlot, host_target};
+use crate::tenants::{Slots, TenantRuntime};
 use crate::usage::VersionMeter;
 
 pub type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -91,6 +92,7 @@ async fn dispatch(
             let target = Target {
                 path: guest_path(path, query),
                 by_route: false,
+                connection: arrival.connection,
             };
             return run(node, &entry, slot, req, target, arrival).await;
         }
@@ -125,6 +127,7 @@ async fn dispatch(
         let target = Target {
             path: guest_path("", query),
             by_route: true,
+            connection: arrival.connection,
         };
         return run(node, &entry, slot, req, target, arrival).await;
     }
@@ -139,6 +142,7 @@ async fn dispatch(
     let target = Target {
         path: guest_path(rest, query),
         by_route: true,
+        connection: arrival.connection,
     };
     let slot = select_alias(entry, LATEST_ALIAS)?.clone();
     let entry = entry.clone();
@@ -154,6 +158,8 @@ struct Target {
     /// guest is told (`x-forwarded-prefix`, Spin's route headers); else by the
     /// function's own host, with no prefix.
     by_route: bool,
+    /// The client's connection (Spin's guests are told its address).
+    connection: Connection,
 }
 
 /// The request body, up to `max` bytes, within `--body-read-timeout`.
@@ -339,8 +345,7 @@ async fn run(
     target: Target,
     arrival: &Arrival,
 ) -> Result<Response<Body>, ApiError> {
-    node.tenants.check_active(&entry.tenant)?;
-    node.tenants.admit(&entry.tenant)?;
+    let tenant = node.tenants.admit(&entry.tenant)?;
     let log = Arc::new(InvocationLog {
         context: slot.log_context.clone(),
         execution_id: arrival.execution_id,
@@ -355,10 +360,10 @@ async fn run(
     let ran = invoke(
         node,
         entry,
+        tenant.as_deref(),
         &slot,
         req,
         target,
-        arrival.connection,
         &mut timer,
     )
     .await;
@@ -440,21 +445,18 @@ impl Drop for InFlight {
     }
 }
 
-/// A place among the tenant's instances on this node, when it has a limit: at once, or
-/// within the function's queue time, else `429 quota_exceeded`.
+/// A place among the tenant's instances on this node: at once, or within the
+/// function's queue time, else `429 quota_exceeded`.
 async fn tenant_slot(
-    node: &Node,
+    slots: &Slots,
     entry: &FunctionEntry,
     queue_timeout: Duration,
-) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
-    let Some(slots) = node.tenants.slots(&entry.tenant) else {
-        return Ok(None);
-    };
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     if let Ok(permit) = slots.free.clone().try_acquire_owned() {
-        return Ok(Some(permit));
+        return Ok(permit);
     }
     match tokio::time::timeout(queue_timeout, slots.free.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(Some(permit)),
+        Ok(Ok(permit)) => Ok(permit),
         _ => {
             let mut e = ApiError::quota(
                 "instances_per_node",
@@ -611,10 +613,10 @@ impl http_body::Body for TimedBody {
 async fn invoke(
     node: &Node,
     entry: &FunctionEntry,
+    tenant: Option<&TenantRuntime>,
     slot: &VersionSlot,
     req: Request<Incoming>,
     target: Target,
-    connection: Connection,
     timer: &mut RequestTimer,
 ) -> Result<GuestResponse, ApiError> {
     let limits = slot.config.limits;
@@ -672,7 +674,10 @@ async fn invoke(
             }
         },
     };
-    let tenant_permit = tenant_slot(node, entry, queue_timeout).await?;
+    let tenant_permit = match tenant.and_then(TenantRuntime::slots) {
+        Some(slots) => Some(tenant_slot(slots, entry, queue_timeout).await?),
+        None => None,
+    };
     timer.bytes_in = body.len() as u64;
 
     let host = parts
@@ -689,7 +694,7 @@ async fn invoke(
     };
     let guest_path = match slot.config.http_style {
         HttpStyle::Glint => target.path,
-        HttpStyle::Spin => spin_request(&mut parts, route, &host, connection),
+        HttpStyle::Spin => spin_request(&mut parts, route, &host, target.connection),
     };
     parts.uri = guest_uri(host, guest_path)?;
     if target.by_route

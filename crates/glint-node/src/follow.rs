@@ -94,17 +94,21 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
         tracing::error!(error = %e, "cannot reload the API keys after a change; trying again");
         failed.push(Change::Keys);
     }
-    if tenant_changed && let Err(e) = node.tenants.reload(node.store.as_ref()).await {
-        tracing::error!(error = %e, "cannot reload the tenants after a change; trying again");
-        failed.push(Change::Tenant {
-            tenant: glint_store::TenantId::default_tenant(),
-        });
-    }
-    // A tenant deleted (on another node): usage this node counted for it and has not
-    // stored yet goes with it.
-    for tenant in &changed_tenants {
-        if let Err(glint_store::StoreError::NotFound(_)) = node.store.tenant(tenant).await {
-            node.meter.discard_tenant(tenant);
+    // Tenants deleted (on another node), whose functions are forgotten below.
+    let mut gone: Vec<TenantId> = Vec::new();
+    if tenant_changed {
+        match node.tenants.reload(node.store.as_ref()).await {
+            Ok(existing) => gone.extend(
+                changed_tenants
+                    .into_iter()
+                    .filter(|t| !existing.contains(t)),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the tenants after a change; trying again");
+                failed.push(Change::Tenant {
+                    tenant: glint_store::TenantId::default_tenant(),
+                });
+            }
         }
     }
     for tenant in &tenants {
@@ -123,6 +127,11 @@ async fn apply(node: &Node, batch: Vec<Change>) -> Vec<Change> {
             tracing::error!(%tenant, function = %name, error = %e, "cannot apply a change of the function; trying again");
             failed.push(Change::Function { tenant, name });
         }
+    }
+    // After its functions are forgotten (which moves their meters to be flushed): the
+    // usage this node counted for a deleted tenant and has not stored goes with it.
+    for tenant in &gone {
+        node.meter.discard_tenant(tenant);
     }
     failed
 }

@@ -1,5 +1,7 @@
 //! [`Tenants`] on SQLite: the `tenants` table.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
@@ -217,20 +219,22 @@ impl Tenants for EmbeddedStore {
                     params![tenant.as_str()],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
+                // Each table once, with how many rows went.
+                let mut went = HashMap::new();
+                for table in TENANT_TABLES {
+                    went.insert(table, delete_rows(&tx, table, &tenant)?);
+                }
                 let removed = Removed {
-                    functions: delete_rows(&tx, "functions", &tenant)?,
-                    versions: delete_rows(&tx, "versions", &tenant)?,
+                    functions: went["functions"],
+                    versions: went["versions"],
                     components,
                     component_bytes,
-                    secrets: delete_rows(&tx, "secrets", &tenant)?,
-                    keys: delete_rows(&tx, "api_keys", &tenant)?,
-                    log_records: delete_rows(&tx, "logs", &tenant)?,
-                    usage_records: delete_rows(&tx, "usage", &tenant)?,
+                    secrets: went["secrets"],
+                    keys: went["api_keys"],
+                    log_records: went["logs"],
+                    usage_records: went["usage"],
                     pending_regions: Vec::new(),
                 };
-                for table in TENANT_TABLES {
-                    delete_rows(&tx, table, &tenant)?;
-                }
                 tx.execute(
                     "DELETE FROM tenants WHERE id = ?1",
                     params![tenant.as_str()],

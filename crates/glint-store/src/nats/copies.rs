@@ -303,6 +303,18 @@ impl Bucket {
         super::again_while(super::unsent, patience, write).await
     }
 
+    /// Purges `key` with its history at the origin, sent again while no server takes it;
+    /// `what` names the write in errors.
+    pub async fn purge(&self, key: &str, what: &str) -> Result<()> {
+        self.send(|| async {
+            self.write
+                .purge(key)
+                .await
+                .map_err(|e| self.unreachable(what, e))
+        })
+        .await
+    }
+
     /// The entry at `key` in this region's copy (a delete marker too), as the copy's
     /// leader has it.
     pub async fn entry(&self, key: &str, what: &str) -> Result<Option<kv::Entry>> {

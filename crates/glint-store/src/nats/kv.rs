@@ -401,13 +401,7 @@ impl KeyValue for NatsKv {
             delete_stream(&self.js, &origin).await?;
             self.buckets.lock().unwrap().remove(&bucket);
             self.registry
-                .send(|| async {
-                    self.registry
-                        .write
-                        .purge(&found.key)
-                        .await
-                        .map_err(|e| self.registry.unreachable("deleting a KV store", e))
-                })
+                .purge(&found.key, "deleting a KV store")
                 .await?;
             removed.stores += 1;
         }

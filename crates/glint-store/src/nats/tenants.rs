@@ -148,15 +148,7 @@ impl NatsStore {
     async fn purge_entries(&self, pattern: &str, what: &str) -> Result<u64> {
         let found = scan::entries(&self.client, &self.registry.here, pattern).await?;
         for entry in &found {
-            self.registry
-                .send(|| async {
-                    self.registry
-                        .write
-                        .purge(&entry.key)
-                        .await
-                        .map_err(|e| self.registry.unreachable(what, e))
-                })
-                .await?;
+            self.registry.purge(&entry.key, what).await?;
         }
         Ok(found.len() as u64)
     }
